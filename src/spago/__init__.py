@@ -1,0 +1,17 @@
+"""spago: a machine-learning library whose models run eagerly (NumPy + autograd tape) or compiled."""
+from .errors import AxisError, DTypeError, GradError, ShapeError, SpagoError  # noqa: F401
+from .dtypes import bool_, float32, float64, int32, int64  # noqa: F401
+from .tensor import Tensor, as_tensor, tensor  # noqa: F401
+from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: F401
+from .ops import *  # noqa: F401,F403
+from .ops import Spec  # noqa: F401
+from . import ops  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+def spec(shape, dtype="float32") -> Spec:
+    """A shape and dtype standing for an argument (for tracing without example data)."""
+    from .dtypes import as_dtype
+
+    return Spec(tuple(shape), as_dtype(dtype))

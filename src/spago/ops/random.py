@@ -1,0 +1,63 @@
+"""Seeded randomness: a `Generator` hands out seeds; ``dropout`` draws its mask through a primitive."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import SpagoError
+from .registry import Op, Spec, bind, register
+
+
+class Generator:
+    """A seeded source of randomness; every draw advances it, so runs are reproducible from the seed."""
+
+    def __init__(self, seed: int | None = None):
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int | None) -> "Generator":
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        return self
+
+    def next_seed(self) -> int:
+        with self._lock:
+            return int(self._rng.integers(0, 2**63 - 1))
+
+    def numpy(self) -> np.random.Generator:
+        return np.random.default_rng(self.next_seed())
+
+
+default_generator = Generator(0)
+
+
+def manual_seed(seed: int) -> Generator:
+    """Reseed the default generator (used by dropout and the initialisers when none is given)."""
+    return default_generator.manual_seed(seed)
+
+
+def _keep_mask_kernel(shape, keep, seed, dtype):
+    return (np.random.default_rng(seed).random(shape) < keep).astype(dtype)
+
+
+keep_mask_op = register(Op("keep_mask", lambda shape, keep, seed, dtype: Spec(shape, dtype), _keep_mask_kernel, None,
+                           "opaque", doc="A 0/1 mask whose entries are 1 with probability ``keep``, from ``seed``."))
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator: Generator | None = None):
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1−p); the identity when not training."""
+    from .elementwise import _t
+
+    x = _t(x)
+    if not 0.0 <= p <= 1.0:
+        raise SpagoError(f"dropout: p must be in [0, 1], got {p}")
+    if not dtypes.is_float(x.dtype):
+        raise SpagoError(f"dropout: expected a floating tensor, got {x.dtype.name}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    seed = (generator or default_generator).next_seed()
+    mask = bind(keep_mask_op, [], {"shape": x.shape, "keep": 1.0 - p, "seed": seed, "dtype": x.dtype})
+    return x * mask * (1.0 / (1.0 - p))

@@ -1,0 +1,149 @@
+"""The op registry: every primitive is declared once here-style, with all its rules side by side.
+
+A primitive (`Op`) carries
+  * ``shape_rule(*in_specs, **attrs) -> Spec``  — output shape and dtype, raising a spago error on bad input;
+  * ``kernel(*arrays, **attrs) -> ndarray``     — the NumPy reference semantics;
+  * ``grad(g, out, *inputs, **attrs)``          — the vector-Jacobian product written *with ops*, so the same
+    rule records an eager tape or emits IR nodes while tracing; ``None`` means not differentiable;
+  * ``lowering``                                — filled in by the native backend.
+
+``bind`` is the only way an op is applied: it checks shapes, then hands the op to the active *mode*
+(eager NumPy by default; the tracer pushes its own), the way JAX's primitives bind to the current trace.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import SpagoError
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Static shape and dtype of a value (JAX calls this an abstract value)."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __str__(self) -> str:
+        return f"{self.dtype.name}[{','.join(map(str, self.shape))}]"
+
+
+@dataclass(eq=False)
+class Op:
+    name: str
+    shape_rule: Callable[..., Spec]
+    kernel: Callable[..., Any]
+    grad: Callable[..., Sequence] | None = None
+    kind: str = "opaque"  # "elementwise", "reduction", "matmul", "shape", "opaque": used by fusion
+    lowering: Callable | None = None
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    if op.name in OPS:
+        raise SpagoError(f"op {op.name!r} is already registered")
+    OPS[op.name] = op
+    return op
+
+
+def primitive(name: str, *, shape, grad=None, kind: str = "opaque"):
+    """Decorator: the decorated function is the NumPy kernel of a new primitive."""
+
+    def deco(kernel):
+        return register(Op(name, shape, kernel, grad, kind, doc=(kernel.__doc__ or "").strip()))
+
+    return deco
+
+
+# ----------------------------------------------------------------------------- modes
+
+class EagerMode:
+    """Compute at once with the NumPy kernel and record the op on the tape when gradients are wanted."""
+
+    def apply(self, op: Op, inputs: Sequence, attrs: dict, out: Spec):
+        from ..tensor import Tensor
+        from ..autograd import is_grad_enabled, Node
+
+        arrays = [t.numpy() for t in inputs]
+        with np.errstate(all="ignore"):
+            value = op.kernel(*arrays, **attrs)
+        value = np.asarray(value, dtype=out.dtype)
+        if value.shape != out.shape:
+            raise SpagoError(f"internal: {op.name} kernel gave shape {value.shape}, shape rule said {out.shape}")
+        result = Tensor._wrap(value)
+        if op.grad is not None and is_grad_enabled() and any(t.requires_grad for t in inputs):
+            result.requires_grad = True
+            result._node = Node(op, tuple(inputs), attrs)
+        return result
+
+
+_state = threading.local()
+
+
+def _modes() -> list:
+    if not hasattr(_state, "modes"):
+        _state.modes = [EagerMode()]
+    return _state.modes
+
+
+def current_mode():
+    return _modes()[-1]
+
+
+class use_mode:
+    """Context manager that makes ``mode`` the one ``bind`` hands ops to."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        _modes().append(self.mode)
+        return self.mode
+
+    def __exit__(self, *exc):
+        _modes().pop()
+
+
+def describe(specs: Sequence[Spec]) -> str:
+    return ", ".join(str(s) for s in specs)
+
+
+def bind(op: Op, inputs: Sequence, attrs: dict | None = None):
+    """Apply ``op`` to Tensors ``inputs`` in the current mode, after checking its shape rule."""
+    attrs = attrs or {}
+    specs = [t.spec for t in inputs]
+    try:
+        out = op.shape_rule(*specs, **attrs)
+    except SpagoError as exc:
+        msg = str(exc)
+        if not msg.startswith(op.name + ":"):
+            msg = f"{op.name}: {msg} (operands: {describe(specs) or 'none'})"
+        raise type(exc)(msg) from None
+    return current_mode().apply(op, inputs, attrs, out)
