@@ -15,3 +15,9 @@ def spec(shape, dtype="float32") -> Spec:
     from .dtypes import as_dtype
 
     return Spec(tuple(shape), as_dtype(dtype))
+
+
+from . import ir  # noqa: E402
+from .ir import trace  # noqa: E402,F401
+from .ir.tape import to_dot  # noqa: E402,F401
+from .transforms import grad, value_and_grad  # noqa: E402,F401

@@ -85,11 +85,10 @@ def primitive(name: str, *, shape, grad=None, kind: str = "opaque"):
 # ----------------------------------------------------------------------------- modes
 
 class EagerMode:
-    """Compute at once with the NumPy kernel and record the op on the tape when gradients are wanted."""
+    """Compute at once with the NumPy kernel."""
 
     def apply(self, op: Op, inputs: Sequence, attrs: dict, out: Spec):
         from ..tensor import Tensor
-        from ..autograd import is_grad_enabled, Node
 
         arrays = [t.numpy() for t in inputs]
         with np.errstate(all="ignore"):
@@ -97,11 +96,7 @@ class EagerMode:
         value = np.asarray(value, dtype=out.dtype)
         if value.shape != out.shape:
             raise SpagoError(f"internal: {op.name} kernel gave shape {value.shape}, shape rule said {out.shape}")
-        result = Tensor._wrap(value)
-        if op.grad is not None and is_grad_enabled() and any(t.requires_grad for t in inputs):
-            result.requires_grad = True
-            result._node = Node(op, tuple(inputs), attrs)
-        return result
+        return Tensor._wrap(value)
 
 
 _state = threading.local()
@@ -146,4 +141,11 @@ def bind(op: Op, inputs: Sequence, attrs: dict | None = None):
         if not msg.startswith(op.name + ":"):
             msg = f"{op.name}: {msg} (operands: {describe(specs) or 'none'})"
         raise type(exc)(msg) from None
-    return current_mode().apply(op, inputs, attrs, out)
+    result = current_mode().apply(op, inputs, attrs, out)
+    if op.grad is not None and any(t.requires_grad for t in inputs):
+        from ..autograd import Node, is_grad_enabled
+
+        if is_grad_enabled():  # record on the tape, whichever mode computed the result
+            result.requires_grad = True
+            result._node = Node(op, tuple(inputs), attrs)
+    return result

@@ -1,0 +1,265 @@
+"""The IR: a typed SSA graph, small enough to walk and rewrite from a REPL (torch.fx-style).
+
+A `Node` is one SSA value. Its ``kind`` says where the value comes from:
+``input`` (an argument), ``param`` (a named weight, with data), ``const`` (data baked into the graph)
+or ``op`` (the result of a registered primitive applied to earlier nodes).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import SpagoError
+from ..ops.registry import OPS, Op, Spec
+from .pytree import TreeDef
+
+
+class IRError(SpagoError):
+    """A graph is malformed; the message names the node."""
+
+
+_ids = itertools.count()
+
+
+class Node:
+    __slots__ = ("kind", "op", "inputs", "attrs", "spec", "name", "scope", "data", "uid", "meta")
+
+    def __init__(self, kind: str, spec: Spec, name: str, op: Op | None = None, inputs: Iterable["Node"] = (),
+                 attrs: dict | None = None, scope: str = "", data: np.ndarray | None = None):
+        self.kind = kind
+        self.op = op
+        self.inputs = list(inputs)
+        self.attrs = dict(attrs or {})
+        self.spec = spec
+        self.name = name
+        self.scope = scope
+        self.data = data
+        self.uid = next(_ids)
+        self.meta: dict = {}
+
+    @property
+    def shape(self) -> tuple:
+        return self.spec.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.spec.dtype
+
+    @property
+    def target(self) -> str:
+        """The op name for op nodes, else the kind."""
+        return self.op.name if self.op is not None else self.kind
+
+    def __repr__(self) -> str:
+        return f"%{self.name}"
+
+    def format(self) -> str:
+        args = ", ".join(f"%{i.name}" for i in self.inputs)
+        attrs = format_attrs(self.attrs)
+        if attrs:
+            args = f"{args}, {attrs}" if args else attrs
+        scope = f"  # {self.scope}" if self.scope else ""
+        return f"%{self.name}: {self.spec} = {self.target}({args}){scope}"
+
+
+def format_attr(v: Any) -> str:
+    if isinstance(v, np.dtype):
+        return v.name
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple) and v and isinstance(v[0], tuple) and v[0] and isinstance(v[0][0], str):
+        from ..ops.indexing import describe_index
+
+        return describe_index(v)
+    return repr(v)
+
+
+def format_attrs(attrs: dict) -> str:
+    return ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items())
+
+
+class Graph:
+    """Inputs, parameters, constants, op nodes in topological order, and outputs.
+
+    ``in_tree`` / ``out_tree`` keep the nesting of the traced function's arguments and results;
+    ``static_args`` keep arguments that were not tensors (they were fixed at trace time).
+    """
+
+    def __init__(self, name: str = "graph"):
+        self.name = name
+        self.inputs: list[Node] = []
+        self.params: list[Node] = []
+        self.consts: list[Node] = []
+        self.nodes: list[Node] = []
+        self.outputs: list[Node] = []
+        self.in_tree: TreeDef | None = None
+        self.out_tree: TreeDef | None = None
+        self.static_args: dict = {}
+        self._names: set = set()
+
+    # -- building ----------------------------------------------------------------------
+    def fresh_name(self, hint: str) -> str:
+        base = "".join(c if c.isalnum() or c in "._" else "_" for c in hint) or "v"
+        name, i = base, 1
+        while name in self._names:
+            name, i = f"{base}_{i}", i + 1
+        self._names.add(name)
+        return name
+
+    def add_input(self, spec: Spec, name: str) -> Node:
+        node = Node("input", spec, self.fresh_name(name))
+        self.inputs.append(node)
+        return node
+
+    def add_param(self, data: np.ndarray, name: str) -> Node:
+        node = Node("param", Spec(data.shape, data.dtype), self.fresh_name(name), data=data)
+        self.params.append(node)
+        return node
+
+    def add_const(self, data: np.ndarray, name: str = "c") -> Node:
+        node = Node("const", Spec(data.shape, data.dtype), self.fresh_name(name), data=data)
+        self.consts.append(node)
+        return node
+
+    def add_op(self, op: Op, inputs: list, attrs: dict, spec: Spec | None = None, scope: str = "",
+               name: str | None = None) -> Node:
+        if spec is None:
+            spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
+        node = Node("op", spec, self.fresh_name(name or str(len(self.nodes))), op, inputs, attrs, scope)
+        self.nodes.append(node)
+        return node
+
+    # -- looking ----------------------------------------------------------------------
+    def all_nodes(self) -> list:
+        return self.inputs + self.params + self.consts + self.nodes
+
+    def users(self) -> dict:
+        """Map from node to the op nodes that read it."""
+        out: dict = {n: [] for n in self.all_nodes()}
+        for n in self.nodes:
+            for i in n.inputs:
+                out.setdefault(i, []).append(n)
+        return out
+
+    def op_counts(self) -> dict:
+        counts: dict = {}
+        for n in self.nodes:
+            counts[n.target] = counts.get(n.target, 0) + 1
+        return counts
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __str__(self) -> str:
+        def decl(n: Node) -> str:
+            return f"%{n.name}: {n.spec}"
+
+        lines = [f"graph {self.name}(" + ", ".join(decl(n) for n in self.inputs) + ") {"]
+        for n in self.params:
+            lines.append(f"  param {decl(n)}")
+        for n in self.consts:
+            value = np.array2string(n.data, threshold=6, precision=4) if n.data is not None else "?"
+            lines.append(f"  const {decl(n)} = {' '.join(value.split())}")
+        for n in self.nodes:
+            lines.append("  " + n.format())
+        lines.append("  return " + ", ".join(f"%{o.name}" for o in self.outputs))
+        lines.append("}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.params)} params, "
+                f"{len(self.consts)} consts, {len(self.nodes)} ops, {len(self.outputs)} outputs>")
+
+    # -- checking ---------------------------------------------------------------------
+    def verify(self) -> "Graph":
+        """Check names, definition before use, and every node's type against its op's shape rule."""
+        defined: set = set()
+        names: set = set()
+        for n in self.inputs + self.params + self.consts:
+            if n.name in names:
+                raise IRError(f"graph {self.name}: the name %{n.name} is defined twice")
+            names.add(n.name)
+            if n.kind in ("param", "const"):
+                if n.data is None:
+                    raise IRError(f"graph {self.name}: {n.kind} %{n.name} has no data")
+                if tuple(n.data.shape) != n.spec.shape or n.data.dtype != n.spec.dtype:
+                    raise IRError(f"graph {self.name}: {n.kind} %{n.name} is declared {n.spec} "
+                                  f"but holds {n.data.dtype}{list(n.data.shape)}")
+            defined.add(n)
+        for n in self.nodes:
+            where = f"graph {self.name}, node {n.format()}"
+            if n.kind != "op" or n.op is None:
+                raise IRError(f"{where}: op nodes must have an op")
+            if OPS.get(n.op.name) is not n.op:
+                raise IRError(f"{where}: op {n.op.name!r} is not in the registry")
+            if n.name in names:
+                raise IRError(f"{where}: the name %{n.name} is defined twice")
+            names.add(n.name)
+            for i in n.inputs:
+                if i not in defined:
+                    raise IRError(f"{where}: input %{i.name} is used before it is defined (or is not in the graph)")
+            try:
+                expected = n.op.shape_rule(*[i.spec for i in n.inputs], **n.attrs)
+            except SpagoError as exc:
+                raise IRError(f"{where}: its op rejects its inputs: {exc}") from None
+            except TypeError as exc:
+                raise IRError(f"{where}: wrong inputs or attributes for {n.op.name}: {exc}") from None
+            if expected != n.spec:
+                raise IRError(f"{where}: declared {n.spec} but {n.op.name} of its inputs gives {expected}")
+            defined.add(n)
+        if not self.outputs:
+            raise IRError(f"graph {self.name}: no outputs")
+        for o in self.outputs:
+            if o not in defined:
+                raise IRError(f"graph {self.name}: output %{o.name} is not defined in the graph")
+        return self
+
+    # -- exporting --------------------------------------------------------------------
+    def to_networkx(self):
+        """A ``networkx.DiGraph`` with one vertex per node (keyed by name) and an edge per use."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        for n in self.all_nodes():
+            g.add_node(n.name, kind=n.kind, op=n.target, shape=n.shape, dtype=n.dtype.name,
+                       attrs=dict(n.attrs), scope=n.scope, output=n in self.outputs)
+        for n in self.nodes:
+            for pos, i in enumerate(n.inputs):
+                g.add_edge(i.name, n.name, position=pos)
+        return g
+
+    def to_dot(self, **options) -> str:
+        """Graphviz DOT source; see ``spago.ir.dot.graph_to_dot`` for the options."""
+        from .dot import graph_to_dot
+
+        return graph_to_dot(self, **options).source
+
+    def render(self, path: str, format: str | None = None, **options) -> str:
+        """Render with Graphviz's ``dot`` to ``path`` (format from the suffix unless given); returns the path."""
+        from .dot import render
+
+        return render(self, path, format, **options)
+
+    def copy(self) -> "Graph":
+        """A structural copy (fresh nodes, shared constant data) that passes can rewrite freely."""
+        g = Graph(self.name)
+        g.in_tree, g.out_tree, g.static_args, g._names = self.in_tree, self.out_tree, dict(self.static_args), set(self._names)
+        mapping: dict = {}
+        for src, dst in ((self.inputs, g.inputs), (self.params, g.params), (self.consts, g.consts)):
+            for n in src:
+                m = Node(n.kind, n.spec, n.name, data=n.data, scope=n.scope)
+                m.meta = dict(n.meta)
+                mapping[n] = m
+                dst.append(m)
+        for n in self.nodes:
+            m = Node("op", n.spec, n.name, n.op, [mapping[i] for i in n.inputs], n.attrs, n.scope)
+            m.meta = dict(n.meta)
+            mapping[n] = m
+            g.nodes.append(m)
+        g.outputs = [mapping[o] for o in self.outputs]
+        return g
