@@ -21,3 +21,4 @@ from . import ir  # noqa: E402
 from .ir import trace  # noqa: E402,F401
 from .ir.tape import to_dot  # noqa: E402,F401
 from .transforms import grad, value_and_grad  # noqa: E402,F401
+from . import passes  # noqa: E402,F401

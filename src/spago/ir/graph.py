@@ -131,6 +131,34 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def replace_uses(self, old: Node, new: Node) -> int:
+        """Make every reader of ``old`` (op inputs and graph outputs) read ``new``; returns how many."""
+        if old.spec != new.spec:
+            raise IRError(f"graph {self.name}: cannot replace %{old.name} ({old.spec}) by %{new.name} ({new.spec})")
+        count = 0
+        for n in self.nodes:
+            for k, i in enumerate(n.inputs):
+                if i is old:
+                    n.inputs[k] = new
+                    count += 1
+        for k, o in enumerate(self.outputs):
+            if o is old:
+                self.outputs[k] = new
+                count += 1
+        return count
+
+    def remove_unused(self) -> int:
+        """Drop op nodes, constants and parameters that no output depends on; returns how many went."""
+        live = set(self.outputs)
+        for n in reversed(self.nodes):
+            if n in live:
+                live.update(n.inputs)
+        before = len(self.nodes) + len(self.consts) + len(self.params)
+        self.nodes = [n for n in self.nodes if n in live]
+        self.consts = [n for n in self.consts if n in live]
+        self.params = [n for n in self.params if n in live]
+        return before - len(self.nodes) - len(self.consts) - len(self.params)
+
     # -- looking ----------------------------------------------------------------------
     def all_nodes(self) -> list:
         return self.inputs + self.params + self.consts + self.nodes

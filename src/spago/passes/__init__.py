@@ -1,0 +1,44 @@
+"""Graph optimisation passes, one module each, and the pipeline that runs them.
+
+The default pipeline, in order::
+
+    freeze_params        (inference only: parameters become constants)
+    simplify             algebraic identities
+    constant_folding     weight-only work done once
+    cse, dce             shared and dead work removed
+    fuse_matmul          products with operand views and elementwise epilogues
+    fuse_rowwise         softmax / layer norm style row reductions
+    fuse_reduce          other reductions with their producers
+    fuse_elementwise     remaining elementwise chains
+    dce
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir.graph import Graph
+from .manager import Pass, PassManager, PassRecord, pass_name  # noqa: F401
+
+
+def default_passes(inference: bool = True) -> list:
+    from .constant_folding import constant_folding
+    from .cse import cse
+    from .dce import dce
+    from .freeze import freeze_params
+    from .fuse_elementwise import fuse_elementwise
+    from .fuse_matmul import fuse_matmul
+    from .fuse_reduce import fuse_reduce
+    from .fuse_rowwise import fuse_rowwise
+    from .simplify import simplify
+
+    front = [freeze_params] if inference else []
+    return front + [simplify, constant_folding, cse, dce,
+                    fuse_matmul, fuse_rowwise, fuse_reduce, fuse_elementwise, dce]
+
+
+def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,
+             dump_dir: str | None = None, verify: bool = True) -> tuple[Graph, PassManager]:
+    """Run ``passes`` (default: `default_passes`) on a copy of ``graph``; returns it with the manager,
+    whose ``records`` hold per-pass timings and change summaries."""
+    manager = PassManager(list(passes) if passes is not None else default_passes(inference), dump_dir, verify)
+    return manager.run(graph.copy()), manager

@@ -1,0 +1,37 @@
+"""Fusion (a): connected elementwise ops over one output shape become one loop (broadcast operands are
+read with stride 0), so a chain of k ops reads and writes memory once instead of k times."""
+from __future__ import annotations
+
+from ..ir.graph import Graph, Node
+from .fusion import fuse_group, is_convex, shrink_to_single_output
+
+
+def _elementwise(n: Node) -> bool:
+    return n.kind == "op" and n.op.kind == "elementwise"
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    users = graph.users()
+    taken: set = set()
+    for seed in reversed([n for n in graph.nodes if _elementwise(n)]):  # from the last, so groups end at outputs
+        if seed in taken or not _elementwise(seed) or seed not in set(graph.nodes):
+            continue
+        shape = seed.shape
+        group, stack = {seed}, [seed]
+        while stack:
+            n = stack.pop()
+            for m in list(n.inputs) + list(users.get(n, ())):
+                if m not in group and m not in taken and _elementwise(m) and m.shape == shape:
+                    group.add(m)
+                    stack.append(m)
+        position = {n: k for k, n in enumerate(graph.nodes)}
+        group = shrink_to_single_output(graph, group, users, position)
+        if len(group) < 2 or not is_convex(graph, group, position):
+            taken.update(group)
+            continue
+        fused = fuse_group(graph, group, "elementwise", users)
+        if fused is not None:
+            taken.add(fused)
+        else:
+            taken.update(group)
+    return graph
