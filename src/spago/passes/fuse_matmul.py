@@ -9,22 +9,37 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
+from .views import VIEW_OPS, blas_layout, view_of
 
-VIEW_OPS = ("transpose", "reshape")
+
+def _operand_chain(operand: Node, users: dict, outputs: set) -> set:
+    """The view ops in front of one operand that nothing else reads."""
+    chain: set = set()
+    v = operand
+    while v.kind == "op" and v.op.name in VIEW_OPS and v not in outputs and len(users.get(v, ())) == 1:
+        chain.add(v)
+        v = v.inputs[0]
+    return chain
+
+
+def _readable(node: Node, operand: Node, chain: set, is_left: bool) -> bool:
+    """Whether the product can read ``operand`` through ``chain`` as a strided matrix."""
+    view = view_of(operand, stop=chain)
+    if view is None:
+        return False
+    _, shape, strides = view
+    if len(shape) == 1:
+        return True
+    return blas_layout(shape[-2], shape[-1], strides[-2], strides[-1]) is not None
 
 
 def _prologue(node: Node, users: dict, outputs: set) -> set:
-    """View ops feeding ``node``'s operands that nothing else reads."""
+    """View ops feeding ``node``'s operands that can be read in place instead of copied."""
     found: set = set()
-    stack = list(node.inputs)
-    while stack:
-        v = stack.pop()
-        if v.kind != "op" or v.op.name not in VIEW_OPS or v in outputs:
-            continue
-        if len(users.get(v, ())) != 1:
-            continue
-        found.add(v)
-        stack.extend(v.inputs)
+    for k, operand in enumerate(node.inputs):
+        chain = _operand_chain(operand, users, outputs)
+        if chain and node.inputs.count(operand) == 1 and _readable(node, operand, chain, k == 0):
+            found |= chain
     return found
 
 
@@ -36,7 +51,8 @@ def _epilogue(node: Node, users: dict, outputs: set) -> list:
         if len(readers) != 1:
             break
         u = readers[0]
-        if u.op.kind != "elementwise" or u.spec.shape != node.spec.shape or u.op.name == "broadcast_to":
+        if (u.op.kind != "elementwise" or u.spec != node.spec or u.op.name == "broadcast_to"
+                or node.dtype.kind != "f"):
             break
         if sum(1 for i in u.inputs if i is current) != 1:
             break  # e.g. square via mul(y, y): fine to fuse, but keep the chain a simple path

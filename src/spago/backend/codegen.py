@@ -1,0 +1,118 @@
+"""Lower an optimised graph to one LLVM module: a function per kernel and one entry point.
+
+The entry point ``void spago_entry(ptr inputs, ptr outputs, ptr consts, ptr arena)`` calls the kernels
+in schedule order. ``inputs``/``outputs``/``consts`` are arrays of data pointers; every intermediate lives
+at its planned offset in ``arena``. One call of a compiled function is therefore one foreign call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+
+from ..ir.graph import Graph, Node
+from ..passes.schedule import alias_root, is_alias
+from .kernels import emitter_for, family_of
+from .types import I8, I64, PTR, VOID
+
+ENTRY = "spago_entry"
+
+
+@dataclass
+class OutputSource:
+    """Where output ``k`` comes from: written by a kernel, or copied after the call from another array."""
+
+    kind: str       # "kernel" | "input" | "const" | "output"
+    index: int = 0  # which input / const / output to copy from (unused for "kernel")
+
+
+@dataclass
+class Lowered:
+    module: ir.Module
+    consts: list                     # graph nodes whose data pointers go in the consts array, in order
+    outputs: list                    # OutputSource per graph output
+    arena_bytes: int
+    offsets: dict                    # intermediate node -> arena offset
+    kernels: list = field(default_factory=list)  # (function name, node) in call order
+
+    @property
+    def ir_text(self) -> str:
+        return str(self.module)
+
+
+def plan_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:
+    """Arena offsets of intermediates, from the memory planner."""
+    from ..passes.memory import plan_memory
+
+    plan = plan_memory(graph)
+    offsets = {e.node: e.offset for e in plan.entries}
+    missing = [n for n in graph.nodes if not is_alias(n) and n not in output_roots and n not in offsets]
+    if missing:
+        raise AssertionError(f"memory plan has no buffer for {missing[0].format()}")
+    return offsets, plan.arena_bytes
+
+
+def lower(graph: Graph, name: str = "spago") -> Lowered:
+    module = ir.Module(name=name)
+    consts = graph.params + graph.consts
+    const_index = {n: k for k, n in enumerate(consts)}
+    input_index = {n: k for k, n in enumerate(graph.inputs)}
+
+    # Which kernel writes straight into which output array; the rest are copied after the call.
+    sources: list = []
+    output_slot: dict = {}
+    for k, o in enumerate(graph.outputs):
+        root = alias_root(o)
+        if root.kind == "op" and root not in output_slot:
+            output_slot[root] = k
+            sources.append(OutputSource("kernel"))
+        elif root.kind == "op":
+            sources.append(OutputSource("output", output_slot[root]))
+        elif root.kind == "input":
+            sources.append(OutputSource("input", input_index[root]))
+        else:
+            sources.append(OutputSource("const", const_index[root]))
+    offsets, arena_bytes = plan_offsets(graph, set(output_slot))
+
+    entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, PTR, PTR]), ENTRY)
+    for a, nm in zip(entry.args, ("inputs", "outputs", "consts", "arena")):
+        a.name = nm
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    args_in, args_out, args_const, arena = entry.args
+
+    def slot(table: ir.Value, k: int) -> ir.Value:
+        return b.load(b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
+
+    ptrs: dict = {}
+    for n in graph.inputs:
+        ptrs[n] = slot(args_in, input_index[n])
+    for n in consts:
+        ptrs[n] = slot(args_const, const_index[n])
+    kernels = []
+    for n in graph.nodes:
+        if is_alias(n):
+            ptrs[n] = ptrs[n.inputs[0]]
+            continue
+        if n in output_slot:
+            ptrs[n] = slot(args_out, output_slot[n])
+        else:
+            ptrs[n] = b.gep(arena, [ir.Constant(I64, offsets[n])], inbounds=True, source_etype=I8)
+        fn = kernel_function(module, n, len(kernels))
+        b.call(fn, [ptrs[n]] + [ptrs[i] for i in n.inputs])
+        kernels.append((fn.name, n))
+    b.ret_void()
+    return Lowered(module, consts, sources, arena_bytes, offsets, kernels)
+
+
+def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
+    """Emit the LLVM function computing ``node`` (its name tells the family, for profiles and asm)."""
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * (1 + len(node.inputs))),
+                     f"k{index}_{family_of(node)}_{node.name}".replace(".", "_"))
+    fn.linkage = "internal"
+    fn.args[0].name = "out"
+    for k, a in enumerate(fn.args[1:]):
+        a.name = f"in{k}"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    emitter_for(node)(b, fn, node)
+    b.ret_void()
+    return fn

@@ -1,0 +1,43 @@
+"""Kernel families: each emits the body of one LLVM function for one kernel node.
+
+A kernel function has the signature ``void k(ptr out, ptr in0, ptr in1, ...)``: the output buffer
+first, then one pointer per input of the node, all contiguous row-major.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ...errors import SpagoError
+from ...ir.graph import Node
+
+FAMILIES: dict[str, Callable] = {}
+
+
+def family(*names: str):
+    def deco(fn):
+        for n in names:
+            FAMILIES[n] = fn
+        return fn
+
+    return deco
+
+
+def family_of(node: Node) -> str:
+    if node.op.name == "fused":
+        return node.attrs["pattern"]
+    if node.op.kind == "elementwise":
+        return "elementwise"
+    return node.op.name
+
+
+def emitter_for(node: Node) -> Callable:
+    _load_families()
+    name = family_of(node)
+    fn = FAMILIES.get(name)
+    if fn is None:
+        raise SpagoError(f"the native backend cannot lower {node.format()}: no kernel family {name!r}")
+    return fn
+
+
+def _load_families() -> None:
+    from . import elementwise, matmul, reduce, rowwise  # noqa: F401

@@ -1,0 +1,134 @@
+"""The matmul family: a matrix product read through strided operand views, then its epilogue.
+
+Operands are the fused node's inputs seen through the absorbed transposes and reshapes (see
+``spago.passes.views``), so ``q @ k.T`` or a head permutation never materialises a copy. Floating
+products call BLAS ``gemm`` once per batch entry (row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ); the
+elementwise epilogue (bias, activation, residual, scaling) then runs over the output in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from ...ir.graph import Node
+from ...passes.views import blas_layout, view_of
+from ..loops import accumulate, broadcast_strides, contiguous_strides, for_range, strided_nest
+from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
+from . import family
+from .elementwise import eval_graph
+from .reduce import combine, identity
+
+
+def _as_matrix(shape: tuple, strides: tuple, is_left: bool) -> tuple[tuple, tuple, tuple, tuple]:
+    """(batch shape, batch strides, (rows, cols), (row stride, col stride)) of an operand."""
+    if len(shape) == 1:
+        if is_left:
+            return (), (), (1, shape[0]), (0, strides[0])
+        return (), (), (shape[0], 1), (strides[0], 0)
+    return shape[:-2], strides[:-2], shape[-2:], strides[-2:]
+
+
+def operand_views(node: Node) -> tuple:
+    """(matmul node, epilogue nodes, [(input index, shape, strides) for A and B]) of a matmul kernel."""
+    if node.op.name == "matmul":
+        views = [(k, i.shape, contiguous_strides(i.shape)) for k, i in enumerate(node.inputs)]
+        return node, [], views
+    body = node.attrs["body"]
+    mm = next(n for n in body.nodes if n.op.name == "matmul")
+    position = body.nodes.index(mm)
+    prologue = set(body.nodes[:position])
+    views = []
+    for operand in mm.inputs:
+        root, shape, strides = view_of(operand, stop=prologue)
+        views.append((body.inputs.index(root), shape, strides))
+    return mm, body.nodes[position + 1:], views
+
+
+def blas_ok(a_shape, a_strides, b_shape, b_strides) -> bool:
+    """Whether both operand views can be handed to BLAS (used by the fusion pass too)."""
+    _, _, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
+    _, _, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
+    return blas_layout(m, k, ars, acs) is not None and blas_layout(k, n, brs, bcs) is not None
+
+
+def _gemm(module: ir.Module, dtype) -> ir.Function:
+    name = "spago_sgemm" if np.dtype(dtype) == np.float32 else "spago_dgemm"
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ir.FunctionType(VOID, [PTR] * 13), name)
+
+
+def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
+    with b.goto_entry_block():
+        slot = b.alloca(typ)
+        b.store(ir.Constant(typ, value), slot)
+    return slot
+
+
+@family("matmul")
+def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+    mm, epilogue, views = operand_views(node)
+    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    (ia, a_shape, a_strides), (ib, b_shape, b_strides) = views
+    a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
+    b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
+    batch = tuple(np.broadcast_shapes(a_batch, b_batch))
+    a_bs = broadcast_strides(a_batch, batch, a_bstr)
+    b_bs = broadcast_strides(b_batch, batch, b_bstr)
+    c_bs = contiguous_strides(batch + (m, n))[:len(batch)]
+    dtype = mm.dtype
+    if m and n:
+        with strided_nest(b, batch, [a_bs, b_bs, c_bs], "batch") as (a_off, b_off, c_off):
+            a_ptr = element_ptr(b, in_ptrs[ia], a_off, dtype)
+            b_ptr = element_ptr(b, in_ptrs[ib], b_off, dtype)
+            c_ptr = element_ptr(b, out_ptr, c_off, dtype)
+            if np.dtype(dtype).kind == "f":
+                _call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr)
+            else:
+                _naive_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr)
+    if epilogue:
+        _emit_epilogue(b, fn, node, mm, epilogue)
+
+
+def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None:
+    trans_a, lda = blas_layout(m, k, *a_str)
+    trans_b, ldb = blas_layout(k, n, *b_str)
+    real = F32 if np.dtype(dtype) == np.float32 else F64
+    args = [
+        _constant_slot(b, I8, ord("T" if trans_b else "N")), _constant_slot(b, I8, ord("T" if trans_a else "N")),
+        _constant_slot(b, I32, n), _constant_slot(b, I32, m), _constant_slot(b, I32, k),
+        _constant_slot(b, real, 1.0), b_ptr, _constant_slot(b, I32, ldb), a_ptr, _constant_slot(b, I32, lda),
+        _constant_slot(b, real, 0.0), c_ptr, _constant_slot(b, I32, max(n, 1)),
+    ]
+    b.call(_gemm(b.module, dtype), args)
+
+
+def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None:
+    """Integer products (rare): a plain triple loop."""
+    def at(ptr, i, j, strides):
+        off = b.add(b.mul(i, ir.Constant(I64, strides[0])), b.mul(j, ir.Constant(I64, strides[1])))
+        return load(b, element_ptr(b, ptr, off, dtype), dtype)
+
+    with for_range(b, m, "mi") as i:
+        with for_range(b, n, "nj") as j:
+            with accumulate(b, k, identity("sum", dtype), "kk") as loop:
+                prod = b.mul(at(a_ptr, i, loop.index, a_str), at(b_ptr, loop.index, j, b_str))
+                loop.carry(combine(b, "sum", loop.acc, prod, dtype))
+            store(b, loop.acc, element_ptr(b, c_ptr, b.add(b.mul(i, ir.Constant(I64, n)), j), dtype), dtype)
+
+
+def _emit_epilogue(b: ir.IRBuilder, fn: ir.Function, node: Node, mm: Node, epilogue: list) -> None:
+    """Apply the elementwise chain after the product, reading the product from the output buffer."""
+    body = node.attrs["body"]
+    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    shape = mm.shape
+    used = sorted({body.inputs.index(i) for e in epilogue for i in e.inputs if i in body.inputs})
+    strides = [contiguous_strides(shape)] + [broadcast_strides(body.inputs[k].shape, shape) for k in used]
+    with strided_nest(b, shape, strides, "ep") as offsets:
+        p = element_ptr(b, out_ptr, offsets[0], mm.dtype)
+        env = {mm: load(b, p, mm.dtype)}
+        for k, off in zip(used, offsets[1:]):
+            spec = body.inputs[k].spec
+            env[body.inputs[k]] = load(b, element_ptr(b, in_ptrs[k], off, spec.dtype), spec.dtype)
+        env = eval_graph(b, body, [], env=env, nodes=epilogue)
+        last = epilogue[-1]
+        store(b, env[last], p, last.dtype)

@@ -1,0 +1,119 @@
+"""Loop building blocks for kernels: counted loops and strided loop nests over static shapes."""
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import numpy as np
+from llvmlite import ir
+
+from .types import I64
+
+
+@contextlib.contextmanager
+def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
+    """``for i in range(start, count, step)``; the body is emitted inside the ``with`` (positive step)."""
+    count = count if isinstance(count, ir.Value) else ir.Constant(I64, int(count))
+    start = start if isinstance(start, ir.Value) else ir.Constant(I64, int(start))
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", index, count), body, exit_)
+    b.position_at_end(body)
+    yield index
+    nxt = b.add(index, ir.Constant(I64, step), name=f"{name}.next")
+    index.add_incoming(nxt, b.block)
+    b.branch(header)
+    b.position_at_end(exit_)
+
+
+def contiguous_strides(shape: Sequence[int]) -> tuple:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int], strides: Sequence[int] | None = None) -> tuple:
+    """Element strides that read a ``shape`` buffer as if broadcast to ``out_shape`` (0 on broadcast axes)."""
+    strides = contiguous_strides(shape) if strides is None else tuple(strides)
+    lead = len(out_shape) - len(shape)
+    out = [0] * lead
+    for d, s, o in zip(shape, strides, out_shape[lead:]):
+        out.append(0 if d == 1 and o != 1 else s)
+    return tuple(out)
+
+
+def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tuple, list]:
+    """Merge adjacent axes that every operand walks contiguously, and drop axes of size 1."""
+    dims = [(n, [s[k] for s in strides]) for k, n in enumerate(shape) if n != 1]
+    merged: list = []
+    for n, ss in dims:
+        if merged:
+            pn, ps = merged[-1]
+            if all(p == s * n for p, s in zip(ps, ss)):
+                merged[-1] = (pn * n, ss)
+                continue
+        merged.append((n, ss))
+    new_shape = tuple(n for n, _ in merged)
+    new_strides = [tuple(ss[k] for _, ss in merged) for k in range(len(strides))]
+    return new_shape, new_strides
+
+
+@contextlib.contextmanager
+def strided_nest(b: ir.IRBuilder, shape: Sequence[int], strides: Sequence[Sequence[int]], name: str = "e"):
+    """Loop over every index of ``shape``; yields one element offset (i64) per operand's strides."""
+    shape, strides = collapse(shape, strides)
+    offsets = [ir.Constant(I64, 0) for _ in strides]
+    with contextlib.ExitStack() as stack:
+        for axis, n in enumerate(shape):
+            i = stack.enter_context(for_range(b, n, f"{name}{axis}"))
+            offsets = [off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])))
+                       for off, s in zip(offsets, strides)]
+        yield offsets
+
+
+def nbytes(shape: Sequence[int], dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+class Accumulation:
+    """A counted loop carrying one value: ``acc`` is its value at the top of each iteration and,
+    after the loop, the final value; call ``carry(v)`` once in the body with the next value."""
+
+    def __init__(self, index: ir.Value, acc: ir.Value):
+        self.index, self.acc, self.next = index, acc, None
+
+    def carry(self, value: ir.Value) -> None:
+        self.next = value
+
+
+@contextlib.contextmanager
+def accumulate(b: ir.IRBuilder, count, init: ir.Value, name: str = "j"):
+    count = count if isinstance(count, ir.Value) else ir.Constant(I64, int(count))
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    acc = b.phi(init.type, name=f"{name}.acc")
+    index.add_incoming(ir.Constant(I64, 0), pre)
+    acc.add_incoming(init, pre)
+    b.cbranch(b.icmp_signed("<", index, count), body, exit_)
+    b.position_at_end(body)
+    loop = Accumulation(index, acc)
+    yield loop
+    if loop.next is None:
+        raise AssertionError("accumulate: the body never called carry()")
+    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
+    acc.add_incoming(loop.next, b.block)
+    b.branch(header)
+    b.position_at_end(exit_)
