@@ -1,6 +1,7 @@
 """``spago.compile``: trace, optimise, lower to LLVM, and load native code — one call."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -9,16 +10,22 @@ from .ir.tracer import trace
 
 
 def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = None, inference: bool = True,
-            dump_dir: str | None = None, name: str | None = None, **example_kwargs: Any):
+            dump_dir: str | None = None, name: str | None = None, cache: bool | None = None,
+            check: bool | None = None, **example_kwargs: Any):
     """Compile ``fn`` for the shapes and dtypes of the example arguments (arrays, Tensors or ``spago.spec``).
 
     Returns a `CompiledFunction` called like ``fn`` with NumPy arrays or Tensors, returning NumPy arrays
     in the structure ``fn`` returns. ``passes`` replaces the default optimisation pipeline;
     ``inference=False`` keeps parameters as inputs-by-reference instead of folding them as constants.
+    ``cache`` (default on; ``SPAGO_CACHE=0`` turns it off) reuses object code from ``SPAGO_CACHE_DIR``.
+    ``check=True`` (or ``SPAGO_CHECK=1``) runs the reference interpreter beside the native code on every
+    call and names the first kernel whose values diverge.
     """
+    from .backend import cache as disk
     from .backend.codegen import ENTRY, lower
     from .backend.jit import compile_ir, load_object
     from .backend.runtime import CompiledFunction
+    from .backend.cache import cache_enabled
     from .passes import optimize
 
     stages = {}
@@ -30,16 +37,92 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     optimized, manager = optimize(graph, passes, inference=inference, dump_dir=dump_dir)
     stages["optimize"] = time.perf_counter() - start
 
+    check = check if check is not None else os.environ.get("SPAGO_CHECK", "0") not in ("", "0")
     start = time.perf_counter()
-    lowered = lower(optimized, optimized.name)
+    lowered = lower(optimized, optimized.name, debug=check)
     stages["lower"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    module, obj = compile_ir(lowered.ir_text)
+    use_cache = cache_enabled(cache) and not check
+    key = disk.cache_key(optimized) if use_cache else None
+    obj = disk.load(key) if use_cache else None
+    stages["cache_hit"] = obj is not None
+    if obj is None:
+        _, obj = compile_ir(lowered.ir_text)
+        if use_cache:
+            disk.store(key, obj)
     stages["llvm"] = time.perf_counter() - start
 
     start = time.perf_counter()
     address = load_object(obj, ENTRY)
     stages["load"] = time.perf_counter() - start
     return CompiledFunction(optimized, lowered, address, source_graph=graph, stages=stages, manager=manager,
-                            object_code=obj, optimized_ir=str(module))
+                            object_code=obj, check=check)
+
+
+def _signature(args: tuple, kwargs: dict) -> tuple:
+    """What a specialisation depends on: the argument structure, array shapes and dtypes, static values."""
+    import numpy as np
+
+    from .ir.pytree import flatten
+    from .tensor import Tensor
+
+    leaves, paths, tree = flatten((tuple(args), dict(kwargs)))
+    parts = []
+    for leaf in leaves:
+        if isinstance(leaf, Tensor):
+            parts.append(("array", leaf.shape, leaf.dtype.name))
+        elif isinstance(leaf, np.ndarray):
+            parts.append(("array", leaf.shape, leaf.dtype.name))
+        else:
+            try:
+                hash(leaf)
+                parts.append(("static", type(leaf).__name__, leaf))
+            except TypeError:
+                parts.append(("static", type(leaf).__name__, repr(leaf)))
+    return str(tree), tuple(parts)
+
+
+class JitFunction:
+    """A function compiled on first call for each new argument signature (shapes, dtypes, static values);
+    the most recent ``maxsize`` specialisations are kept (least recently used dropped first)."""
+
+    def __init__(self, fn: Callable, maxsize: int = 32, **options: Any):
+        import collections
+        import functools
+        import threading
+
+        self.fn = fn
+        self.maxsize = maxsize
+        self.options = options
+        self._cache: "collections.OrderedDict" = collections.OrderedDict()
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, fn)
+
+    def specialize(self, *args: Any, **kwargs: Any):
+        """The compiled function for these arguments (compiling it if needed)."""
+        key = _signature(args, kwargs)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        compiled = compile(self.fn, *args, **self.options, **kwargs)
+        with self._lock:
+            self._cache[key] = compiled
+            while len(self._cache) > self.maxsize:
+                self._cache.popitem(last=False)
+        return compiled
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return self.specialize(*args, **kwargs)(*args, **kwargs)
+
+    def cache_info(self) -> dict:
+        return {"size": len(self._cache), "maxsize": self.maxsize}
+
+
+def jit(fn: Callable | None = None, *, maxsize: int = 32, **options: Any):
+    """Decorator: compile ``fn`` per input signature, like ``jax.jit`` (shapes are static)."""
+    if fn is None:
+        return lambda f: JitFunction(f, maxsize, **options)
+    return JitFunction(fn, maxsize, **options)

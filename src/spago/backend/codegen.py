@@ -40,9 +40,16 @@ class Lowered:
         return str(self.module)
 
 
-def plan_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:
-    """Arena offsets of intermediates, from the memory planner."""
-    from ..passes.memory import plan_memory
+def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[dict, int]:
+    """Arena offsets of intermediates, from the memory planner (``debug``: no reuse at all, so every
+    intermediate can be read back after a call)."""
+    if debug:
+        offsets, total = {}, 0
+        for n in graph.nodes:
+            if not is_alias(n) and n not in output_roots:
+                offsets[n] = total
+                total += -(-n.spec.nbytes // 64) * 64
+        return offsets, total
 
     plan = plan_memory(graph)
     offsets = {e.node: e.offset for e in plan.entries}
@@ -52,7 +59,7 @@ def plan_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:
     return offsets, plan.arena_bytes
 
 
-def lower(graph: Graph, name: str = "spago") -> Lowered:
+def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
     module = ir.Module(name=name)
     consts = graph.params + graph.consts
     const_index = {n: k for k, n in enumerate(consts)}
@@ -72,7 +79,7 @@ def lower(graph: Graph, name: str = "spago") -> Lowered:
             sources.append(OutputSource("input", input_index[root]))
         else:
             sources.append(OutputSource("const", const_index[root]))
-    offsets, arena_bytes = plan_offsets(graph, set(output_slot))
+    offsets, arena_bytes = plan_offsets(graph, set(output_slot), debug)
 
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, PTR, PTR]), ENTRY)
     for a, nm in zip(entry.args, ("inputs", "outputs", "consts", "arena")):

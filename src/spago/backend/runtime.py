@@ -35,7 +35,7 @@ def _pointer_array(arrays: list) -> ctypes.Array:
 class CompiledFunction:
     def __init__(self, graph: Graph, lowered: Lowered, address: int, *, source_graph: Graph | None = None,
                  stages: dict | None = None, manager=None, object_code: bytes | None = None,
-                 optimized_ir: str | None = None):
+                 check: bool = False):
         self.graph = graph
         self.source_graph = source_graph
         self._lowered = lowered
@@ -43,10 +43,12 @@ class CompiledFunction:
         self._consts = [np.ascontiguousarray(n.data) for n in lowered.consts]
         self._const_ptrs = _pointer_array(self._consts)
         self._local = threading.local()
-        self._stages = dict(stages or {})
+        stages = dict(stages or {})
+        self.cache_hit = bool(stages.pop("cache_hit", False))
+        self._stages = stages
         self._manager = manager
         self._object = object_code
-        self._optimized_ir = optimized_ir
+        self.check = check
         self.__name__ = graph.name
 
     # -- calling ------------------------------------------------------------------------
@@ -83,16 +85,50 @@ class CompiledFunction:
                 outputs[k] = self._consts[src.index].reshape(outputs[k].shape).copy()
             elif src.kind == "output":
                 outputs[k] = outputs[src.index].reshape(outputs[k].shape).copy()
+        if self.check:
+            self._shadow_check(arrays, outputs)
         tree = self.graph.out_tree
         return unflatten(tree, outputs) if tree is not None else outputs
+
+    def _shadow_check(self, arrays: list, outputs: list) -> None:
+        """Compare every kernel's result with the reference interpreter; name the first that differs."""
+        from ..ir.interpreter import Interpreter
+
+        values: dict = {}
+
+        class Recorder(Interpreter):
+            def run_node(self, node, args):
+                values[node] = out = super().run_node(node, args)
+                return out
+
+        Recorder(self.graph).run_flat(arrays)
+        arena = self._arena()
+        slot = {n: k for k, n in enumerate(self.graph.outputs)}
+        for name, node in self._lowered.kernels:
+            if node in self._lowered.offsets:
+                off = self._lowered.offsets[node]
+                got = arena[off:off + node.spec.nbytes].view(node.dtype).reshape(node.shape)
+            else:
+                got = outputs[slot[next(o for o in self.graph.outputs if _root(o) is node)]].reshape(node.shape)
+            want = values[node]
+            tol = dict(rtol=1e-10, atol=1e-12) if node.dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+            if node.dtype.kind != "f":
+                tol = dict(rtol=0, atol=0)
+            bad = ~np.isclose(got, want, equal_nan=True, **tol)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                body = node.attrs.get("body")
+                ops = f" (fusing {', '.join(n.op.name for n in body.nodes)})" if body is not None else ""
+                raise SpagoError(
+                    f"shadow check: kernel {name} computing %{node.name}{ops}"
+                    f"{' in ' + node.scope if node.scope else ''} differs from the interpreter at index {where}: "
+                    f"native {got[where].item()!r}, reference {want[where].item()!r} "
+                    f"({int(bad.sum())} of {bad.size} elements differ)")
 
     # -- inspection --------------------------------------------------------------------
     def llvm_ir(self) -> str:
         """The module as generated, before LLVM's optimisation."""
         return self._lowered.ir_text
-
-    def optimized_llvm_ir(self) -> str | None:
-        return self._optimized_ir
 
     def asm(self) -> str:
         """Machine code for this CPU, as assembly text."""
@@ -116,6 +152,12 @@ class CompiledFunction:
     def __repr__(self) -> str:
         ins = ", ".join(f"{n.name}: {n.spec}" for n in self.graph.inputs)
         return f"<CompiledFunction {self.graph.name}({ins}), {len(self._lowered.kernels)} kernels>"
+
+
+def _root(node):
+    from ..passes.schedule import alias_root
+
+    return alias_root(node)
 
 
 def _same_static(a: Any, b: Any) -> bool:
