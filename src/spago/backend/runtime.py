@@ -136,6 +136,13 @@ class CompiledFunction:
 
         return emit_assembly(parse_and_optimize(self._lowered.ir_text))
 
+    def export(self, path: str, weights: str = "embed") -> dict:
+        """Write a shared library and C header (weights embedded, or in ``path.weights`` with
+        ``weights="file"``) that run this function with no Python and no spago. Returns the paths."""
+        from .export import export
+
+        return export(self, path, weights)
+
     def memory_plan(self):
         from ..passes.memory import plan_memory
 

@@ -1,0 +1,43 @@
+"""Shared benchmark helpers: alternate the contenders in one run and report medians and ratios."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def measure(contenders: dict[str, Callable[[], object]], repeats: int = 20, warmup: int = 3,
+            min_seconds: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each contender, measured round-robin so machine noise hits all alike."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list] = {name: [] for name in contenders}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < repeats or time.perf_counter() - start < min_seconds:
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t)
+        rounds += 1
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def table(title: str, rows: list[tuple], headers: tuple) -> str:
+    widths = [max(len(str(h)), *(len(str(r[k])) for r in rows)) for k, h in enumerate(headers)]
+    line = " | ".join(str(h).ljust(w) for h, w in zip(headers, widths))
+    out = [f"## {title}", "", "| " + line + " |", "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    return "\n".join(out)
+
+
+def set_single_thread() -> None:
+    """Ask the BLAS libraries for one thread (call before importing numpy elsewhere for full effect)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - optional
+        pass
