@@ -50,6 +50,7 @@ def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[
                 offsets[n] = total
                 total += -(-n.spec.nbytes // 64) * 64
         return offsets, total
+    from ..passes.memory import plan_memory
 
     plan = plan_memory(graph)
     offsets = {e.node: e.offset for e in plan.entries}

@@ -74,3 +74,293 @@ def _neg(b, args, attrs, in_dtypes, out):
 @lowering("broadcast_to")
 def _broadcast_to(b, args, attrs, in_dtypes, out):
     return args[0]  # the broadcast itself is done by the loop's zero strides
+
+
+def _math(name: str):
+    """A math function of one float: the vectorisable float32 version from mathlib, libm for float64."""
+    def fn(b, args, attrs, in_dtypes, out):
+        from . import mathlib
+
+        return b.call(mathlib.get(b.module, name, out), args)
+
+    return fn
+
+
+for _name in ("exp", "log", "log1p", "sin", "cos", "tan", "tanh", "sigmoid", "erf", "expm1"):
+    if _name in OPS:
+        lowering(_name)(_math(_name))
+
+
+def _call(b, name: str, args: list, dtype) -> ir.Value:
+    from . import mathlib
+
+    return b.call(mathlib.get(b.module, name, dtype), args)
+
+
+def _intrinsic(b, name: str, args: list) -> ir.Value:
+    from .mathlib import intrinsic
+
+    return b.call(intrinsic(b.module, name, args[0].type, len(args)), args)
+
+
+def _f(b, dtype, v):
+    return _fconst(dtype, v)
+
+
+def _select_pos(b, x, then, otherwise):
+    """x > 0 ? then : otherwise, with NaN taking the ``otherwise`` branch's arithmetic (it propagates)."""
+    return b.select(b.fcmp_ordered(">", x, ir.Constant(x.type, 0.0)), then, otherwise)
+
+
+@lowering("abs")
+def _abs(b, args, attrs, in_dtypes, out):
+    if _is_float(out):
+        return _intrinsic(b, "llvm.fabs", args)
+    x = args[0]
+    return b.select(b.icmp_signed("<", x, ir.Constant(x.type, 0)), b.neg(x), x)
+
+
+@lowering("sign")
+def _sign(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    if _is_float(out):
+        zero, one = _f(b, out, 0.0), _f(b, out, 1.0)
+        s = b.select(b.fcmp_ordered(">", x, zero), one, b.select(b.fcmp_ordered("<", x, zero), _f(b, out, -1.0), zero))
+        return b.select(b.fcmp_unordered("uno", x, x), x, s)
+    zero = ir.Constant(x.type, 0)
+    pos = b.zext(b.icmp_signed(">", x, zero), x.type)
+    neg = b.zext(b.icmp_signed("<", x, zero), x.type)
+    return b.sub(pos, neg)
+
+
+@lowering("sqrt")
+def _sqrt(b, args, attrs, in_dtypes, out):
+    return _intrinsic(b, "llvm.sqrt", args)
+
+
+@lowering("rsqrt")
+def _rsqrt(b, args, attrs, in_dtypes, out):
+    return b.fdiv(_f(b, out, 1.0), _intrinsic(b, "llvm.sqrt", args))
+
+
+@lowering("square")
+def _square(b, args, attrs, in_dtypes, out):
+    return b.fmul(args[0], args[0]) if _is_float(out) else b.mul(args[0], args[0])
+
+
+@lowering("reciprocal")
+def _reciprocal(b, args, attrs, in_dtypes, out):
+    return b.fdiv(_f(b, out, 1.0), args[0])
+
+
+@lowering("pow")
+def _pow(b, args, attrs, in_dtypes, out):
+    return _intrinsic(b, "llvm.pow", args)
+
+
+def _extreme(kind: str):
+    def fn(b, args, attrs, in_dtypes, out):
+        x, y = args
+        if _is_float(out):  # NumPy's maximum/minimum propagate NaN
+            return _intrinsic2(b, "llvm.maximum" if kind == "max" else "llvm.minimum", x, y)
+        return b.select(b.icmp_signed(">" if kind == "max" else "<", x, y), x, y)
+
+    return fn
+
+
+def _intrinsic2(b, name, x, y):
+    return _intrinsic(b, name, [x, y])
+
+
+lowering("maximum")(_extreme("max"))
+lowering("minimum")(_extreme("min"))
+
+
+def _compare(op: str):
+    def fn(b, args, attrs, in_dtypes, out):
+        x, y = args
+        dtype = np.dtype(in_dtypes[0])
+        if dtype.kind == "f":
+            if op == "!=":
+                return b.fcmp_unordered("!=", x, y)  # NaN != NaN is true, as in NumPy
+            return b.fcmp_ordered(op, x, y)
+        if dtype == np.bool_:
+            return b.icmp_unsigned(op, x, y)
+        return b.icmp_signed(op, x, y)
+
+    return fn
+
+
+for _name, _op in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    lowering(_name)(_compare(_op))
+
+
+@lowering("where")
+def _where(b, args, attrs, in_dtypes, out):
+    c, x, y = args
+    return b.select(c, x, y)
+
+
+@lowering("cast")
+def _cast(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    src, dst = np.dtype(in_dtypes[0]), np.dtype(out)
+    t = compute_type(dst)
+    if src == dst:
+        return x
+    if dst == np.bool_:
+        if src.kind == "f":
+            return b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
+        return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+    if src == np.bool_:
+        return b.uitofp(x, t) if dst.kind == "f" else b.zext(x, t)
+    if src.kind == "f" and dst.kind == "f":
+        return b.fpext(x, t) if dst.itemsize > src.itemsize else b.fptrunc(x, t)
+    if src.kind == "f":
+        return b.fptosi(x, t)
+    if dst.kind == "f":
+        return b.sitofp(x, t)
+    return b.sext(x, t) if dst.itemsize > src.itemsize else b.trunc(x, t)
+
+
+@lowering("clip")
+def _clip(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    lo, hi = attrs["lo"], attrs["hi"]
+    if _is_float(out):
+        if lo is not None:
+            x = _intrinsic2(b, "llvm.maximum", x, _f(b, out, lo))
+        if hi is not None:
+            x = _intrinsic2(b, "llvm.minimum", x, _f(b, out, hi))
+        return x
+    # integer clip: NumPy casts the float bounds to the integer type
+    if lo is not None:
+        c = ir.Constant(x.type, int(np.ceil(lo)))
+        x = b.select(b.icmp_signed("<", x, c), c, x)
+    if hi is not None:
+        c = ir.Constant(x.type, int(np.floor(hi)))
+        x = b.select(b.icmp_signed(">", x, c), c, x)
+    return x
+
+
+# ----------------------------------------------------------------------------- activations
+
+@lowering("relu")
+def _relu(b, args, attrs, in_dtypes, out):
+    return _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, 0.0))
+
+
+@lowering("relu6")
+def _relu6(b, args, attrs, in_dtypes, out):
+    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, 0.0)), _f(b, out, 6.0))
+
+
+@lowering("leaky_relu")
+def _leaky_relu(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    return _select_pos(b, x, x, b.fmul(x, _f(b, out, attrs["alpha"])))
+
+
+def _expm1_neg(b, x, out):
+    """expm1(min(x, 0))."""
+    return _call(b, "expm1", [_intrinsic2(b, "llvm.minimum", x, _f(b, out, 0.0))], out)
+
+
+@lowering("elu")
+def _elu(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    return _select_pos(b, x, x, b.fmul(_f(b, out, attrs["alpha"]), _expm1_neg(b, x, out)))
+
+
+@lowering("celu")
+def _celu(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    alpha = attrs["alpha"]
+    scaled = b.fdiv(_intrinsic2(b, "llvm.minimum", x, _f(b, out, 0.0)), _f(b, out, alpha))
+    return _select_pos(b, x, x, b.fmul(_f(b, out, alpha), _call(b, "expm1", [scaled], out)))
+
+
+@lowering("selu")
+def _selu(b, args, attrs, in_dtypes, out):
+    from ..ops.activations import SELU_ALPHA, SELU_SCALE
+
+    x = args[0]
+    neg = b.fmul(_f(b, out, SELU_ALPHA), _expm1_neg(b, x, out))
+    return b.fmul(_f(b, out, SELU_SCALE), _select_pos(b, x, x, neg))
+
+
+@lowering("gelu")
+def _gelu(b, args, attrs, in_dtypes, out):
+    import math
+
+    x = args[0]
+    half = _f(b, out, 0.5)
+    if attrs["approximate"] == "tanh":
+        inner = b.fmul(_f(b, out, math.sqrt(2.0 / math.pi)),
+                       b.fadd(x, b.fmul(_f(b, out, 0.044715), b.fmul(x, b.fmul(x, x)))))
+        t = _call(b, "tanh", [inner], out)
+    else:
+        t = _call(b, "erf", [b.fmul(x, _f(b, out, 1.0 / math.sqrt(2.0)))], out)
+    return b.fmul(b.fmul(half, x), b.fadd(_f(b, out, 1.0), t))
+
+
+@lowering("silu")
+def _silu(b, args, attrs, in_dtypes, out):
+    return b.fmul(args[0], _call(b, "sigmoid", args, out))
+
+
+def _softplus_value(b, x, beta, threshold, out):
+    """(max(bx, 0) + log1p(exp(-|bx|))) / beta, or x itself above the threshold, as the NumPy kernel."""
+    bx = b.fmul(x, _f(b, out, beta))
+    soft = b.fadd(_intrinsic2(b, "llvm.maximum", bx, _f(b, out, 0.0)),
+                  _call(b, "log1p", [_call(b, "exp", [b.fneg(_intrinsic(b, "llvm.fabs", [bx]))], out)], out))
+    soft = b.fdiv(soft, _f(b, out, beta))
+    return b.select(b.fcmp_ordered(">", bx, _f(b, out, threshold)), x, soft)
+
+
+@lowering("softplus")
+def _softplus(b, args, attrs, in_dtypes, out):
+    return _softplus_value(b, args[0], attrs["beta"], attrs["threshold"], out)
+
+
+@lowering("mish")
+def _mish(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    return b.fmul(x, _call(b, "tanh", [_softplus_value(b, x, 1.0, 20.0, out)], out))
+
+
+@lowering("softsign")
+def _softsign(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    return b.fdiv(x, b.fadd(_f(b, out, 1.0), _intrinsic(b, "llvm.fabs", [x])))
+
+
+@lowering("softshrink")
+def _softshrink(b, args, attrs, in_dtypes, out):
+    x, lam = args[0], _f(b, out, attrs["lambd"])
+    above = b.fcmp_ordered(">", x, lam)
+    below = b.fcmp_ordered("<", x, b.fneg(lam))
+    inner = b.select(below, b.fadd(x, lam), _f(b, out, 0.0))
+    return b.select(above, b.fsub(x, lam), b.select(b.fcmp_unordered("uno", x, x), x, inner))
+
+
+@lowering("hard_sigmoid")
+def _hard_sigmoid(b, args, attrs, in_dtypes, out):
+    y = b.fadd(b.fmul(args[0], _f(b, out, 0.2)), _f(b, out, 0.5))
+    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", y, _f(b, out, 0.0)), _f(b, out, 1.0))
+
+
+@lowering("hard_tanh")
+def _hard_tanh(b, args, attrs, in_dtypes, out):
+    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, -1.0)), _f(b, out, 1.0))
+
+
+@lowering("threshold")
+def _threshold(b, args, attrs, in_dtypes, out):
+    x = args[0]
+    return b.select(b.fcmp_ordered(">", x, _f(b, out, attrs["threshold"])), x, _f(b, out, attrs["value"]))
+
+
+@lowering("log_sigmoid")
+def _log_sigmoid(b, args, attrs, in_dtypes, out):
+    return b.fneg(_softplus_value(b, b.fneg(args[0]), 1.0, 20.0, out))

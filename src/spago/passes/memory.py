@@ -1,0 +1,218 @@
+"""Memory planning: every intermediate buffer gets an offset in one arena.
+
+Liveness runs over the scheduled kernels (graph order). A buffer lives from the kernel that writes it to
+the last kernel that reads it (directly or through a reshape view). An elementwise kernel may write its
+result over an input that dies there (same shape and size): the two share one buffer. Offsets come from
+an interval-packing allocator — largest buffers first, each at the lowest address that no buffer with an
+overlapping lifetime occupies. Graph inputs, parameters, constants and outputs live outside the arena,
+so they are never clobbered.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from ..errors import SpagoError
+from ..ir.graph import Graph, Node
+from .schedule import alias_root, is_alias
+
+ALIGNMENT = 64
+
+
+@dataclass
+class BufferPlan:
+    name: str
+    node: Node
+    size: int           # bytes, rounded up to the alignment
+    offset: int         # bytes from the arena's start
+    start: int          # index of the kernel that writes it
+    end: int            # index of the last kernel that reads it
+    inplace_of: str | None = None  # the buffer this one overwrites in place
+
+    def overlaps_in_time(self, other: "BufferPlan") -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+    def overlaps_in_space(self, other: "BufferPlan") -> bool:
+        return self.offset < other.offset + other.size and other.offset < self.offset + self.size
+
+
+@dataclass
+class MemoryPlan:
+    entries: list = field(default_factory=list)
+    arena_bytes: int = 0
+    naive_bytes: int = 0        # every intermediate in a buffer of its own
+    lower_bound_bytes: int = 0  # the most bytes live at any one time
+    steps: int = 0
+
+    def check(self) -> "MemoryPlan":
+        """Exhaustively verify that no two buffers alive at the same time share an address."""
+        shared = {(e.name, e.inplace_of) for e in self.entries if e.inplace_of}
+        groups = {e.name: e.inplace_of or e.name for e in self.entries}
+
+        def group(name: str) -> str:
+            while groups[name] != name:
+                name = groups[name]
+            return name
+
+        for k, a in enumerate(self.entries):
+            if a.offset < 0 or a.offset + a.size > self.arena_bytes or a.offset % ALIGNMENT:
+                raise SpagoError(f"memory plan: buffer {a.name} at {a.offset}+{a.size} is outside the arena "
+                                 f"of {self.arena_bytes} bytes or misaligned")
+            for b in self.entries[k + 1:]:
+                if group(a.name) == group(b.name) or (a.name, b.name) in shared or (b.name, a.name) in shared:
+                    continue
+                if a.overlaps_in_time(b) and a.overlaps_in_space(b):
+                    raise SpagoError(f"memory plan: buffers {a.name} [{a.start},{a.end}] and {b.name} "
+                                     f"[{b.start},{b.end}] are alive together and overlap at "
+                                     f"{max(a.offset, b.offset)}")
+        return self
+
+    def table(self) -> str:
+        rows = [f"{'buffer':24} {'producer':14} {'bytes':>10} {'offset':>10}  live     in place of"]
+        for e in sorted(self.entries, key=lambda e: (e.offset, e.start)):
+            rows.append(f"{e.name[:24]:24} {e.node.target[:14]:14} {e.size:>10} {e.offset:>10}  "
+                        f"[{e.start},{e.end}]".ljust(72) + f" {e.inplace_of or ''}")
+        rows.append(f"arena {self.arena_bytes} B, naive {self.naive_bytes} B, lower bound {self.lower_bound_bytes} B")
+        return "\n".join(rows)
+
+    def as_dict(self) -> dict:
+        return {
+            "arena_bytes": self.arena_bytes, "naive_bytes": self.naive_bytes,
+            "lower_bound_bytes": self.lower_bound_bytes,
+            "buffers": [{k: v for k, v in asdict(e).items() if k != "node"} | {"producer": e.node.target}
+                        for e in self.entries],
+        }
+
+    def to_svg(self, width: int = 900, height: int = 480) -> str:
+        """Buffers as boxes: time (kernel index) across, address down."""
+        from html import escape
+
+        margin = 50
+        steps = max(self.steps, 1)
+        arena = max(self.arena_bytes, 1)
+        sx = (width - 2 * margin) / steps
+        sy = (height - 2 * margin) / arena
+        palette = ["#9ecae1", "#a1d99b", "#fdae6b", "#bcbddc", "#fc9272", "#c7e9c0", "#fdd0a2", "#dadaeb"]
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                 f'font-family="Helvetica" font-size="10">',
+                 f'<rect x="{margin}" y="{margin}" width="{width - 2 * margin}" height="{height - 2 * margin}" '
+                 'fill="#fafafa" stroke="#888"/>',
+                 f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">kernel (time) →</text>',
+                 f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">'
+                 f'arena address ({self.arena_bytes} bytes) →</text>']
+        for k, e in enumerate(self.entries):
+            x, y = margin + e.start * sx, margin + e.offset * sy
+            w, h = max((e.end - e.start + 1) * sx, 1.0), max(e.size * sy, 1.0)
+            title = escape(f"{e.name} ({e.node.target}) {e.size} B at {e.offset}, live [{e.start},{e.end}]"
+                           + (f", in place of {e.inplace_of}" if e.inplace_of else ""))
+            parts.append(f'<g><title>{title}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
+                         f'fill="{palette[k % len(palette)]}" stroke="#333" stroke-width="0.5"/>')
+            if h > 11 and w > 30:
+                parts.append(f'<text x="{x + 2:.1f}" y="{y + 10:.1f}">{escape(e.name[: int(w / 6)])}</text>')
+            parts.append("</g>")
+        parts.append("</svg>")
+        return "\n".join(parts)
+
+    def render(self, path: str) -> str:
+        from ..ir.dot import atomic_write
+
+        atomic_write(path, self.to_svg().encode())
+        return path
+
+
+def _align(n: int, alignment: int) -> int:
+    return max(-(-n // alignment) * alignment, alignment)
+
+
+def _inplace_candidate(node: Node) -> bool:
+    if node.op.name == "fused":
+        return node.attrs.get("pattern") == "elementwise"
+    return node.op.kind == "elementwise"
+
+
+def _place(sizes: Sequence[int], lives: Sequence[tuple], alignment: int) -> tuple[list, int]:
+    """Greedy interval packing: biggest first, each at the lowest free address over its lifetime."""
+    order = sorted(range(len(sizes)), key=lambda k: (-sizes[k], lives[k][0]))
+    offsets = [0] * len(sizes)
+    placed: list = []
+    top = 0
+    for k in order:
+        start, end = lives[k]
+        busy = sorted((offsets[j], offsets[j] + sizes[j]) for j in placed
+                      if lives[j][0] <= end and start <= lives[j][1])
+        offset = 0
+        for lo, hi in busy:
+            if offset + sizes[k] <= lo:
+                break
+            offset = max(offset, _align(hi, alignment) if hi % alignment else hi)
+        offsets[k] = offset
+        placed.append(k)
+        top = max(top, offset + sizes[k])
+    return offsets, top
+
+
+def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
+    """Plan the arena for ``graph``'s intermediates (see the module docstring)."""
+    position = {n: t for t, n in enumerate(graph.nodes)}
+    output_roots = {alias_root(o) for o in graph.outputs}
+    last_use: dict = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            root = alias_root(i)
+            last_use[root] = max(last_use.get(root, -1), position[n])
+    for o in graph.outputs:
+        root = alias_root(o)
+        last_use[root] = len(graph.nodes)
+
+    buffers = [n for n in graph.nodes if not is_alias(n) and n not in output_roots]
+    naive = sum(_align(n.spec.nbytes, alignment) for n in buffers)
+    # Storage groups: a buffer overwritten in place joins the group of the input it overwrites.
+    group_of: dict = {}
+    groups: list = []  # [size, start, end, members]
+    inplace_of: dict = {}
+    for n in buffers:
+        t = position[n]
+        size = _align(n.spec.nbytes, alignment)
+        end = max(last_use.get(n, t), t)
+        target = None
+        if _inplace_candidate(n):
+            for i in n.inputs:
+                r = alias_root(i)
+                g = group_of.get(r)
+                if (g is not None and i.shape == n.shape and i.spec.nbytes == n.spec.nbytes
+                        and groups[g][0] == size and groups[g][2] == t and r not in output_roots):
+                    target = (g, r)
+                    break
+        if target is not None:
+            g, r = target
+            groups[g][2] = end
+            groups[g][3].append(n)
+            group_of[n] = g
+            inplace_of[n] = r
+        else:
+            group_of[n] = len(groups)
+            groups.append([size, t, end, [n]])
+
+    offsets, arena = _place([g[0] for g in groups], [(g[1], g[2]) for g in groups], alignment)
+    entries = [BufferPlan(n.name, n, groups[group_of[n]][0], offsets[group_of[n]], position[n],
+                          max(last_use.get(n, position[n]), position[n]),
+                          inplace_of[n].name if n in inplace_of else None) for n in buffers]
+    live = [0] * (len(graph.nodes) + 1)
+    for size, start, end, _ in groups:
+        for t in range(start, min(end, len(graph.nodes) - 1) + 1):
+            live[t] += size
+    return MemoryPlan(entries, arena, naive, max(live, default=0), len(graph.nodes))
+
+
+def graph_report(graph: Graph, records: Sequence | None = None) -> dict:
+    """Kernel count, arena / naive / lower-bound bytes, and per-pass timings of an optimised graph."""
+    from .schedule import kernels
+
+    plan = plan_memory(graph)
+    return {
+        "kernels": len(kernels(graph)),
+        "arena_bytes": plan.arena_bytes,
+        "naive_bytes": plan.naive_bytes,
+        "lower_bound_bytes": plan.lower_bound_bytes,
+        "pass_seconds": {r.name: r.seconds for r in records} if records else {},
+    }
