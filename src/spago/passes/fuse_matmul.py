@@ -3,7 +3,9 @@
 Operand *prologue*: transposes and reshapes that only feed this product are folded in as strided reads
 instead of being materialised (e.g. ``q @ k.T`` and the head permutations of attention).
 *Epilogue*: the chain of elementwise consumers of the product's full output shape — bias add, activation,
-residual add, scaling — applied while the result tile is still in registers.
+residual add, scaling — applied while the result tile is still in registers. A transpose after it that
+keeps the last axis last (attention's head merge) is absorbed too: the product writes straight into the
+transposed layout.
 """
 from __future__ import annotations
 
@@ -61,11 +63,24 @@ def _epilogue(node: Node, users: dict, outputs: set) -> list:
     return chain
 
 
+def _output_transpose(last: Node, users: dict, outputs: set) -> list:
+    """A transpose of the result that keeps the last axis last: the product can write in that layout."""
+    readers = users.get(last, ())
+    if last in outputs or len(readers) != 1:
+        return []
+    t = readers[0]
+    if t.op.name != "transpose" or t.attrs["axes"][-1] != len(t.attrs["axes"]) - 1 or last.spec.ndim < 2:
+        return []
+    return [t]
+
+
 def fuse_matmul(graph: Graph) -> Graph:
     users = graph.users()
     outputs = set(graph.outputs)
     for node in [n for n in graph.nodes if n.kind == "op" and n.op.name == "matmul"]:
-        members = {node} | _prologue(node, users, outputs) | set(_epilogue(node, users, outputs))
+        chain = _epilogue(node, users, outputs)
+        chain += _output_transpose(chain[-1] if chain else node, users, outputs)
+        members = {node} | _prologue(node, users, outputs) | set(chain)
         if len(members) > 1:
             fuse_group(graph, members, "matmul", users)
     return graph

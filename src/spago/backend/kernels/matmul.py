@@ -29,10 +29,11 @@ def _as_matrix(shape: tuple, strides: tuple, is_left: bool) -> tuple[tuple, tupl
 
 
 def operand_views(node: Node) -> tuple:
-    """(matmul node, epilogue nodes, [(input index, shape, strides) for A and B]) of a matmul kernel."""
+    """(matmul node, epilogue nodes, [(input index, shape, strides) for A and B], output strides) of a
+    matmul kernel; the output strides are in the product's index space (a final transpose permutes them)."""
     if node.op.name == "matmul":
         views = [(k, i.shape, contiguous_strides(i.shape)) for k, i in enumerate(node.inputs)]
-        return node, [], views
+        return node, [], views, contiguous_strides(node.shape)
     body = node.attrs["body"]
     mm = next(n for n in body.nodes if n.op.name == "matmul")
     position = body.nodes.index(mm)
@@ -41,7 +42,14 @@ def operand_views(node: Node) -> tuple:
     for operand in mm.inputs:
         root, shape, strides = view_of(operand, stop=prologue)
         views.append((body.inputs.index(root), shape, strides))
-    return mm, body.nodes[position + 1:], views
+    epilogue = body.nodes[position + 1:]
+    out_strides = contiguous_strides(mm.shape)
+    if epilogue and epilogue[-1].op.name == "transpose":
+        axes = epilogue[-1].attrs["axes"]
+        final = contiguous_strides(epilogue[-1].shape)
+        out_strides = tuple(final[axes.index(a)] for a in range(len(axes)))
+        epilogue = epilogue[:-1]
+    return mm, epilogue, views, out_strides
 
 
 def blas_ok(a_shape, a_strides, b_shape, b_strides) -> bool:
@@ -66,7 +74,7 @@ def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
 
 @family("matmul")
 def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
-    mm, epilogue, views = operand_views(node)
+    mm, epilogue, views, out_strides = operand_views(node)
     out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
     (ia, a_shape, a_strides), (ib, b_shape, b_strides) = views
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
@@ -74,7 +82,8 @@ def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     a_bs = broadcast_strides(a_batch, batch, a_bstr)
     b_bs = broadcast_strides(b_batch, batch, b_bstr)
-    c_bs = contiguous_strides(batch + (m, n))[:len(batch)]
+    c_full = _matrix_strides(mm.shape, out_strides, batch, n)
+    c_bs, ldc = c_full[:len(batch)], c_full[len(batch)]
     dtype = mm.dtype
     if m and n:
         with strided_nest(b, batch, [a_bs, b_bs, c_bs], "batch") as (a_off, b_off, c_off):
@@ -82,14 +91,22 @@ def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
             b_ptr = element_ptr(b, in_ptrs[ib], b_off, dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
             if np.dtype(dtype).kind == "f":
-                _call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr)
+                _call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
             else:
-                _naive_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr)
+                _naive_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
     if epilogue:
-        _emit_epilogue(b, fn, node, mm, epilogue)
+        _emit_epilogue(b, fn, node, mm, epilogue, out_strides)
 
 
-def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None:
+def _matrix_strides(shape: tuple, strides: tuple, batch: tuple, n: int) -> tuple:
+    """Batch strides and the row stride of the output, whatever the product's vector/matrix form."""
+    if len(shape) == len(batch) + 2:
+        return tuple(strides[:len(batch)]) + (strides[-2],)
+    # A vector result is one column (matrix @ vector: rows are one element apart) or one row.
+    return tuple(strides[:len(batch)]) + (1 if n == 1 else n,)
+
+
+def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
     trans_a, lda = blas_layout(m, k, *a_str)
     trans_b, ldb = blas_layout(k, n, *b_str)
     real = F32 if np.dtype(dtype) == np.float32 else F64
@@ -97,12 +114,12 @@ def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None:
         _constant_slot(b, I8, ord("T" if trans_b else "N")), _constant_slot(b, I8, ord("T" if trans_a else "N")),
         _constant_slot(b, I32, n), _constant_slot(b, I32, m), _constant_slot(b, I32, k),
         _constant_slot(b, real, 1.0), b_ptr, _constant_slot(b, I32, ldb), a_ptr, _constant_slot(b, I32, lda),
-        _constant_slot(b, real, 0.0), c_ptr, _constant_slot(b, I32, max(n, 1)),
+        _constant_slot(b, real, 0.0), c_ptr, _constant_slot(b, I32, max(ldc, n, 1)),
     ]
     b.call(_gemm(b.module, dtype), args)
 
 
-def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None:
+def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
     """Integer products (rare): a plain triple loop."""
     def at(ptr, i, j, strides):
         off = b.add(b.mul(i, ir.Constant(I64, strides[0])), b.mul(j, ir.Constant(I64, strides[1])))
@@ -113,16 +130,17 @@ def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr) -> None
             with accumulate(b, k, identity("sum", dtype), "kk") as loop:
                 prod = b.mul(at(a_ptr, i, loop.index, a_str), at(b_ptr, loop.index, j, b_str))
                 loop.carry(combine(b, "sum", loop.acc, prod, dtype))
-            store(b, loop.acc, element_ptr(b, c_ptr, b.add(b.mul(i, ir.Constant(I64, n)), j), dtype), dtype)
+            store(b, loop.acc, element_ptr(b, c_ptr, b.add(b.mul(i, ir.Constant(I64, max(ldc, n))), j), dtype), dtype)
 
 
-def _emit_epilogue(b: ir.IRBuilder, fn: ir.Function, node: Node, mm: Node, epilogue: list) -> None:
+def _emit_epilogue(b: ir.IRBuilder, fn: ir.Function, node: Node, mm: Node, epilogue: list,
+                   out_strides: tuple) -> None:
     """Apply the elementwise chain after the product, reading the product from the output buffer."""
     body = node.attrs["body"]
     out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
     shape = mm.shape
     used = sorted({body.inputs.index(i) for e in epilogue for i in e.inputs if i in body.inputs})
-    strides = [contiguous_strides(shape)] + [broadcast_strides(body.inputs[k].shape, shape) for k in used]
+    strides = [out_strides] + [broadcast_strides(body.inputs[k].shape, shape) for k in used]
     with strided_nest(b, shape, strides, "ep") as offsets:
         p = element_ptr(b, out_ptr, offsets[0], mm.dtype)
         env = {mm: load(b, p, mm.dtype)}
