@@ -161,6 +161,8 @@ class Tensor:
 def _to_array(data: Any, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.numpy()
+    if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, like an array
+        data = np.asarray(data)
     if dtype is not None:
         dtype = dtypes.as_dtype(dtype)
     if isinstance(data, np.ndarray):
@@ -189,7 +191,8 @@ def _default_for(dt: np.dtype, keep_float64: bool) -> np.dtype:
 
 def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
     """Make a tensor. Python floats become float32, ints int64; NumPy arrays keep float64 / float32."""
-    if isinstance(data, np.ndarray) and dtype is None:
+    if isinstance(data, (np.ndarray, np.generic)) and dtype is None:
+        data = np.asarray(data)
         return Tensor(data.copy() if data.dtype in dtypes.SUPPORTED else data, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 

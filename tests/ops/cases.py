@@ -32,8 +32,8 @@ class OpCase:
 
     def inputs(self, rng: np.random.Generator, shapes: Sequence[tuple], dtype) -> list:
         if self.make_inputs is not None:
-            return list(self.make_inputs(rng, shapes, dtype))
-        return [rng.uniform(self.low, self.high, size=s).astype(dtype) for s in shapes]
+            return [np.asarray(a) for a in self.make_inputs(rng, shapes, dtype)]
+        return [np.asarray(rng.uniform(self.low, self.high, size=s).astype(dtype)) for s in shapes]
 
     def __repr__(self) -> str:
         return f"OpCase({self.name})"
