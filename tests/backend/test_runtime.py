@@ -64,7 +64,7 @@ def test_accepts_tensors_and_converts_safely(compiled):
 @pytest.mark.parametrize("bad, message", [
     (np.ones((4, 15), np.float32), "shape \\(4, 15\\), expected \\(4, 16\\)"),
     (np.ones((4, 16), np.float64), "dtype float64, expected float32"),
-    (None, "is None"),
+    (None, "is None"),  # structure differs: named as well
     ("text", "must be an array"),
     (object(), "must be an array"),
 ])

@@ -62,7 +62,7 @@ class CompiledFunction:
         graph = self.graph
         leaves, paths, tree = flatten((tuple(args), dict(kwargs)))
         if graph.in_tree is not None and tree != graph.in_tree:
-            raise SpagoError(f"{graph.name}: arguments have structure {tree}, it was compiled for {graph.in_tree}")
+            raise SpagoError(self._structure_error(args, kwargs, tree))
         values = [leaf for leaf, p in zip(leaves, paths) if p not in graph.static_args]
         for p, leaf in zip(paths, leaves):
             if p in graph.static_args and not _same_static(graph.static_args[p], leaf):
@@ -71,6 +71,26 @@ class CompiledFunction:
         if len(values) != len(graph.inputs):
             raise SpagoError(f"{graph.name}: expected {len(graph.inputs)} array arguments, got {len(values)}")
         return [_check_array(node, value, graph.name) for node, value in zip(graph.inputs, values)]
+
+    def _structure_error(self, args: tuple, kwargs: dict, tree) -> str:
+        """Name the first top-level argument whose nesting differs from the compiled one."""
+        g = self.graph
+        expected_args, expected_kwargs = g.in_tree.children
+        if len(args) != len(expected_args.children) or set(kwargs) != set(expected_kwargs.keys):
+            return (f"{g.name}: expected {len(expected_args.children)} positional arguments"
+                    f"{' and keywords ' + ', '.join(expected_kwargs.keys) if expected_kwargs.keys else ''}, "
+                    f"got {len(args)}{' and keywords ' + ', '.join(kwargs) if kwargs else ''}")
+        given_args = tree.children[0].children
+        for k, (want, got) in enumerate(zip(expected_args.children, given_args)):
+            if want != got:
+                name = self._input_names()[k] if k < len(self._input_names()) else f"#{k}"
+                what = "None" if args[k] is None else type(args[k]).__name__
+                return f"{g.name}: argument {name!r} is {what}, expected the structure {want} it was compiled for"
+        return f"{g.name}: arguments have structure {tree}, it was compiled for {g.in_tree}"
+
+    def _input_names(self) -> list:
+        """Top-level argument names, in order (a nested argument's inputs are named ``arg.key``)."""
+        return list(dict.fromkeys(n.name.split(".")[0] for n in self.graph.inputs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         arrays = self._check_args(args, kwargs)

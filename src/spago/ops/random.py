@@ -37,8 +37,20 @@ def manual_seed(seed: int) -> Generator:
     return default_generator.manual_seed(seed)
 
 
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+MIX1, MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
 def _keep_mask_kernel(shape, keep, seed, dtype):
-    return (np.random.default_rng(seed).random(shape) < keep).astype(dtype)
+    """A counter-based draw (splitmix64 of seed + (i+1)·γ), so compiled code can give the very same mask."""
+    n = int(np.prod(shape, dtype=np.int64))
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN_GAMMA))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
+    return (u < keep).astype(dtype).reshape(shape)
 
 
 keep_mask_op = register(Op("keep_mask", lambda shape, keep, seed, dtype: Spec(shape, dtype), _keep_mask_kernel, None,

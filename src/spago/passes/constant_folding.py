@@ -27,7 +27,7 @@ def constant_folding(graph: Graph) -> Graph:
             continue
         with np.errstate(all="ignore"):
             value = np.asarray(node.op.kernel(*[i.data for i in node.inputs], **node.attrs), dtype=node.dtype)
-        const = graph.add_const(np.ascontiguousarray(value), f"{node.op.name}_{node.name}")
+        const = graph.add_const(np.array(value, order="C"), f"{node.op.name}_{node.name}")
         const.scope = node.scope
         graph.replace_uses(node, const)  # the folded node is now unused: remove_unused drops it
     graph.remove_unused()

@@ -40,4 +40,4 @@ def emitter_for(node: Node) -> Callable:
 
 
 def _load_families() -> None:
-    from . import elementwise, matmul, reduce, rowwise  # noqa: F401
+    from . import elementwise, indexing, matmul, misc, reduce, rowwise, shape  # noqa: F401
