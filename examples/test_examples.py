@@ -46,3 +46,12 @@ def test_quickstart_runs_as_a_script():
     done = subprocess.run([sys.executable, os.path.join(HERE, "quickstart.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "kernels:" in done.stdout
+
+
+def test_tracing(tmp_path):
+    import tracing
+
+    out = tracing.main(str(tmp_path))
+    assert out["losses"][-1] < out["losses"][0]
+    assert all(os.path.getsize(p) > 0 for p in out["paths"])
+    assert "hidden" in out["forward"].to_dot() and out["step"].op_counts()["matmul"] >= 4
