@@ -63,8 +63,11 @@ def cache_key(graph: Graph) -> str:
     from .. import __version__
     from .target import host_cpu
 
+    from . import parallel
+
     triple, cpu, features = host_cpu()
-    text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__])
+    text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__,
+                     parallel.setting()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -12,8 +12,8 @@ from llvmlite import ir
 
 from ..ir.graph import Graph, Node
 from ..passes.schedule import alias_root, is_alias
-from .kernels import emitter_for, family_of
-from .types import I8, I64, PTR, VOID
+from .kernels import PARALLEL, emitter_for, family_of
+from .types import I8, I32, I64, PTR, VOID
 
 ENTRY = "spago_entry"
 
@@ -121,6 +121,54 @@ def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
     for k, a in enumerate(fn.args[1:]):
         a.name = f"in{k}"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    emitter_for(node)(b, fn, node)
+    extent = _parallel_extent(node)
+    if extent > 1:
+        _emit_parallel(module, b, fn, node, extent)
+    else:
+        emitter_for(node)(b, list(fn.args), node)
     b.ret_void()
     return fn
+
+
+def _parallel_extent(node: Node) -> int:
+    """The outer loop extent to split across threads, or 0 to run the kernel on one thread."""
+    from . import parallel
+    from .kernels import _load_families
+
+    _load_families()
+    extent_of = PARALLEL.get(family_of(node))
+    if extent_of is None or node.spec.size < parallel.MIN_ELEMENTS or not parallel.enabled():
+        return 0
+    return extent_of(node)
+
+
+def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: Node, extent: int) -> None:
+    """The kernel hands its pointers to ``GOMP_parallel``; each thread runs the body on a slice
+    [start, end) of the outer loop."""
+    worker = ir.Function(module, ir.FunctionType(VOID, [PTR]), fn.name + "_worker")
+    worker.linkage = "internal"
+    wb = ir.IRBuilder(worker.append_basic_block("entry"))
+    ctx = worker.args[0]
+    args = [wb.load(wb.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
+            for k in range(len(fn.args))]
+    tid = wb.sext(wb.call(_runtime(module, "omp_get_thread_num", I32, []), []), I64)
+    count = wb.sext(wb.call(_runtime(module, "omp_get_num_threads", I32, []), []), I64)
+    n = ir.Constant(I64, extent)
+    chunk = wb.sdiv(wb.add(n, wb.sub(count, ir.Constant(I64, 1))), count)
+    start = wb.mul(tid, chunk)
+    end = wb.add(start, chunk)
+    end = wb.select(wb.icmp_signed(">", end, n), n, end)
+    start = wb.select(wb.icmp_signed(">", start, n), n, start)
+    emitter_for(node)(wb, args, node, outer=(start, end))
+    wb.ret_void()
+
+    ctx = b.alloca(PTR, size=ir.Constant(I64, len(fn.args)))
+    for k, a in enumerate(fn.args):
+        b.store(a, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
+    gomp = _runtime(module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+    b.call(gomp, [worker, ctx, ir.Constant(I32, 0), ir.Constant(I32, 0)])
+
+
+def _runtime(module: ir.Module, name: str, ret, params) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, params), name)

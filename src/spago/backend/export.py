@@ -183,6 +183,8 @@ def export(cf: "CompiledFunction", path: str, weights: str = "embed", cc: str | 
             f.write(_shim(prefix, cf, offsets, len(blob), blob_file, fingerprint))
         lib = os.path.join(tmp, f"{prefix}.so")
         cmd = [compiler, "-O2", "-shared", "-fPIC", "-std=c11", "-o", lib, shim, obj, "-lm"]
+        if b"GOMP_parallel" in cf._object:  # threaded kernels need OpenMP's runtime
+            cmd.append("-lgomp")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise SpagoError(f"export: linking with {compiler} failed:\n{done.stderr.strip()}")

@@ -66,14 +66,26 @@ def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tu
     return new_shape, new_strides
 
 
+def outer_extent(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> int:
+    """Trip count of the outermost loop ``strided_nest`` would emit (what a parallel split divides)."""
+    collapsed, _ = collapse(shape, strides)
+    return collapsed[0] if collapsed else 1
+
+
 @contextlib.contextmanager
-def strided_nest(b: ir.IRBuilder, shape: Sequence[int], strides: Sequence[Sequence[int]], name: str = "e"):
-    """Loop over every index of ``shape``; yields one element offset (i64) per operand's strides."""
+def strided_nest(b: ir.IRBuilder, shape: Sequence[int], strides: Sequence[Sequence[int]], name: str = "e",
+                 outer: tuple | None = None):
+    """Loop over every index of ``shape``; yields one element offset (i64) per operand's strides.
+
+    ``outer`` = (start, end) restricts the outermost (collapsed) loop, so threads can share the work."""
     shape, strides = collapse(shape, strides)
     offsets = [ir.Constant(I64, 0) for _ in strides]
     with contextlib.ExitStack() as stack:
         for axis, n in enumerate(shape):
-            i = stack.enter_context(for_range(b, n, f"{name}{axis}"))
+            if axis == 0 and outer is not None:
+                i = stack.enter_context(for_range(b, outer[1], f"{name}{axis}", start=outer[0]))
+            else:
+                i = stack.enter_context(for_range(b, n, f"{name}{axis}"))
             offsets = [off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])))
                        for off, s in zip(offsets, strides)]
         yield offsets

@@ -20,6 +20,7 @@ from .codegen import Lowered
 from .jit import ENTRY_TYPE
 
 ALIGN = 64
+PREFAULT_BYTES = 1 << 22
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
@@ -49,6 +50,7 @@ class CompiledFunction:
         self._manager = manager
         self._object = object_code
         self.check = check
+        self._threaded = object_code is not None and b"GOMP_parallel" in object_code
         self.__name__ = graph.name
 
     # -- calling ------------------------------------------------------------------------
@@ -95,6 +97,10 @@ class CompiledFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         arrays = self._check_args(args, kwargs)
         outputs = [np.empty(o.shape, o.dtype) for o in self.graph.outputs]
+        if self._threaded:
+            for o in outputs:
+                if o.nbytes >= PREFAULT_BYTES:
+                    o.fill(0)  # first touch here: page faults taken by several threads at once are far slower
         in_ptrs, out_ptrs = _pointer_array(arrays), _pointer_array(outputs)  # alive for the call
         self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
                     self._arena().ctypes.data)

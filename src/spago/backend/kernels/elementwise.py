@@ -9,7 +9,7 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from .. import scalar
-from ..loops import broadcast_strides, contiguous_strides, strided_nest
+from ..loops import broadcast_strides, contiguous_strides, outer_extent, strided_nest
 from ..types import element_ptr, load, store
 from . import family
 
@@ -41,12 +41,19 @@ def eval_graph(b: ir.IRBuilder, body, values: list, env: dict | None = None, nod
     return env
 
 
-@family("elementwise")
-def emit_elementwise(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
-    out_ptr, in_ptrs = fn.args[0], fn.args[1:]
+def _strides(node: Node) -> list:
+    specs, _ = body_of(node)
+    return [contiguous_strides(node.shape)] + [broadcast_strides(s.shape, node.shape) for s in specs]
+
+
+def elementwise_extent(node: Node) -> int:
+    return outer_extent(node.shape, _strides(node))
+
+
+@family("elementwise", parallel=elementwise_extent)
+def emit_elementwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
+    out_ptr, in_ptrs = args[0], args[1:]
     specs, evaluate = body_of(node)
-    shape = node.shape
-    strides = [contiguous_strides(shape)] + [broadcast_strides(s.shape, shape) for s in specs]
-    with strided_nest(b, shape, strides) as offsets:
+    with strided_nest(b, node.shape, _strides(node), outer=outer) as offsets:
         values = [load(b, element_ptr(b, p, off, s.dtype), s.dtype) for p, off, s in zip(in_ptrs, offsets[1:], specs)]
         store(b, evaluate(b, values), element_ptr(b, out_ptr, offsets[0], node.dtype), node.dtype)

@@ -62,38 +62,38 @@ def _wrapped_offset(b: ir.IRBuilder, table, i) -> ir.Value:
 
 
 @family("getitem")
-def emit_getitem(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_getitem(b: ir.IRBuilder, args: list, node: Node) -> None:
     x, index = node.inputs[0], node.attrs["index"]
     if _is_basic(index):
         shape, strides, offset = basic_view(x.shape, index)
-        strided_copy(b, shape, fn.args[0], contiguous_strides(shape), 0, fn.args[1], strides, offset, node.dtype)
+        strided_copy(b, shape, args[0], contiguous_strides(shape), 0, args[1], strides, offset, node.dtype)
         return
     offsets = gather_offsets(x.shape, index)
     if not len(offsets):
         return
     table = _offset_table(b, offsets, "gather")
     with for_range(b, len(offsets), "g") as i:
-        src = element_ptr(b, fn.args[1], _wrapped_offset(b, table, i), node.dtype)
-        store(b, load(b, src, node.dtype), element_ptr(b, fn.args[0], i, node.dtype), node.dtype)
+        src = element_ptr(b, args[1], _wrapped_offset(b, table, i), node.dtype)
+        store(b, load(b, src, node.dtype), element_ptr(b, args[0], i, node.dtype), node.dtype)
 
 
 @family("unindex")
-def emit_unindex(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_unindex(b: ir.IRBuilder, args: list, node: Node) -> None:
     """Zeros of the indexed tensor's shape with ``g`` added at the indexed places (repeats accumulate)."""
     shape, index = node.attrs["shape"], node.attrs["index"]
     g = node.inputs[0]
-    fill(b, fn.args[0], node.spec.size, 0, node.dtype)
+    fill(b, args[0], node.spec.size, 0, node.dtype)
     if _is_basic(index):
         view_shape, strides, offset = basic_view(shape, index)
-        strided_copy(b, view_shape, fn.args[0], strides, offset, fn.args[1], contiguous_strides(g.shape), 0, node.dtype)
+        strided_copy(b, view_shape, args[0], strides, offset, args[1], contiguous_strides(g.shape), 0, node.dtype)
         return
     offsets = gather_offsets(shape, index)
     if not len(offsets):
         return
     table = _offset_table(b, offsets, "scatter")
     with for_range(b, len(offsets), "s") as i:
-        dst = element_ptr(b, fn.args[0], _wrapped_offset(b, table, i), node.dtype)
-        value = load(b, element_ptr(b, fn.args[1], i, node.dtype), node.dtype)
+        dst = element_ptr(b, args[0], _wrapped_offset(b, table, i), node.dtype)
+        value = load(b, element_ptr(b, args[1], i, node.dtype), node.dtype)
         store(b, b.fadd(load(b, dst, node.dtype), value), dst, node.dtype)
 
 
@@ -115,7 +115,7 @@ def _axis_split(shape: tuple, axis: int) -> tuple[int, int, int]:
 
 
 @family("take")
-def emit_take(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_take(b: ir.IRBuilder, args: list, node: Node) -> None:
     x, idx = node.inputs
     axis = node.attrs["axis"]
     outer, n, inner = _axis_split(x.shape, axis)
@@ -124,45 +124,45 @@ def emit_take(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
         return
     with for_range(b, outer, "p") as p:
         with for_range(b, count, "j") as j:
-            k = _row_index(b, fn.args[2], j, idx.dtype, n)
+            k = _row_index(b, args[2], j, idx.dtype, n)
             src = b.mul(b.add(b.mul(p, ir.Constant(I64, n)), k), ir.Constant(I64, inner))
             dst = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
             with for_range(b, inner, "t") as t:
-                v = load(b, element_ptr(b, fn.args[1], b.add(src, t), node.dtype), node.dtype)
-                store(b, v, element_ptr(b, fn.args[0], b.add(dst, t), node.dtype), node.dtype)
+                v = load(b, element_ptr(b, args[1], b.add(src, t), node.dtype), node.dtype)
+                store(b, v, element_ptr(b, args[0], b.add(dst, t), node.dtype), node.dtype)
 
 
 @family("scatter_add")
-def emit_scatter_add(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_scatter_add(b: ir.IRBuilder, args: list, node: Node) -> None:
     g, idx = node.inputs
     axis, size = node.attrs["axis"], node.attrs["size"]
     outer, _, inner = _axis_split(node.shape, axis)
     count = idx.spec.size
-    fill(b, fn.args[0], node.spec.size, 0, node.dtype)
+    fill(b, args[0], node.spec.size, 0, node.dtype)
     if not size or not count:
         return
     with for_range(b, outer, "p") as p:
         with for_range(b, count, "j") as j:
-            k = _row_index(b, fn.args[2], j, idx.dtype, size)
+            k = _row_index(b, args[2], j, idx.dtype, size)
             dst = b.mul(b.add(b.mul(p, ir.Constant(I64, size)), k), ir.Constant(I64, inner))
             src = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
             with for_range(b, inner, "t") as t:
-                d = element_ptr(b, fn.args[0], b.add(dst, t), node.dtype)
-                v = load(b, element_ptr(b, fn.args[1], b.add(src, t), node.dtype), node.dtype)
+                d = element_ptr(b, args[0], b.add(dst, t), node.dtype)
+                v = load(b, element_ptr(b, args[1], b.add(src, t), node.dtype), node.dtype)
                 store(b, b.fadd(load(b, d, node.dtype), v), d, node.dtype)
 
 
 @family("one_hot")
-def emit_one_hot(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_one_hot(b: ir.IRBuilder, args: list, node: Node) -> None:
     idx = node.inputs[0]
     depth = node.attrs["depth"]
-    fill(b, fn.args[0], node.spec.size, 0, node.dtype)
+    fill(b, args[0], node.spec.size, 0, node.dtype)
     with for_range(b, idx.spec.size, "i") as i:
-        k = load(b, element_ptr(b, fn.args[1], i, idx.dtype), idx.dtype)
+        k = load(b, element_ptr(b, args[1], i, idx.dtype), idx.dtype)
         if k.type != I64:
             k = b.sext(k, I64)
         inside = b.and_(b.icmp_signed(">=", k, ir.Constant(I64, 0)), b.icmp_signed("<", k, ir.Constant(I64, depth)))
         with b.if_then(inside):
             pos = b.add(b.mul(i, ir.Constant(I64, depth)), k)
-            store(b, const(node.dtype, 1), element_ptr(b, fn.args[0], pos, node.dtype), node.dtype)
+            store(b, const(node.dtype, 1), element_ptr(b, args[0], pos, node.dtype), node.dtype)
 

@@ -73,9 +73,9 @@ def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
 
 
 @family("matmul")
-def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_matmul(b: ir.IRBuilder, args: list, node: Node) -> None:
     mm, epilogue, views, out_strides = operand_views(node)
-    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    out_ptr, in_ptrs = args[0], list(args[1:])
     (ia, a_shape, a_strides), (ib, b_shape, b_strides) = views
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
@@ -95,7 +95,7 @@ def emit_matmul(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
             else:
                 _naive_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
     if epilogue:
-        _emit_epilogue(b, fn, node, mm, epilogue, out_strides)
+        _emit_epilogue(b, args, node, mm, epilogue, out_strides)
 
 
 def _matrix_strides(shape: tuple, strides: tuple, batch: tuple, n: int) -> tuple:
@@ -133,11 +133,11 @@ def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: in
             store(b, loop.acc, element_ptr(b, c_ptr, b.add(b.mul(i, ir.Constant(I64, max(ldc, n))), j), dtype), dtype)
 
 
-def _emit_epilogue(b: ir.IRBuilder, fn: ir.Function, node: Node, mm: Node, epilogue: list,
+def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: list,
                    out_strides: tuple) -> None:
     """Apply the elementwise chain after the product, reading the product from the output buffer."""
     body = node.attrs["body"]
-    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    out_ptr, in_ptrs = args[0], list(args[1:])
     shape = mm.shape
     used = sorted({body.inputs.index(i) for e in epilogue for i in e.inputs if i in body.inputs})
     strides = [out_strides] + [broadcast_strides(body.inputs[k].shape, shape) for k in used]

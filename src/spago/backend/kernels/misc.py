@@ -20,7 +20,7 @@ def _rows(shape: tuple, axis: int | None) -> tuple[int, int, int]:
 
 
 @family("argmax", "argmin")
-def emit_arg_extreme(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_arg_extreme(b: ir.IRBuilder, args: list, node: Node) -> None:
     """First index of the extreme value; a NaN counts as the extreme (NumPy's rule)."""
     x = node.inputs[0]
     outer, n, inner = _rows(x.shape, node.attrs["axis"])
@@ -32,7 +32,7 @@ def emit_arg_extreme(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
             base = b.add(b.mul(p, ir.Constant(I64, n * inner)), q)
 
             def at(j):
-                return load(b, element_ptr(b, fn.args[1], b.add(base, b.mul(j, ir.Constant(I64, inner))), x.dtype),
+                return load(b, element_ptr(b, args[1], b.add(base, b.mul(j, ir.Constant(I64, inner))), x.dtype),
                             x.dtype)
 
             best_v = b.alloca(t)
@@ -51,11 +51,11 @@ def emit_arg_extreme(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
                     b.store(v, best_v)
                     b.store(j, best_i)
             out = b.add(b.mul(p, ir.Constant(I64, inner)), q)
-            store(b, b.load(best_i, typ=I64), element_ptr(b, fn.args[0], out, node.dtype), node.dtype)
+            store(b, b.load(best_i, typ=I64), element_ptr(b, args[0], out, node.dtype), node.dtype)
 
 
 @family("sparsemax")
-def emit_sparsemax(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_sparsemax(b: ir.IRBuilder, args: list, node: Node) -> None:
     """Per row: bisection finds the threshold τ with Σ max(z − τ, 0) = 1; the support it picks then gives
     τ exactly as (Σ_support z − 1) / |support|, as the sorting algorithm would."""
     x = node.inputs[0]
@@ -70,7 +70,7 @@ def emit_sparsemax(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
                 return b.add(base, b.mul(j, ir.Constant(I64, inner)))
 
             def at(j):
-                return load(b, element_ptr(b, fn.args[1], offset(j), x.dtype), x.dtype)
+                return load(b, element_ptr(b, args[1], offset(j), x.dtype), x.dtype)
 
             with accumulate(b, n, ir.Constant(t, float("-inf")), "m") as mx:
                 v = at(mx.index)
@@ -96,11 +96,11 @@ def emit_sparsemax(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
             with for_range(b, n, "o") as j:
                 d = b.fsub(at(j), tau)
                 store(b, b.select(b.fcmp_ordered(">", d, zero), d, zero),
-                      element_ptr(b, fn.args[0], offset(j), node.dtype), node.dtype)
+                      element_ptr(b, args[0], offset(j), node.dtype), node.dtype)
 
 
 @family("keep_mask")
-def emit_keep_mask(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_keep_mask(b: ir.IRBuilder, args: list, node: Node) -> None:
     """The same counter-based hash as the NumPy kernel (splitmix64 of seed + (i+1)·γ), bit for bit."""
     seed, keep = node.attrs["seed"], node.attrs["keep"]
     c = lambda v: ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)  # noqa: E731
@@ -113,4 +113,4 @@ def emit_keep_mask(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
         bit = b.fcmp_ordered("<", u, ir.Constant(F64, keep))
         t = compute_type(node.dtype)
         value = b.uitofp(bit, t) if node.dtype.kind == "f" else b.zext(bit, t) if t.width > 1 else bit
-        store(b, value, element_ptr(b, fn.args[0], i, node.dtype), node.dtype)
+        store(b, value, element_ptr(b, args[0], i, node.dtype), node.dtype)

@@ -54,9 +54,9 @@ def reduction_parts(node: Node) -> tuple:
 
 
 @family(*REDUCTIONS, "reduce")
-def emit_reduce(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_reduce(b: ir.IRBuilder, args: list, node: Node) -> None:
     kind, axes, in_spec, body = reduction_parts(node)
-    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    out_ptr, in_ptrs = args[0], list(args[1:])
     shape = in_spec.shape
     dtype = node.dtype
     keep_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))

@@ -11,7 +11,7 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from .. import scalar
-from ..loops import accumulate, broadcast_strides, for_range, strided_nest
+from ..loops import accumulate, broadcast_strides, for_range, outer_extent, strided_nest
 from ..types import I64, compute_type, element_ptr, load, store
 from . import family
 from .reduce import combine, identity
@@ -19,14 +19,26 @@ from .reduce import combine, identity
 REDUCTIONS = ("sum", "max", "min")
 
 
-@family("rowwise")
-def emit_rowwise(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def _row_shape_and_strides(node: Node) -> tuple:
+    body = node.attrs["body"]
+    full_shape = next(n for n in body.nodes if n.op.name in REDUCTIONS).inputs[0].shape
+    strides = [broadcast_strides(body.outputs[0].shape, full_shape)[:-1]] + \
+        [broadcast_strides(i.shape, full_shape)[:-1] for i in body.inputs]
+    return full_shape[:-1], strides
+
+
+def rowwise_extent(node: Node) -> int:
+    return outer_extent(*_row_shape_and_strides(node))
+
+
+@family("rowwise", parallel=rowwise_extent)
+def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     out = body.outputs[0]
     reductions = [n for n in body.nodes if n.op.name in REDUCTIONS]
     full_shape = reductions[0].inputs[0].shape
     rows, width = full_shape[:-1], full_shape[-1]
-    out_ptr, in_ptrs = fn.args[0], list(fn.args[1:])
+    out_ptr, in_ptrs = args[0], list(args[1:])
     index_of = {inp: k for k, inp in enumerate(body.inputs)}
 
     in_strides = [broadcast_strides(i.shape, full_shape) for i in body.inputs]
@@ -46,7 +58,7 @@ def emit_rowwise(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
             if is_full(n) and uses.get(n, 0) > 1 and n is not out:
                 scratch[n] = b.alloca(compute_type(n.dtype), size=ir.Constant(I64, width), name=f"row_{n.name}")
 
-    with strided_nest(b, rows, [out_strides[:-1]] + [s[:-1] for s in in_strides], "row") as offsets:
+    with strided_nest(b, rows, [out_strides[:-1]] + [s[:-1] for s in in_strides], "row", outer=outer) as offsets:
         out_row, in_rows = offsets[0], offsets[1:]
         scalars: dict = {}
 

@@ -24,35 +24,35 @@ def fill(b: ir.IRBuilder, ptr, count: int, value, dtype) -> None:
 
 
 @family("transpose")
-def emit_transpose(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_transpose(b: ir.IRBuilder, args: list, node: Node) -> None:
     axes = node.attrs["axes"]
     src = contiguous_strides(node.inputs[0].shape)
-    strided_copy(b, node.shape, fn.args[0], contiguous_strides(node.shape), 0, fn.args[1],
+    strided_copy(b, node.shape, args[0], contiguous_strides(node.shape), 0, args[1],
                  tuple(src[a] for a in axes), 0, node.dtype)
 
 
 @family("reshape")
-def emit_reshape(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_reshape(b: ir.IRBuilder, args: list, node: Node) -> None:
     """Normally a view; as a kernel it is a flat copy."""
     n = node.spec.size
-    strided_copy(b, (n,), fn.args[0], (1,), 0, fn.args[1], (1,), 0, node.dtype)
+    strided_copy(b, (n,), args[0], (1,), 0, args[1], (1,), 0, node.dtype)
 
 
 @family("concat")
-def emit_concat(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_concat(b: ir.IRBuilder, args: list, node: Node) -> None:
     axis = node.attrs["axis"]
     out_strides = contiguous_strides(node.shape)
     start = 0
-    for ptr, inp in zip(fn.args[1:], node.inputs):
-        strided_copy(b, inp.shape, fn.args[0], out_strides, start * out_strides[axis], ptr,
+    for ptr, inp in zip(args[1:], node.inputs):
+        strided_copy(b, inp.shape, args[0], out_strides, start * out_strides[axis], ptr,
                      contiguous_strides(inp.shape), 0, node.dtype)
         start += inp.shape[axis]
 
 
 @family("pad")
-def emit_pad(b: ir.IRBuilder, fn: ir.Function, node: Node) -> None:
+def emit_pad(b: ir.IRBuilder, args: list, node: Node) -> None:
     out_strides = contiguous_strides(node.shape)
-    fill(b, fn.args[0], node.spec.size, node.attrs["value"], node.dtype)
+    fill(b, args[0], node.spec.size, node.attrs["value"], node.dtype)
     offset = sum(before * s for (before, _), s in zip(node.attrs["pad_width"], out_strides))
     x = node.inputs[0]
-    strided_copy(b, x.shape, fn.args[0], out_strides, offset, fn.args[1], contiguous_strides(x.shape), 0, node.dtype)
+    strided_copy(b, x.shape, args[0], out_strides, offset, args[1], contiguous_strides(x.shape), 0, node.dtype)
