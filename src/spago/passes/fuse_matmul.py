@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
-from .views import VIEW_OPS, blas_layout, view_of
+from .views import blas_layout, is_view, view_of
 
 
 def _operand_chain(operand: Node, users: dict, outputs: set) -> set:
     """The view ops in front of one operand that nothing else reads."""
     chain: set = set()
     v = operand
-    while v.kind == "op" and v.op.name in VIEW_OPS and v not in outputs and len(users.get(v, ())) == 1:
+    while is_view(v) and v not in outputs and len(users.get(v, ())) == 1:
         chain.add(v)
         v = v.inputs[0]
     return chain
@@ -29,9 +29,9 @@ def _readable(node: Node, operand: Node, chain: set, is_left: bool) -> bool:
     view = view_of(operand, stop=chain)
     if view is None:
         return False
-    _, shape, strides = view
+    _, shape, strides, _ = view
     if len(shape) == 1:
-        return True
+        return strides[0] >= 1
     return blas_layout(shape[-2], shape[-1], strides[-2], strides[-1]) is not None
 
 

@@ -130,6 +130,18 @@ def _inplace_candidate(node: Node) -> bool:
     return node.op.kind == "elementwise"
 
 
+def _aligned_inputs(node: Node) -> list:
+    """Inputs the kernel reads at exactly the position it writes (not through a view), so the output
+    may overwrite them."""
+    if node.op.name != "fused":
+        return list(node.inputs)
+    from .views import is_view
+
+    body = node.attrs["body"]
+    through_view = {n.inputs[0] for n in body.nodes if is_view(n)}
+    return [outer for outer, inner in zip(node.inputs, body.inputs) if inner not in through_view]
+
+
 def _place(sizes: Sequence[int], lives: Sequence[tuple], alignment: int) -> tuple[list, int]:
     """Greedy interval packing: biggest first, each at the lowest free address over its lifetime."""
     order = sorted(range(len(sizes)), key=lambda k: (-sizes[k], lives[k][0]))
@@ -176,7 +188,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
         end = max(last_use.get(n, t), t)
         target = None
         if _inplace_candidate(n):
-            for i in n.inputs:
+            for i in _aligned_inputs(n):
                 r = alias_root(i)
                 g = group_of.get(r)
                 if (g is not None and i.shape == n.shape and i.spec.nbytes == n.spec.nbytes

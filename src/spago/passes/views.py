@@ -1,15 +1,36 @@
-"""Strided views: which chains of transposes and reshapes read a contiguous buffer without copying.
+"""Strided views: which chains of transposes, reshapes and basic slices read a buffer without copying.
 
-A view is a shape with element strides over its root buffer. A transpose permutes strides; a reshape
-keeps a view only where each group of merged or split axes was contiguous (NumPy's no-copy reshape).
+A view is a shape with element strides and a start offset over its root buffer. A transpose permutes
+strides; a basic ``getitem`` (ints, slices with any step, None, ellipsis) picks a start and rescales
+strides; a reshape keeps a view only where each group of merged or split axes was contiguous (NumPy's
+no-copy reshape).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..ir.graph import Node
 
-VIEW_OPS = ("transpose", "reshape")
+VIEW_OPS = ("transpose", "reshape", "getitem")
+
+
+def is_view(node: Node) -> bool:
+    """A node whose value is its input's memory read differently (a basic slice, not a gather)."""
+    if node.kind != "op" or node.op.name not in VIEW_OPS:
+        return False
+    return node.op.name != "getitem" or not any(e[0] == "array" for e in node.attrs["index"])
+
+
+def index_view(shape: tuple, strides: tuple, index: tuple) -> tuple[tuple, tuple, int]:
+    """(shape, element strides, offset change) of a basic index applied to a strided view."""
+    from ..ops.indexing import numpy_index
+
+    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape=shape, strides=strides)
+    view = probe[numpy_index(index)]
+    offset = view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
+    return view.shape, view.strides, offset
 
 
 def contiguous(shape: Sequence[int]) -> tuple:
@@ -57,26 +78,28 @@ def reshape_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | N
     return tuple(next(it) if d != 1 else 0 for d in new_shape)
 
 
-def view_of(node: Node, stop: set | None = None) -> tuple[Node, tuple, tuple] | None:
-    """(root, shape, strides) reading ``node`` through its chain of view ops, or None if a copy is needed.
-
-    The chain is followed while nodes are view ops (and not in ``stop``)."""
+def view_of(node: Node, stop: set | None = None) -> tuple[Node, tuple, tuple, int] | None:
+    """(root, shape, strides, offset) reading ``node`` through its chain of views, or None if a copy is
+    needed. The chain is followed while nodes are views (and, if given, in ``stop``)."""
     chain = []
     n = node
-    while n.kind == "op" and n.op.name in VIEW_OPS and (stop is None or n in stop):
+    while is_view(n) and (stop is None or n in stop):
         chain.append(n)
         n = n.inputs[0]
-    shape, strides = n.shape, contiguous(n.shape)
+    shape, strides, offset = n.shape, contiguous(n.shape), 0
     for v in reversed(chain):
         if v.op.name == "transpose":
             axes = v.attrs["axes"]
             shape, strides = tuple(shape[a] for a in axes), tuple(strides[a] for a in axes)
+        elif v.op.name == "getitem":
+            shape, strides, delta = index_view(shape, strides, v.attrs["index"])
+            offset += delta
         else:
             new = reshape_strides(shape, strides, v.attrs["shape"])
             if new is None:
                 return None
             shape, strides = v.attrs["shape"], new
-    return n, tuple(shape), tuple(strides)
+    return n, tuple(shape), tuple(strides), offset
 
 
 def blas_layout(rows: int, cols: int, row_stride: int, col_stride: int) -> tuple[bool, int] | None:

@@ -3,7 +3,8 @@
 Operands are the fused node's inputs seen through the absorbed transposes and reshapes (see
 ``spago.passes.views``), so ``q @ k.T`` or a head permutation never materialises a copy. Floating
 products call BLAS ``gemm`` once per batch entry (row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ); the
-elementwise epilogue (bias, activation, residual, scaling) then runs over the output in place.
+elementwise epilogue (bias, activation, residual, scaling) then runs over the output in place. Small
+products (an RNN step's matrix-vector product) are a generated loop instead: cheaper than a BLAS call.
 """
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from ...passes.views import blas_layout, view_of
-from ..loops import accumulate, broadcast_strides, contiguous_strides, for_range, strided_nest
+from ..loops import broadcast_strides, contiguous_strides, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph
-from .reduce import combine, identity
+from .reduce import identity
+
+
+SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
 
 
 def _as_matrix(shape: tuple, strides: tuple, is_left: bool) -> tuple[tuple, tuple, tuple, tuple]:
@@ -32,7 +36,7 @@ def operand_views(node: Node) -> tuple:
     """(matmul node, epilogue nodes, [(input index, shape, strides) for A and B], output strides) of a
     matmul kernel; the output strides are in the product's index space (a final transpose permutes them)."""
     if node.op.name == "matmul":
-        views = [(k, i.shape, contiguous_strides(i.shape)) for k, i in enumerate(node.inputs)]
+        views = [(k, i.shape, contiguous_strides(i.shape), 0) for k, i in enumerate(node.inputs)]
         return node, [], views, contiguous_strides(node.shape)
     body = node.attrs["body"]
     mm = next(n for n in body.nodes if n.op.name == "matmul")
@@ -40,8 +44,8 @@ def operand_views(node: Node) -> tuple:
     prologue = set(body.nodes[:position])
     views = []
     for operand in mm.inputs:
-        root, shape, strides = view_of(operand, stop=prologue)
-        views.append((body.inputs.index(root), shape, strides))
+        root, shape, strides, offset = view_of(operand, stop=prologue)
+        views.append((body.inputs.index(root), shape, strides, offset))
     epilogue = body.nodes[position + 1:]
     out_strides = contiguous_strides(mm.shape)
     if epilogue and epilogue[-1].op.name == "transpose":
@@ -76,7 +80,7 @@ def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
 def emit_matmul(b: ir.IRBuilder, args: list, node: Node) -> None:
     mm, epilogue, views, out_strides = operand_views(node)
     out_ptr, in_ptrs = args[0], list(args[1:])
-    (ia, a_shape, a_strides), (ib, b_shape, b_strides) = views
+    (ia, a_shape, a_strides, a_start), (ib, b_shape, b_strides, b_start) = views
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
@@ -87,13 +91,13 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node) -> None:
     dtype = mm.dtype
     if m and n:
         with strided_nest(b, batch, [a_bs, b_bs, c_bs], "batch") as (a_off, b_off, c_off):
-            a_ptr = element_ptr(b, in_ptrs[ia], a_off, dtype)
-            b_ptr = element_ptr(b, in_ptrs[ib], b_off, dtype)
+            a_ptr = element_ptr(b, in_ptrs[ia], b.add(a_off, ir.Constant(I64, a_start)), dtype)
+            b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
-            if np.dtype(dtype).kind == "f":
+            if np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
                 _call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
             else:
-                _naive_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
+                _loop_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
     if epilogue:
         _emit_epilogue(b, args, node, mm, epilogue, out_strides)
 
@@ -119,18 +123,95 @@ def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -
     b.call(_gemm(b.module, dtype), args)
 
 
-def _naive_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
-    """Integer products (rare): a plain triple loop."""
+LANES = 16       # floats per vector register (AVX-512); LLVM splits wider vectors on smaller machines
+BLOCK = 4        # vector accumulators per column block: 64 float32 columns stay in registers
+
+
+def _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> int:
+    """Columns in blocks of LANES*BLOCK, accumulated in vector registers over the whole k loop (B's rows
+    must be contiguous); returns how many columns it covered, the rest being left to the scalar loop."""
+    lanes = LANES if np.dtype(dtype) == np.float32 else LANES // 2
+    width = lanes * BLOCK
+    blocks = n // width
+    if not blocks or b_str[1] != 1:
+        return 0
+    scalar_t = F32 if np.dtype(dtype) == np.float32 else F64
+    vec_t = ir.VectorType(scalar_t, lanes)
+    fma_name = f"llvm.fma.v{lanes}{'f32' if scalar_t == F32 else 'f64'}"
+    fma = b.module.globals.get(fma_name) or ir.Function(b.module, ir.FunctionType(vec_t, [vec_t] * 3), fma_name)
+    zero = ir.Constant(vec_t, [0.0] * lanes)
+    row = ir.Constant(I64, max(ldc, n))
+    with for_range(b, m, "vi") as i:
+        c_row = element_ptr(b, c_ptr, b.mul(i, row), dtype)
+        a_row = b.mul(i, ir.Constant(I64, a_str[0]))
+        with for_range(b, blocks, "vb") as jb:
+            col = b.mul(jb, ir.Constant(I64, width))
+            pre = b.block
+            header = b.append_basic_block("vk.header")
+            body = b.append_basic_block("vk.body")
+            done = b.append_basic_block("vk.exit")
+            b.branch(header)
+            b.position_at_end(header)
+            kk = b.phi(I64, name="vk")
+            kk.add_incoming(ir.Constant(I64, 0), pre)
+            accs = [b.phi(vec_t, name=f"acc{q}") for q in range(BLOCK)]
+            for acc in accs:
+                acc.add_incoming(zero, pre)
+            b.cbranch(b.icmp_signed("<", kk, ir.Constant(I64, k)), body, done)
+            b.position_at_end(body)
+            a_val = load(b, element_ptr(b, a_ptr, b.add(a_row, b.mul(kk, ir.Constant(I64, a_str[1]))), dtype), dtype)
+            splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
+            splat = b.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+            b_row = b.add(b.mul(kk, ir.Constant(I64, b_str[0])), col)
+            new = []
+            for q, acc in enumerate(accs):
+                ptr = element_ptr(b, b_ptr, b.add(b_row, ir.Constant(I64, q * lanes)), dtype)
+                vals = b.load(ptr, typ=vec_t, align=4)
+                new.append(b.call(fma, [splat, vals, acc]))
+            kk.add_incoming(b.add(kk, ir.Constant(I64, 1)), b.block)
+            for acc, v in zip(accs, new):
+                acc.add_incoming(v, b.block)
+            b.branch(header)
+            b.position_at_end(done)
+            for q, acc in enumerate(accs):
+                ptr = element_ptr(b, c_row, b.add(col, ir.Constant(I64, q * lanes)), dtype)
+                b.store(acc, ptr, align=4)
+    return blocks * width
+
+
+def _loop_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
+    """C = A·B as i-k-j loops: the inner loop is an AXPY over a row of B, which vectorises. Used for
+    integer products and for products too small to be worth a BLAS call."""
+    float_ = np.dtype(dtype).kind == "f"
+    zero = identity("sum", dtype)
+
     def at(ptr, i, j, strides):
         off = b.add(b.mul(i, ir.Constant(I64, strides[0])), b.mul(j, ir.Constant(I64, strides[1])))
         return load(b, element_ptr(b, ptr, off, dtype), dtype)
 
+    done = _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc) if float_ else 0
+    if done == n:
+        return
+    c_ptr = element_ptr(b, c_ptr, ir.Constant(I64, done), dtype)  # the remaining columns
+    b_ptr = element_ptr(b, b_ptr, ir.Constant(I64, done * b_str[1]), dtype)
+    n_left = n - done
+    row = ir.Constant(I64, max(ldc, n))
     with for_range(b, m, "mi") as i:
-        with for_range(b, n, "nj") as j:
-            with accumulate(b, k, identity("sum", dtype), "kk") as loop:
-                prod = b.mul(at(a_ptr, i, loop.index, a_str), at(b_ptr, loop.index, j, b_str))
-                loop.carry(combine(b, "sum", loop.acc, prod, dtype))
-            store(b, loop.acc, element_ptr(b, c_ptr, b.add(b.mul(i, ir.Constant(I64, max(ldc, n))), j), dtype), dtype)
+        c_row = element_ptr(b, c_ptr, b.mul(i, row), dtype)
+        with for_range(b, n_left, "nz") as j:
+            store(b, zero, element_ptr(b, c_row, j, dtype), dtype)
+        with for_range(b, k, "kk") as kk:
+            a_ik = at(a_ptr, i, kk, a_str)
+            with for_range(b, n_left, "nj") as j:
+                p = element_ptr(b, c_row, j, dtype)
+                prod = b.fmul(a_ik, at(b_ptr, kk, j, b_str)) if float_ else b.mul(a_ik, at(b_ptr, kk, j, b_str))
+                if float_:
+                    prod.flags.append("contract")
+                    total = b.fadd(load(b, p, dtype), prod)
+                    total.flags.append("contract")
+                else:
+                    total = b.add(load(b, p, dtype), prod)
+                store(b, total, p, dtype)
 
 
 def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: list,
