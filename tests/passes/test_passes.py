@@ -123,7 +123,8 @@ def test_pass_manager_records_timing_and_dumps_every_pass(tmp_path, monkeypatch)
     assert any(f.endswith("fuse_rowwise.dot") for f in files) and any(f.endswith("fuse_rowwise.txt") for f in files)
     summary = (tmp_path / "summary.txt").read_text()
     assert "fuse_rowwise:" in summary and "fused kernels +1" in summary
-    assert (tmp_path / "06-fuse_matmul.txt").read_text().startswith("# fuse_matmul:")
+    (matmul_dump,) = [f for f in files if f.endswith("-fuse_matmul.txt")]
+    assert (tmp_path / matmul_dump).read_text().startswith("# fuse_matmul:")
     dumps = tmp_path / "env"
     monkeypatch.setenv("SPAGO_DUMP_DIR", str(dumps))
     optimize(g)
@@ -150,3 +151,24 @@ def test_a_broken_pass_is_caught_by_verification():
 
     with pytest.raises(sp.ir.IRError):
         optimize(sp.trace(lambda x: sp.exp(x), X), passes=[breaks])
+
+
+def test_independent_products_sharing_a_weight_become_one():
+    from spago.passes.batch_matmul import batch_matmul
+
+    xs = np.random.default_rng(2).standard_normal((6, 1, 4)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((4, 3)).astype(np.float32)
+
+    def rnn_inputs(x, h):
+        for t in range(6):
+            h = sp.tanh(x[t] @ w + h)
+        return h
+
+    counts = ops_after(rnn_inputs, freeze_params, batch_matmul, dce, args=(xs, np.zeros((1, 3), np.float32)))
+    assert counts["matmul"] == 1  # one (6x4)@(4x3) product instead of six (1x4)@(4x3)
+
+    def scattered(a, b):  # rows of two different inputs: concatenated, then one product
+        return sp.tanh(a @ w) + sp.exp(b @ w)
+
+    counts = ops_after(scattered, freeze_params, batch_matmul, dce, args=(X[:, :4].copy(), X[:2, :4].copy()))
+    assert counts["matmul"] == 1 and counts["concat"] == 1

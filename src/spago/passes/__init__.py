@@ -6,6 +6,7 @@ The default pipeline, in order::
     simplify             algebraic identities
     constant_folding     weight-only work done once
     cse, dce             shared and dead work removed
+    batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     fuse_matmul          products with operand views and elementwise epilogues
     fuse_rowwise         softmax / layer norm style row reductions
     fuse_reduce          other reductions with their producers
@@ -21,6 +22,7 @@ from .manager import Pass, PassManager, PassRecord, pass_name  # noqa: F401
 
 
 def default_passes(inference: bool = True) -> list:
+    from .batch_matmul import batch_matmul
     from .constant_folding import constant_folding
     from .cse import cse
     from .dce import dce
@@ -32,7 +34,7 @@ def default_passes(inference: bool = True) -> list:
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce,
+    return front + [simplify, constant_folding, cse, dce, batch_matmul,
                     fuse_matmul, fuse_rowwise, fuse_reduce, fuse_elementwise, dce]
 
 

@@ -5,25 +5,11 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group, is_convex, shrink_to_single_output
-from .views import is_view, view_of
+from .views import view_chains_feeding
 
 
 def _elementwise(n: Node) -> bool:
     return n.kind == "op" and n.op.kind == "elementwise"
-
-
-def _view_producers(group: set, users: dict, outputs: set) -> set:
-    """Chains of views that feed the group, are read nowhere else, and start from a materialised value."""
-    found: set = set()
-    for m in group:
-        for i in m.inputs:
-            chain, v = set(), i
-            while is_view(v) and v not in outputs and all(u in group or u in chain for u in users.get(v, ())):
-                chain.add(v)
-                v = v.inputs[0]
-            if chain and view_of(i, stop=chain) is not None:
-                found |= chain
-    return found
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
@@ -43,7 +29,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
                     stack.append(m)
         position = {n: k for k, n in enumerate(graph.nodes)}
         group = shrink_to_single_output(graph, group, users, position)
-        group |= _view_producers(group, users, outputs)
+        group |= view_chains_feeding(group, users, outputs)
         if len(group) < 2 or not is_convex(graph, group, position):
             taken.update(group)
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
-from .views import blas_layout, is_view, view_of
+from .views import blas_layout, is_view, view_chains_feeding, view_of
 
 
 def _operand_chain(operand: Node, users: dict, outputs: set) -> set:
@@ -81,6 +81,8 @@ def fuse_matmul(graph: Graph) -> Graph:
         chain = _epilogue(node, users, outputs)
         chain += _output_transpose(chain[-1] if chain else node, users, outputs)
         members = {node} | _prologue(node, users, outputs) | set(chain)
+        epilogue = [n for n in chain if n.op.name != "transpose"]
+        members |= view_chains_feeding(members, users, outputs, set(epilogue))
         if len(members) > 1:
             fuse_group(graph, members, "matmul", users)
     return graph

@@ -12,7 +12,7 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...passes.views import blas_layout, view_of
+from ...passes.views import blas_layout, is_view, view_of
 from ..loops import broadcast_strides, contiguous_strides, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from . import family
@@ -46,7 +46,7 @@ def operand_views(node: Node) -> tuple:
     for operand in mm.inputs:
         root, shape, strides, offset = view_of(operand, stop=prologue)
         views.append((body.inputs.index(root), shape, strides, offset))
-    epilogue = body.nodes[position + 1:]
+    epilogue = [n for n in body.nodes[position + 1:] if not is_view(n) or n.op.name == "transpose"]
     out_strides = contiguous_strides(mm.shape)
     if epilogue and epilogue[-1].op.name == "transpose":
         axes = epilogue[-1].attrs["axes"]
@@ -220,14 +220,24 @@ def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: 
     body = node.attrs["body"]
     out_ptr, in_ptrs = args[0], list(args[1:])
     shape = mm.shape
-    used = sorted({body.inputs.index(i) for e in epilogue for i in e.inputs if i in body.inputs})
-    strides = [out_strides] + [broadcast_strides(body.inputs[k].shape, shape) for k in used]
+    views = {n for n in body.nodes if is_view(n)}
+    leaves: dict = {}  # operand of the epilogue -> (input index, shape, strides, offset)
+    for e in epilogue:
+        for i in e.inputs:
+            if i in leaves or i is mm or i in epilogue:
+                continue
+            if i in views:
+                root, vshape, vstrides, offset = view_of(i, stop=views)
+                leaves[i] = (body.inputs.index(root), vshape, vstrides, offset)
+            else:
+                leaves[i] = (body.inputs.index(i), i.shape, contiguous_strides(i.shape), 0)
+    strides = [out_strides] + [broadcast_strides(s, shape, st) for _, s, st, _ in leaves.values()]
     with strided_nest(b, shape, strides, "ep") as offsets:
         p = element_ptr(b, out_ptr, offsets[0], mm.dtype)
         env = {mm: load(b, p, mm.dtype)}
-        for k, off in zip(used, offsets[1:]):
-            spec = body.inputs[k].spec
-            env[body.inputs[k]] = load(b, element_ptr(b, in_ptrs[k], off, spec.dtype), spec.dtype)
+        for (leaf, (k, _, _, start)), off in zip(leaves.items(), offsets[1:]):
+            off = b.add(off, ir.Constant(I64, start)) if start else off
+            env[leaf] = load(b, element_ptr(b, in_ptrs[k], off, leaf.dtype), leaf.dtype)
         env = eval_graph(b, body, [], env=env, nodes=epilogue)
         last = epilogue[-1]
         store(b, env[last], p, last.dtype)
