@@ -30,13 +30,14 @@ def cache_enabled(option: bool | None = None) -> bool:
     return os.environ.get("SPAGO_CACHE", "1").lower() not in ("0", "false", "no", "off")
 
 
-def _attr_text(value: Any, h) -> str:
+def attribute_text(value: Any) -> str:
+    """A node attribute as text that identifies it (a fused body by the hash of its structure)."""
     if isinstance(value, Graph):
         return "graph:" + graph_fingerprint(value)
     if isinstance(value, np.dtype):
         return value.name
     if isinstance(value, (tuple, list)):
-        return "(" + ",".join(_attr_text(v, h) for v in value) + ")"
+        return "(" + ",".join(attribute_text(v) for v in value) + ")"
     return repr(value)
 
 
@@ -51,7 +52,7 @@ def graph_fingerprint(graph: Graph) -> str:
             h.update(np.ascontiguousarray(n.data).tobytes())
         if n.kind == "op":
             h.update(("[" + ",".join(str(ids[i]) for i in n.inputs) + "]").encode())
-            h.update(";".join(f"{key}={_attr_text(v, h)}" for key, v in sorted(n.attrs.items())).encode())
+            h.update(";".join(f"{key}={attribute_text(v)}" for key, v in sorted(n.attrs.items())).encode())
         h.update(b"\n")
     h.update(("out:" + ",".join(str(ids[o]) for o in graph.outputs)).encode())
     return h.hexdigest()

@@ -97,6 +97,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
     for n in consts:
         ptrs[n] = slot(args_const, const_index[n])
     kernels = []
+    emitted: dict = {}  # identical kernels (an unrolled loop's steps) are emitted once and called again
     for n in graph.nodes:
         if is_alias(n):
             ptrs[n] = ptrs[n.inputs[0]]
@@ -105,11 +106,22 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
             ptrs[n] = slot(args_out, output_slot[n])
         else:
             ptrs[n] = b.gep(arena, [ir.Constant(I64, offsets[n])], inbounds=True, source_etype=I8)
-        fn = kernel_function(module, n, len(kernels))
+        key = kernel_key(n)
+        fn = emitted.get(key)
+        if fn is None:
+            fn = emitted[key] = kernel_function(module, n, len(emitted))
         b.call(fn, [ptrs[n]] + [ptrs[i] for i in n.inputs])
         kernels.append((fn.name, n))
     b.ret_void()
     return Lowered(module, consts, sources, arena_bytes, offsets, kernels)
+
+
+def kernel_key(node: Node) -> str:
+    """What a kernel's code depends on: op, attributes (a fused body by its structure) and operand types."""
+    from .cache import attribute_text
+
+    attrs = ";".join(f"{k}={attribute_text(v)}" for k, v in sorted(node.attrs.items()))
+    return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}"
 
 
 def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
@@ -117,6 +129,7 @@ def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * (1 + len(node.inputs))),
                      f"k{index}_{family_of(node)}_{node.name}".replace(".", "_"))
     fn.linkage = "internal"
+    fn.attributes.add("noinline")  # optimised once on its own, however many times the entry calls it
     fn.args[0].name = "out"
     for k, a in enumerate(fn.args[1:]):
         a.name = f"in{k}"
