@@ -64,9 +64,10 @@ class Node:
         return self.inputs is None
 
 
-def _topological_order(root) -> list:
-    """Tensors reachable from ``root`` through recorded nodes, each after all its consumers' inputs."""
-    order, seen, stack = [], set(), [(root, False)]
+def topological_order(roots: list, only_grad: bool = True) -> list:
+    """Tensors reachable from ``roots`` through recorded nodes, each before the tensors it was made from
+    (roots first). ``only_grad`` follows only inputs that require grad (what backward needs)."""
+    order, seen, stack = [], set(), [(r, False) for r in reversed(roots)]
     while stack:
         t, expanded = stack.pop()
         if expanded:
@@ -85,9 +86,9 @@ def _topological_order(root) -> list:
                 "call backward(retain_graph=True) the first time to walk it again"
             )
         for inp in node.inputs:
-            if inp.requires_grad and id(inp) not in seen:
+            if (inp.requires_grad or not only_grad) and id(inp) not in seen:
                 stack.append((inp, False))
-    order.reverse()  # root first
+    order.reverse()  # roots first
     return order
 
 
@@ -107,7 +108,7 @@ def backward(root, grad=None, retain_graph: bool = False, create_graph: bool = F
                 grad = grad.broadcast_to(root.shape)
             except ShapeError:
                 raise GradError(f"backward(): grad of shape {grad.shape} does not fit output shape {root.shape}") from None
-    order = _topological_order(root)
+    order = topological_order([root])
     grads = {id(root): grad}
     with _GradMode(create_graph):
         for t in order:

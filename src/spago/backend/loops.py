@@ -7,12 +7,21 @@ from typing import Sequence
 import numpy as np
 from llvmlite import ir
 
+from ..passes.views import contiguous as contiguous_strides  # noqa: F401 (re-exported for kernels)
 from .types import I64
 
 
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     """``for i in range(start, count, step)``; the body is emitted inside the ``with`` (positive step)."""
+    with _counted_loop(b, count, name, start, step, carried=None) as (index, _):
+        yield index
+
+
+@contextlib.contextmanager
+def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, carried: ir.Value | None):
+    """The loop scaffolding: header with an index phi (and, if ``carried``, a value phi), body, exit.
+    Yields (index, loop) where ``loop`` is an `Accumulation` (or None) whose ``next`` closes the phi."""
     count = count if isinstance(count, ir.Value) else ir.Constant(I64, int(count))
     start = start if isinstance(start, ir.Value) else ir.Constant(I64, int(start))
     pre = b.block
@@ -23,21 +32,21 @@ def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     b.position_at_end(header)
     index = b.phi(I64, name=name)
     index.add_incoming(start, pre)
+    loop = None
+    if carried is not None:
+        acc = b.phi(carried.type, name=f"{name}.acc")
+        acc.add_incoming(carried, pre)
+        loop = Accumulation(index, acc)
     b.cbranch(b.icmp_signed("<", index, count), body, exit_)
     b.position_at_end(body)
-    yield index
-    nxt = b.add(index, ir.Constant(I64, step), name=f"{name}.next")
-    index.add_incoming(nxt, b.block)
+    yield index, loop
+    if loop is not None:
+        if loop.next is None:
+            raise AssertionError("accumulate: the body never called carry()")
+        loop.acc.add_incoming(loop.next, b.block)
+    index.add_incoming(b.add(index, ir.Constant(I64, step), name=f"{name}.next"), b.block)
     b.branch(header)
     b.position_at_end(exit_)
-
-
-def contiguous_strides(shape: Sequence[int]) -> tuple:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
 
 
 def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int], strides: Sequence[int] | None = None) -> tuple:
@@ -108,24 +117,5 @@ class Accumulation:
 
 @contextlib.contextmanager
 def accumulate(b: ir.IRBuilder, count, init: ir.Value, name: str = "j"):
-    count = count if isinstance(count, ir.Value) else ir.Constant(I64, int(count))
-    pre = b.block
-    header = b.append_basic_block(f"{name}.header")
-    body = b.append_basic_block(f"{name}.body")
-    exit_ = b.append_basic_block(f"{name}.exit")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    acc = b.phi(init.type, name=f"{name}.acc")
-    index.add_incoming(ir.Constant(I64, 0), pre)
-    acc.add_incoming(init, pre)
-    b.cbranch(b.icmp_signed("<", index, count), body, exit_)
-    b.position_at_end(body)
-    loop = Accumulation(index, acc)
-    yield loop
-    if loop.next is None:
-        raise AssertionError("accumulate: the body never called carry()")
-    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
-    acc.add_incoming(loop.next, b.block)
-    b.branch(header)
-    b.position_at_end(exit_)
+    with _counted_loop(b, count, name, 0, 1, carried=init) as (_, loop):
+        yield loop

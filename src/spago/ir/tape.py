@@ -1,7 +1,8 @@
 """Turn an eager result's tape into a `Graph`, so define-by-run computations can be drawn too."""
 from __future__ import annotations
 
-from ..errors import GradError, SpagoError
+from ..autograd import topological_order
+from ..errors import SpagoError
 from ..tensor import Tensor
 from .graph import Graph
 
@@ -25,24 +26,14 @@ def graph_from_tape(*outputs: Tensor, name: str = "tape") -> Graph:
                 nodes[id(t)] = graph.add_const(data, t.name or "c")
         return nodes[id(t)]
 
-    order, seen, stack = [], set(), [(o, False) for o in outputs]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if not isinstance(t, Tensor):
-            raise SpagoError(f"to_dot expects Tensors, got {type(t).__name__}")
+    for o in outputs:
+        if not isinstance(o, Tensor):
+            raise SpagoError(f"to_dot expects Tensors, got {type(o).__name__}")
+    order = topological_order(list(outputs), only_grad=False)[::-1]  # made-from before made
+    for t in order:
         if t._node is None:
             leaf(t)
-            continue
-        if t._node.freed:
-            raise GradError("this tensor's tape was freed by backward(); draw it before, or use retain_graph=True")
-        stack.append((t, True))
-        stack.extend((i, False) for i in reversed(t._node.inputs) if id(i) not in seen)
+    order = [t for t in order if t._node is not None]
     for t in order:
         node = t._node
         nodes[id(t)] = graph.add_op(node.op, [nodes[id(i)] if id(i) in nodes else leaf(i) for i in node.inputs],

@@ -114,42 +114,38 @@ def _axis_split(shape: tuple, axis: int) -> tuple[int, int, int]:
     return outer, shape[axis], inner
 
 
+def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node, rows: int, scatter: bool,
+                dst_ptr, src_ptr, idx_ptr) -> None:
+    """For every outer position and every index j: move one row (the axes after ``axis``) between the
+    j-th slot and the row the index names — a gather (take) or, with ``scatter``, an accumulation."""
+    outer, _, inner = _axis_split(shape, axis)
+    count = idx.spec.size
+    if not rows or not count:
+        return
+    with for_range(b, outer, "p") as p:
+        with for_range(b, count, "j") as j:
+            k = _row_index(b, idx_ptr, j, idx.dtype, rows)
+            named = b.mul(b.add(b.mul(p, ir.Constant(I64, rows)), k), ir.Constant(I64, inner))
+            slot = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
+            dst, src = (named, slot) if scatter else (slot, named)
+            with for_range(b, inner, "t") as t:
+                d = element_ptr(b, dst_ptr, b.add(dst, t), node.dtype)
+                v = load(b, element_ptr(b, src_ptr, b.add(src, t), node.dtype), node.dtype)
+                store(b, b.fadd(load(b, d, node.dtype), v) if scatter else v, d, node.dtype)
+
+
 @family("take")
 def emit_take(b: ir.IRBuilder, args: list, node: Node) -> None:
     x, idx = node.inputs
     axis = node.attrs["axis"]
-    outer, n, inner = _axis_split(x.shape, axis)
-    count = idx.spec.size
-    if not n or not count:
-        return
-    with for_range(b, outer, "p") as p:
-        with for_range(b, count, "j") as j:
-            k = _row_index(b, args[2], j, idx.dtype, n)
-            src = b.mul(b.add(b.mul(p, ir.Constant(I64, n)), k), ir.Constant(I64, inner))
-            dst = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
-            with for_range(b, inner, "t") as t:
-                v = load(b, element_ptr(b, args[1], b.add(src, t), node.dtype), node.dtype)
-                store(b, v, element_ptr(b, args[0], b.add(dst, t), node.dtype), node.dtype)
+    _row_copies(b, node, x.shape, axis, idx, x.shape[axis], False, args[0], args[1], args[2])
 
 
 @family("scatter_add")
 def emit_scatter_add(b: ir.IRBuilder, args: list, node: Node) -> None:
-    g, idx = node.inputs
-    axis, size = node.attrs["axis"], node.attrs["size"]
-    outer, _, inner = _axis_split(node.shape, axis)
-    count = idx.spec.size
+    idx = node.inputs[1]
     fill(b, args[0], node.spec.size, 0, node.dtype)
-    if not size or not count:
-        return
-    with for_range(b, outer, "p") as p:
-        with for_range(b, count, "j") as j:
-            k = _row_index(b, args[2], j, idx.dtype, size)
-            dst = b.mul(b.add(b.mul(p, ir.Constant(I64, size)), k), ir.Constant(I64, inner))
-            src = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
-            with for_range(b, inner, "t") as t:
-                d = element_ptr(b, args[0], b.add(dst, t), node.dtype)
-                v = load(b, element_ptr(b, args[1], b.add(src, t), node.dtype), node.dtype)
-                store(b, b.fadd(load(b, d, node.dtype), v), d, node.dtype)
+    _row_copies(b, node, node.shape, node.attrs["axis"], idx, node.attrs["size"], True, args[0], args[1], args[2])
 
 
 @family("one_hot")
