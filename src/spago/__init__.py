@@ -23,3 +23,4 @@ from .ir.tape import to_dot  # noqa: E402,F401
 from .transforms import grad, value_and_grad  # noqa: E402,F401
 from . import passes  # noqa: E402,F401
 from .compiler import compile, jit  # noqa: E402,F401
+from . import nn, losses, optim  # noqa: E402,F401

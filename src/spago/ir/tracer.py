@@ -39,6 +39,18 @@ def scope(name: str):
         stack.pop()
 
 
+@contextlib.contextmanager
+def module_scope(path: str):
+    """Nodes created inside are tagged with ``path`` exactly (a module's dotted path), whatever the
+    enclosing scopes were: a module's place in the model, not its call stack, names it."""
+    saved = getattr(_scope, "stack", None)
+    _scope.stack = path.split(".") if path else []
+    try:
+        yield
+    finally:
+        _scope.stack = saved if saved is not None else []
+
+
 class TraceMode:
     """The mode `bind` hands ops to while tracing: each op becomes a node of ``graph``."""
 
@@ -89,8 +101,9 @@ def _leaf_spec(x: Any) -> Spec | None:
 
 
 def _arg_names(fn: Callable, nargs: int, kwargs: dict) -> list:
+    target = getattr(fn, "forward", fn)  # a Module is named by its forward's parameters
     try:
-        params = list(inspect.signature(fn).parameters.values())
+        params = list(inspect.signature(target).parameters.values())
     except (TypeError, ValueError):
         params = []
     names = []
@@ -109,7 +122,7 @@ def trace(fn: Callable, *example_args: Any, name: str | None = None, **example_k
     parameters) and whose outputs keep the nesting of what ``fn`` returns. Non-array arguments
     (ints, strings, None) are fixed at trace time.
     """
-    graph = Graph(name or getattr(fn, "__name__", "graph"))
+    graph = Graph(name or getattr(fn, "__name__", None) or type(fn).__name__)
     names = _arg_names(fn, len(example_args), example_kwargs)
     tree = (tuple(example_args), dict(example_kwargs))
     leaves, paths, graph.in_tree = flatten(tree)

@@ -14,7 +14,7 @@ from .activations import (  # noqa: F401
     softshrink, softsign, swish, threshold,
 )
 from .reductions import argmax, argmin, logsumexp, max, mean, min, std, sum, var  # noqa: F401
-from .normalizing import log_softmax, softmax, sparsemax  # noqa: F401
+from .normalizing import layer_norm, log_softmax, rms_norm, softmax, sparsemax  # noqa: F401
 from .linalg import dot, matmul  # noqa: F401
 from .shape import (  # noqa: F401
     broadcast_to, chunk, concat, concatenate, expand_dims, flatten, pad, permute, reshape, split, squeeze, stack,

@@ -53,3 +53,30 @@ def sparsemax(x, axis: int = -1):
     """
     x = _t(x)
     return bind(sparsemax_op, [x], {"axis": normalize_axis(axis, x.ndim, "sparsemax")})
+
+
+def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
+    """(x − mean) / √(var + eps) · weight + bias over the last axis (Ba, Kiros & Hinton, 2016).
+
+    Written as the exact pattern the row-wise fusion pass recognises, so compiled it is one kernel."""
+    x = _t(x)
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=-1, keepdims=True)
+    from .elementwise import rsqrt
+
+    y = centered * rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def rms_norm(x, weight=None, eps: float = 1e-6):
+    """x / √(mean(x²) + eps) · weight over the last axis (Zhang & Sennrich, 2019)."""
+    x = _t(x)
+    from .elementwise import rsqrt
+
+    y = x * rsqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    return y * weight if weight is not None else y

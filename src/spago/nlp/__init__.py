@@ -1,0 +1,1 @@
+"""spago.nlp: tokenizers, transformer models, Hugging Face import and task pipelines."""

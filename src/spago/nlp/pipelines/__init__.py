@@ -1,0 +1,1 @@
+"""Task pipelines (being written)."""

@@ -1,0 +1,15 @@
+"""Modules and layers, written only against the op API: each runs eagerly and compiled.
+
+Each layer lives in its own file with its equations and paper in the docstring.
+"""
+from .module import Module, ModuleList, Param, Sequential  # noqa: F401
+from . import init  # noqa: F401
+from .linear import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
+from .crf import *  # noqa: F401,F403
+from .tagger import *  # noqa: F401,F403

@@ -1,0 +1,224 @@
+"""`Module` and `Param`: the containers models are built from.
+
+A module registers the `Param`s and sub-modules assigned to its attributes, so ``named_parameters()``
+can list them by dotted path (``encoder.layer.0.attention.query.weight``). Each parameter's ``name`` is
+kept equal to that path, and calling a module runs its ``forward`` inside a trace scope of the same
+path — so a traced model's graph names and clusters its weights by where they live.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import ShapeError, SpagoError
+from ..tensor import Tensor
+
+
+class Param(Tensor):
+    """A trainable tensor: its value, its gradient, and the optimiser's state for it."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, data: Any, dtype=None, requires_grad: bool = True):
+        array = np.array(data, dtype=dtypes.as_dtype(dtype) if dtype is not None else None, copy=True)
+        if array.dtype.kind != "f":
+            array = array.astype(dtypes.DEFAULT_FLOAT)
+        super().__init__(array, requires_grad=requires_grad)
+        self.state: dict = {}
+
+    def assign(self, value: Any) -> None:
+        """Overwrite the value in place (same array, so compiled code that holds it sees the change)."""
+        value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+        if value.shape != self.shape:
+            raise ShapeError(f"cannot assign shape {value.shape} to parameter {self.name or ''} of shape {self.shape}")
+        np.copyto(self._value, value, casting="same_kind")
+
+    def __repr__(self) -> str:
+        return f"Param({self.name or '?'}: {self.spec})"
+
+
+class Module:
+    """Base class: assign Params and Modules as attributes in ``__init__``, write ``forward``."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_params", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_path", "")
+        object.__setattr__(self, "training", True)
+
+    # -- registration -------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_params" not in self.__dict__:
+            raise SpagoError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+        self._params.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Param):
+            self._params[name] = value
+            value.name = self._qualified(name)
+        elif isinstance(value, Module):
+            self._modules[name] = value
+            value._set_path(self._qualified(name))
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._params.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def _qualified(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def _set_path(self, path: str) -> None:
+        object.__setattr__(self, "_path", path)
+        for name, p in self._params.items():
+            p.name = self._qualified(name)
+        for name, m in self._modules.items():
+            m._set_path(self._qualified(name))
+
+    # -- traversal -------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
+        """(dotted path, parameter) for every parameter, each once, in registration order."""
+        seen: set = set()
+        for path, m in self.named_modules(prefix):
+            for name, p in m._params.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{path}.{name}" if path else name), p
+
+    def parameters(self) -> list[Param]:
+        return [p for _, p in self.named_parameters()]
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter's value, by dotted path."""
+        return OrderedDict((name, p.numpy().copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy values into the parameters; missing, unexpected and mis-shaped entries are named."""
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        wrong = [f"{k}: expected {own[k].shape}, got {tuple(np.shape(state[k]))}" for k in own
+                 if k in state and tuple(np.shape(state[k])) != own[k].shape]
+        problems = []
+        if strict and missing:
+            problems.append("missing " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected " + ", ".join(unexpected))
+        if wrong:
+            problems.append("wrong shape for " + "; ".join(wrong))
+        if problems:
+            raise SpagoError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for k, p in own.items():
+            if k in state:
+                p.assign(state[k])
+
+    def train(self, mode: bool = True) -> "Module":
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def flatten_parameters(self) -> np.ndarray:
+        """Move every parameter into one contiguous buffer and return it: each parameter's array becomes a
+        view of it, so the flat vector and the parameters are the same memory (per dtype: all must match)."""
+        params = self.parameters()
+        if not params:
+            return np.zeros(0, dtypes.DEFAULT_FLOAT)
+        dtype = params[0].dtype
+        if any(p.dtype != dtype for p in params):
+            raise SpagoError("flatten_parameters needs all parameters in one dtype")
+        flat = np.empty(sum(p.size for p in params), dtype)
+        offset = 0
+        for p in params:
+            view = flat[offset:offset + p.size].reshape(p.shape)
+            view[...] = p.numpy()
+            p._value = view
+            offset += p.size
+        return flat
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # -- calling ----------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise SpagoError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ..ir.tracer import module_scope
+
+        with module_scope(self._path) if self._path else contextlib.nullcontext():
+            return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
+
+
+class Sequential(Module):
+    """Modules applied one after another."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for k, m in enumerate(modules):
+            setattr(self, str(k), m)
+
+    def __getitem__(self, k: int) -> Module:
+        return list(self._modules.values())[k]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+
+class ModuleList(Module):
+    """A list of modules, registered under their index."""
+
+    def __init__(self, modules: list | None = None):
+        super().__init__()
+        for m in modules or []:
+            self.append(m)
+
+    def append(self, m: Module) -> "ModuleList":
+        setattr(self, str(len(self._modules)), m)
+        return self
+
+    def __getitem__(self, k: int) -> Module:
+        return list(self._modules.values())[k]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
