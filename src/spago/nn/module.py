@@ -155,6 +155,22 @@ class Module:
             offset += p.size
         return flat
 
+    def to(self, dtype) -> "Module":
+        """Cast every floating parameter to ``dtype`` in place (``float64`` for gradient checks)."""
+        dtype = dtypes.as_dtype(dtype)
+        for p in self.parameters():
+            if p.dtype != dtype:
+                p._value = p.numpy().astype(dtype)
+                p.spec = type(p.spec)(p.shape, dtype)
+                p.grad = None
+        return self
+
+    def double(self) -> "Module":
+        return self.to("float64")
+
+    def float(self) -> "Module":
+        return self.to("float32")
+
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
