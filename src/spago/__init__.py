@@ -24,3 +24,4 @@ from .transforms import grad, value_and_grad  # noqa: E402,F401
 from . import passes  # noqa: E402,F401
 from .compiler import compile, jit  # noqa: E402,F401
 from . import nn, losses, optim  # noqa: E402,F401
+from .serialization import load, save  # noqa: E402,F401

@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-clusters", action="store_true", help="do not group nodes by module scope")
     g.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"])
     g.set_defaults(run=cmd_graph)
+
+    bench = sub.add_parser("bench", help="run a benchmark against its baselines (pip install 'spago[bench]')")
+    bench.add_argument("name", choices=["bert"], help="which benchmark")
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (see NAME --help)")
+    bench.set_defaults(run=lambda a: importlib.import_module(f"spago.benchmarks.{a.name}").main(a.options))
+
+    h = sub.add_parser("import-hf", help="convert a Hugging Face BERT/ELECTRA folder to spago's format")
+    h.add_argument("src", help="Hugging Face model folder (config.json, weights, vocab.txt)")
+    h.add_argument("dst", help="folder to write (safetensors weights, config, vocabulary)")
+    h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    h.set_defaults(run=lambda a: importlib.import_module("spago.nlp.transformers.importer").import_hf_command(a))
     return parser
 
 

@@ -11,7 +11,7 @@ from .ir.tracer import trace
 
 def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = None, inference: bool = True,
             dump_dir: str | None = None, name: str | None = None, cache: bool | None = None,
-            check: bool | None = None, **example_kwargs: Any):
+            check: bool | None = None, profile: bool | None = None, **example_kwargs: Any):
     """Compile ``fn`` for the shapes and dtypes of the example arguments (arrays, Tensors or ``spago.spec``).
 
     Returns a `CompiledFunction` called like ``fn`` with NumPy arrays or Tensors, returning NumPy arrays
@@ -19,10 +19,11 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     ``inference=False`` keeps parameters as inputs-by-reference instead of folding them as constants.
     ``cache`` (default on; ``SPAGO_CACHE=0`` turns it off) reuses object code from ``SPAGO_CACHE_DIR``.
     ``check=True`` (or ``SPAGO_CHECK=1``) runs the reference interpreter beside the native code on every
-    call and names the first kernel whose values diverge.
+    call and names the first kernel whose values diverge. ``profile=True`` (or ``SPAGO_PROFILE=1``) counts
+    CPU cycles per kernel call, so ``report()["profile"]`` shows where the time goes.
     """
     from .backend import cache as disk
-    from .backend.codegen import ENTRY, lower
+    from .backend.codegen import ENTRY, PROFILE, lower
     from .backend.jit import compile_ir, load_object
     from .backend.runtime import CompiledFunction
     from .backend.cache import cache_enabled
@@ -39,12 +40,13 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
 
     check = check if check is not None else os.environ.get("SPAGO_CHECK", "0") not in ("", "0")
     start = time.perf_counter()
-    lowered = lower(optimized, optimized.name, debug=check)
+    profile = profile if profile is not None else os.environ.get("SPAGO_PROFILE", "0") not in ("", "0")
+    lowered = lower(optimized, optimized.name, debug=check, profile=profile)
     stages["lower"] = time.perf_counter() - start
 
     start = time.perf_counter()
     use_cache = cache_enabled(cache) and not check
-    key = disk.cache_key(optimized) if use_cache else None
+    key = disk.cache_key(optimized, "profile" if profile else "") if use_cache else None
     obj = disk.load(key) if use_cache else None
     stages["cache_hit"] = obj is not None
     if obj is None:
@@ -54,10 +56,10 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     stages["llvm"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    address = load_object(obj, ENTRY)
+    address, counters = load_object(obj, ENTRY, PROFILE) if profile else (load_object(obj, ENTRY), None)
     stages["load"] = time.perf_counter() - start
     return CompiledFunction(optimized, lowered, address, source_graph=graph, stages=stages, manager=manager,
-                            object_code=obj, check=check)
+                            object_code=obj, check=check, profile_counters=counters)
 
 
 def _signature(args: tuple, kwargs: dict) -> tuple:

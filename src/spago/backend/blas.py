@@ -36,3 +36,32 @@ def register_blas() -> dict:
         llvm.add_symbol(f"spago_{name}", address)
         found[name] = address
     return found
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+@functools.lru_cache(maxsize=None)
+def use_one_blas_thread() -> bool:
+    """Make the BLAS that compiled code calls single-threaded: threaded kernels split products across
+    their own threads, and a BLAS pool spinning beside them would oversubscribe the cores. Returns
+    whether the library offered a way to do it (OpenBLAS's ``*_set_num_threads``)."""
+    address = register_blas()["sgemm"]
+    info = _DlInfo()
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError):
+        return False
+    dladdr.argtypes, dladdr.restype = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)], ctypes.c_int
+    if not dladdr(address, ctypes.byref(info)) or not info.dli_fname:
+        return False
+    lib = ctypes.CDLL(info.dli_fname.decode())
+    for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+        setter = getattr(lib, name, None)
+        if setter is not None:
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            setter(1)
+            return True
+    return False

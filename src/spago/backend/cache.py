@@ -49,7 +49,8 @@ def graph_fingerprint(graph: Graph) -> str:
         ids[n] = k
         h.update(f"{n.kind}|{n.target}|{n.spec}|".encode())
         if n.data is not None:
-            h.update(np.ascontiguousarray(n.data).tobytes())
+            data = np.ascontiguousarray(n.data)
+            h.update(data.reshape(-1).view(np.uint8) if data.size else b"")  # the buffer itself, not a copy
         if n.kind == "op":
             h.update(("[" + ",".join(str(ids[i]) for i in n.inputs) + "]").encode())
             h.update(";".join(f"{key}={attribute_text(v)}" for key, v in sorted(n.attrs.items())).encode())
@@ -58,7 +59,8 @@ def graph_fingerprint(graph: Graph) -> str:
     return h.hexdigest()
 
 
-def cache_key(graph: Graph) -> str:
+def cache_key(graph: Graph, variant: str = "") -> str:
+    """The entry name for ``graph`` on this host; ``variant`` tells apart builds of one graph (profiling)."""
     import llvmlite
 
     from .. import __version__
@@ -68,7 +70,7 @@ def cache_key(graph: Graph) -> str:
 
     triple, cpu, features = host_cpu()
     text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__,
-                     parallel.setting()])
+                     parallel.setting(), variant])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

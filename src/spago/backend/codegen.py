@@ -16,6 +16,7 @@ from .kernels import PARALLEL, emitter_for, family_of
 from .types import I8, I32, I64, PTR, VOID
 
 ENTRY = "spago_entry"
+PROFILE = "spago_profile_cycles"  # profiling builds: i64 per kernel call site, then the whole entry's cycles
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Lowered:
     arena_bytes: int
     offsets: dict                    # intermediate node -> arena offset
     kernels: list = field(default_factory=list)  # (function name, node) in call order
+    profile: bool = False            # whether the entry counts cycles per kernel into ``PROFILE``
 
     @property
     def ir_text(self) -> str:
@@ -60,7 +62,9 @@ def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[
     return offsets, plan.arena_bytes
 
 
-def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
+def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool = False) -> Lowered:
+    """The module for ``graph``; ``profile`` brackets every kernel call with cycle-counter reads and adds
+    the difference to that call's slot of the global ``PROFILE`` array (the last slot: the whole call)."""
     module = ir.Module(name=name)
     consts = graph.params + graph.consts
     const_index = {n: k for k, n in enumerate(consts)}
@@ -98,6 +102,10 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
         ptrs[n] = slot(args_const, const_index[n])
     kernels = []
     emitted: dict = {}  # identical kernels (an unrolled loop's steps) are emitted once and called again
+    calls = [n for n in graph.nodes if not is_alias(n)]
+    counters = _profile_counters(module, len(calls) + 1) if profile else None
+    clock = (ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter") if profile else None)
+    begin = b.call(clock, []) if profile else None
     for n in graph.nodes:
         if is_alias(n):
             ptrs[n] = ptrs[n.inputs[0]]
@@ -110,10 +118,28 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False) -> Lowered:
         fn = emitted.get(key)
         if fn is None:
             fn = emitted[key] = kernel_function(module, n, len(emitted))
+        before = b.call(clock, []) if profile else None
         b.call(fn, [ptrs[n]] + [ptrs[i] for i in n.inputs])
+        if profile:
+            _count(b, counters, len(kernels), b.sub(b.call(clock, []), before))
         kernels.append((fn.name, n))
+    if profile:
+        _count(b, counters, len(kernels), b.sub(b.call(clock, []), begin))
     b.ret_void()
-    return Lowered(module, consts, sources, arena_bytes, offsets, kernels)
+    return Lowered(module, consts, sources, arena_bytes, offsets, kernels, profile)
+
+
+def _profile_counters(module: ir.Module, count: int) -> ir.GlobalVariable:
+    counters = ir.GlobalVariable(module, ir.ArrayType(I64, count), PROFILE)
+    counters.initializer = ir.Constant(ir.ArrayType(I64, count), [0] * count)
+    counters.align = 64
+    return counters
+
+
+def _count(b: ir.IRBuilder, counters: ir.GlobalVariable, k: int, cycles: ir.Value) -> None:
+    """counters[k] += cycles, atomically (threads may call one compiled function at once)."""
+    slot = b.gep(counters, [ir.Constant(I32, 0), ir.Constant(I32, k)], inbounds=True)
+    b.atomic_rmw("add", slot, cycles, "monotonic")
 
 
 def kernel_key(node: Node) -> str:
@@ -149,37 +175,36 @@ def _parallel_extent(node: Node) -> int:
     from .kernels import _load_families
 
     _load_families()
-    extent_of = PARALLEL.get(family_of(node))
-    if extent_of is None or node.spec.size < parallel.MIN_ELEMENTS or not parallel.enabled():
+    family = family_of(node)
+    extent_of = PARALLEL.get(family)
+    if extent_of is None or not parallel.enabled():
         return 0
+    if family != "matmul" and node.spec.size < parallel.MIN_ELEMENTS:
+        return 0  # a matrix product judges its own work (multiply-adds, not output size)
     return extent_of(node)
 
 
 def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: Node, extent: int) -> None:
-    """The kernel hands its pointers to ``GOMP_parallel``; each thread runs the body on a slice
-    [start, end) of the outer loop."""
-    worker = ir.Function(module, ir.FunctionType(VOID, [PTR]), fn.name + "_worker")
+    """The kernel hands its pointers to ``spago_parallel_for`` (see `threadpool`), which runs the body
+    on chunks [start, end) of the outer loop on the calling thread and the pool's workers."""
+    from . import parallel
+    from .threadpool import SYMBOL
+
+    chunk = max(1, extent // (min(parallel.threads(), extent) * 4))
+    worker = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), fn.name + "_worker")
     worker.linkage = "internal"
     wb = ir.IRBuilder(worker.append_basic_block("entry"))
-    ctx = worker.args[0]
+    ctx, start, end = worker.args
     args = [wb.load(wb.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
             for k in range(len(fn.args))]
-    tid = wb.sext(wb.call(_runtime(module, "omp_get_thread_num", I32, []), []), I64)
-    count = wb.sext(wb.call(_runtime(module, "omp_get_num_threads", I32, []), []), I64)
-    n = ir.Constant(I64, extent)
-    chunk = wb.sdiv(wb.add(n, wb.sub(count, ir.Constant(I64, 1))), count)
-    start = wb.mul(tid, chunk)
-    end = wb.add(start, chunk)
-    end = wb.select(wb.icmp_signed(">", end, n), n, end)
-    start = wb.select(wb.icmp_signed(">", start, n), n, start)
     emitter_for(node)(wb, args, node, outer=(start, end))
     wb.ret_void()
 
     ctx = b.alloca(PTR, size=ir.Constant(I64, len(fn.args)))
     for k, a in enumerate(fn.args):
         b.store(a, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
-    gomp = _runtime(module, "GOMP_parallel", VOID, [PTR, PTR, I32, I32])
-    b.call(gomp, [worker, ctx, ir.Constant(I32, 0), ir.Constant(I32, 0)])
+    run = _runtime(module, SYMBOL, VOID, [PTR, PTR, I64, I64])
+    b.call(run, [worker, ctx, ir.Constant(I64, extent), ir.Constant(I64, chunk)])
 
 
 def _runtime(module: ir.Module, name: str, ret, params) -> ir.Function:

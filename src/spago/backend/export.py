@@ -91,6 +91,14 @@ def _weights_blob(cf: "CompiledFunction") -> tuple[bytes, list]:
     return b"".join(chunks), offsets
 
 
+# Threaded kernels call spago's pool; the library runs their chunks on the calling thread.
+_SERIAL_POOL = """__attribute__((visibility("hidden")))
+void spago_parallel_for(void (*fn)(void *, int64_t, int64_t), void *ctx, int64_t extent, int64_t chunk) {
+    (void)chunk;
+    fn(ctx, 0, extent);
+}"""
+
+
 def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, blob_file: str | None,
           fingerprint: str) -> str:
     from .codegen import ENTRY
@@ -110,7 +118,7 @@ def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, bl
     nconst = max(len(offsets), 1)
     offs = ", ".join(str(o) for o in offsets) or "0"
     parts = ["#include <stdlib.h>", "#include <string.h>", "#include <stdio.h>", "#include <stdint.h>",
-             f'#include "{prefix}.h"', _GEMM,
+             f'#include "{prefix}.h"', _GEMM, _SERIAL_POOL,
              f"void {ENTRY}(void **inputs, void **outputs, void **consts, void *arena);",
              f"static const size_t const_offsets[{nconst}] = {{{offs}}};",
              f"#define BLOB_SIZE ((size_t){blob_size})"]
@@ -183,8 +191,6 @@ def export(cf: "CompiledFunction", path: str, weights: str = "embed", cc: str | 
             f.write(_shim(prefix, cf, offsets, len(blob), blob_file, fingerprint))
         lib = os.path.join(tmp, f"{prefix}.so")
         cmd = [compiler, "-O2", "-shared", "-fPIC", "-std=c11", "-o", lib, shim, obj, "-lm"]
-        if b"GOMP_parallel" in cf._object:  # threaded kernels need OpenMP's runtime
-            cmd.append("-lgomp")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise SpagoError(f"export: linking with {compiler} failed:\n{done.stderr.strip()}")

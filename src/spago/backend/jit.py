@@ -19,8 +19,9 @@ def compile_ir(ir_text: str) -> tuple[object, bytes]:
     return module, emit_object(module)
 
 
-def load_object(obj: bytes, symbol: str) -> int:
-    """Link an object file into this process and return the address of ``symbol``."""
+def load_object(obj: bytes, symbol: str, *extra: str) -> int | tuple:
+    """Link an object file into this process and return the address of ``symbol`` (with ``extra`` symbol
+    names: a tuple of all their addresses, in order)."""
     from . import symbols
 
     _initialised()
@@ -30,12 +31,14 @@ def load_object(obj: bytes, symbol: str) -> int:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
         address = engine.get_function_address(symbol)
+        found = [engine.get_global_value_address(name) for name in extra]
         _engines.append(engine)
-    if not address:
-        from ..errors import SpagoError
+    for name, where in zip((symbol, *extra), (address, *found)):
+        if not where:
+            from ..errors import SpagoError
 
-        raise SpagoError(f"compiled object has no symbol {symbol!r}")
-    return address
+            raise SpagoError(f"compiled object has no symbol {name!r}")
+    return (address, *found) if extra else address
 
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)

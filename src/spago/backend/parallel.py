@@ -1,39 +1,33 @@
 """Both cores for large kernels: an elementwise or row-wise kernel over enough data runs its outer loop
-split across threads with OpenMP's runtime (libgomp's ``GOMP_parallel``), one slice per thread.
+in chunks on spago's thread pool (`spago.backend.threadpool`).
 
-Matrix products are threaded by BLAS itself. ``SPAGO_NUM_THREADS=1`` turns kernel threading off; the
-thread count otherwise follows ``OMP_NUM_THREADS`` (default: all cores).
+Matrix products split their rows or batch entries across the same threads, each thread calling a
+single-threaded BLAS, so one pool of threads does all the work and the cores are never oversubscribed.
+``SPAGO_NUM_THREADS`` sets the thread count (1 turns threading off); otherwise it follows
+``OMP_NUM_THREADS`` (default: all cores).
 """
 from __future__ import annotations
 
-import ctypes.util
-import functools
 import os
-
-import llvmlite.binding as llvm
 
 MIN_ELEMENTS = 1 << 16  # below this, waking a second thread costs more than it saves
 
+MIN_PRODUCT = 1 << 18  # multiply-adds below which a matrix product stays on one thread
 
-@functools.lru_cache(maxsize=None)
-def openmp_library() -> str | None:
-    """Load libgomp into the process (once); its path, or None when it is not installed."""
-    path = ctypes.util.find_library("gomp")
-    if path is None:
-        return None
-    try:
-        llvm.load_library_permanently(path)
-    except RuntimeError:
-        return None
-    return path
+
+def threads() -> int:
+    """How many threads kernels use: ``SPAGO_NUM_THREADS``, else ``OMP_NUM_THREADS``, else all cores."""
+    for var in ("SPAGO_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(var, "").strip().split(",")[0]
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return os.cpu_count() or 1
 
 
 def enabled() -> bool:
-    if os.environ.get("SPAGO_NUM_THREADS", "").strip() == "1" or (os.cpu_count() or 1) < 2:
-        return False
-    return openmp_library() is not None
+    return threads() >= 2
 
 
 def setting() -> str:
     """What the generated code depends on (part of the disk-cache key)."""
-    return f"parallel={enabled()},min={MIN_ELEMENTS}"
+    return f"pool={enabled()},threads={threads()},min={MIN_ELEMENTS},{MIN_PRODUCT}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ def _pointer_array(arrays: list) -> ctypes.Array:
 class CompiledFunction:
     def __init__(self, graph: Graph, lowered: Lowered, address: int, *, source_graph: Graph | None = None,
                  stages: dict | None = None, manager=None, object_code: bytes | None = None,
-                 check: bool = False):
+                 check: bool = False, profile_counters: int | None = None):
         self.graph = graph
         self.source_graph = source_graph
         self._lowered = lowered
@@ -50,8 +51,18 @@ class CompiledFunction:
         self._manager = manager
         self._object = object_code
         self.check = check
-        self._threaded = object_code is not None and b"GOMP_parallel" in object_code
+        self._threaded = object_code is not None and b"spago_parallel_for" in object_code
+        if self._threaded:
+            from .blas import use_one_blas_thread
+
+            use_one_blas_thread()
         self.__name__ = graph.name
+        self._profile = None
+        if profile_counters is not None:
+            slots = len(lowered.kernels) + 1
+            self._profile = np.ctypeslib.as_array((ctypes.c_int64 * slots).from_address(profile_counters))
+            self._profile_calls = 0
+            self._profile_seconds = 0.0
 
     # -- calling ------------------------------------------------------------------------
     def _arena(self) -> np.ndarray:
@@ -102,8 +113,12 @@ class CompiledFunction:
                 if o.nbytes >= PREFAULT_BYTES:
                     o.fill(0)  # first touch here: page faults taken by several threads at once are far slower
         in_ptrs, out_ptrs = _pointer_array(arrays), _pointer_array(outputs)  # alive for the call
+        start = time.perf_counter() if self._profile is not None else 0.0
         self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
                     self._arena().ctypes.data)
+        if self._profile is not None:
+            self._profile_seconds += time.perf_counter() - start
+            self._profile_calls += 1
         for k, src in enumerate(self._lowered.outputs):
             if src.kind == "input":
                 outputs[k] = arrays[src.index].reshape(outputs[k].shape).copy()
@@ -180,7 +195,52 @@ class CompiledFunction:
         rep = graph_report(self.graph, self._manager.records if self._manager is not None else None)
         rep["compile_seconds"] = dict(self._stages)
         rep["kernel_names"] = [name for name, _ in self._lowered.kernels]
+        if self._profile is not None:
+            rep["profile"] = self.profile()
         return rep
+
+    def profile(self) -> dict:
+        """Time per kernel since compiling (or `reset_profile`), from the cycle counts of a ``profile=True``
+        build: ``kernels`` rows sorted slowest first (name, family, fused ops, scope, total and mean ms,
+        share of the native time), ``families`` totals, ``calls`` and ``seconds`` of native time."""
+        if self._profile is None:
+            raise SpagoError(f"{self.graph.name} was not compiled with profile=True (or SPAGO_PROFILE=1)")
+        cycles = self._profile.copy()
+        total = int(cycles[-1])
+        calls = self._profile_calls
+        per_cycle = self._profile_seconds / total if total else 0.0  # the cycle counter's period, measured
+        rows, families = [], {}
+        for (name, node), count in zip(self._lowered.kernels, cycles[:-1]):
+            seconds = float(count) * per_cycle
+            body = node.attrs.get("body")
+            family = name.split("_")[1] if name.count("_") else name
+            rows.append({"kernel": name, "node": node.name, "family": family, "scope": node.scope or "",
+                         "ops": [n.op.name for n in body.nodes] if body is not None else [node.op.name],
+                         "shape": node.shape, "total_ms": seconds * 1e3,
+                         "mean_ms": seconds * 1e3 / calls if calls else 0.0,
+                         "percent": 100.0 * float(count) / total if total else 0.0})
+            families[family] = families.get(family, 0.0) + seconds * 1e3
+        rows.sort(key=lambda r: -r["total_ms"])
+        return {"calls": calls, "seconds": self._profile_seconds, "kernels": rows,
+                "families": dict(sorted(families.items(), key=lambda kv: -kv[1]))}
+
+    def profile_table(self, top: int = 20) -> str:
+        """The slowest ``top`` kernels and the time per kernel family, as text."""
+        p = self.profile()
+        lines = [f"{p['calls']} calls, {p['seconds'] * 1e3 / max(p['calls'], 1):.3f} ms per call (native)",
+                 f"{'kernel':<48} {'ms/call':>9} {'%':>6}  shape  ops"]
+        for r in p["kernels"][:top]:
+            lines.append(f"{r['kernel'][:48]:<48} {r['mean_ms']:>9.3f} {r['percent']:>6.1f}  "
+                         f"{'x'.join(map(str, r['shape']))}  {','.join(r['ops'])[:60]}")
+        lines.append("families: " + ", ".join(f"{k} {v / max(p['calls'], 1):.3f} ms"
+                                              for k, v in p["families"].items()))
+        return "\n".join(lines)
+
+    def reset_profile(self) -> None:
+        if self._profile is None:
+            raise SpagoError(f"{self.graph.name} was not compiled with profile=True (or SPAGO_PROFILE=1)")
+        self._profile[:] = 0
+        self._profile_calls, self._profile_seconds = 0, 0.0
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{n.name}: {n.spec}" for n in self.graph.inputs)

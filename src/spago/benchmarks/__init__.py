@@ -1,1 +1,1 @@
-"""Benchmarks shipped with the package, so `spago bench` can run them (being written)."""
+"""Benchmarks shipped with the package, so `spago bench NAME` can run them (`bench/NAME.py` wraps each)."""

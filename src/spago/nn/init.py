@@ -35,6 +35,12 @@ def fans(shape: tuple) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
+def _fan(shape: tuple, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise SpagoError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fans(shape)[0 if mode == "fan_in" else 1]
+
+
 def _rng(generator: Generator | None) -> np.random.Generator:
     return (generator or default_generator).numpy()
 
@@ -80,7 +86,7 @@ def xavier_normal(p: Param, gain: float = 1.0, generator: Generator | None = Non
 def kaiming_uniform(p: Param, nonlinearity: str = "relu", mode: str = "fan_in",
                     generator: Generator | None = None) -> Param:
     """He et al. (2015): U(−b, b) with b = gain·√(3 / fan)."""
-    fan = fans(p.shape)[0 if mode == "fan_in" else 1]
+    fan = _fan(p.shape, mode)
     bound = gain(nonlinearity) * math.sqrt(3.0 / fan)
     return uniform(p, -bound, bound, generator)
 
@@ -88,7 +94,7 @@ def kaiming_uniform(p: Param, nonlinearity: str = "relu", mode: str = "fan_in",
 def kaiming_normal(p: Param, nonlinearity: str = "relu", mode: str = "fan_in",
                    generator: Generator | None = None) -> Param:
     """He et al. (2015): N(0, σ²) with σ = gain / √fan."""
-    fan = fans(p.shape)[0 if mode == "fan_in" else 1]
+    fan = _fan(p.shape, mode)
     return normal(p, 0.0, gain(nonlinearity) / math.sqrt(fan), generator)
 
 

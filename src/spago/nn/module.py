@@ -44,6 +44,15 @@ class Param(Tensor):
 class Module:
     """Base class: assign Params and Modules as attributes in ``__init__``, write ``forward``."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap each subclass's ``__init__`` so its constructor arguments are kept in ``self._config``
+        (JSON-able, for ``spago.load(cls, path)``; see spago.serialization)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            from ..serialization import record_config
+
+            cls.__init__ = record_config(cls.__init__)
+
     def __init__(self) -> None:
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())

@@ -41,11 +41,16 @@ GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 MIX1, MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
-def _keep_mask_kernel(shape, keep, seed, dtype):
-    """A counter-based draw (splitmix64 of seed + (i+1)·γ), so compiled code can give the very same mask."""
+def _keep_mask_kernel(*offset, shape, keep, seed, dtype):
+    """A counter-based draw (splitmix64 of seed + (i+1)·γ), so compiled code can give the very same mask.
+    An optional int64 0-d input is added to ``seed`` (mod 2⁶⁴): a compiled training step feeds a new one
+    on every call, so its dropout masks change from call to call."""
     n = int(np.prod(shape, dtype=np.int64))
     with np.errstate(over="ignore"):
-        z = np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN_GAMMA))
+        base = np.uint64(seed)
+        if offset:
+            base = base + np.asarray(offset[0]).astype(np.uint64)
+        z = base + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN_GAMMA))
         z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
         z = z ^ (z >> np.uint64(31))
@@ -53,8 +58,40 @@ def _keep_mask_kernel(shape, keep, seed, dtype):
     return (u < keep).astype(dtype).reshape(shape)
 
 
-keep_mask_op = register(Op("keep_mask", lambda shape, keep, seed, dtype: Spec(shape, dtype), _keep_mask_kernel, None,
-                           "opaque", doc="A 0/1 mask whose entries are 1 with probability ``keep``, from ``seed``."))
+def _keep_mask_spec(*offset: Spec, shape, keep, seed, dtype) -> Spec:
+    if len(offset) > 1 or any(o.shape != () or o.dtype != dtypes.int64 for o in offset):
+        raise SpagoError(f"keep_mask takes at most one 0-d int64 seed offset, got {[str(o) for o in offset]}")
+    return Spec(shape, dtype)
+
+
+keep_mask_op = register(Op("keep_mask", _keep_mask_spec, _keep_mask_kernel, None, "opaque",
+                           doc="A 0/1 mask whose entries are 1 with probability ``keep``, from ``seed`` "
+                               "(plus an optional int64 seed-offset input)."))
+
+_seed_offsets = threading.local()
+
+
+class seed_offset:
+    """Context manager: ``dropout`` inside adds the 0-d int64 tensor ``offset`` to its drawn seed, so a
+    function traced once draws new masks whenever it is called with a new offset (a compiled training step)."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __enter__(self):
+        stack = getattr(_seed_offsets, "stack", None)
+        if stack is None:
+            stack = _seed_offsets.stack = []
+        stack.append(self.offset)
+        return self.offset
+
+    def __exit__(self, *exc):
+        _seed_offsets.stack.pop()
+
+
+def _current_offset():
+    stack = getattr(_seed_offsets, "stack", None)
+    return stack[-1] if stack else None
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator: Generator | None = None):
@@ -71,5 +108,7 @@ def dropout(x, p: float = 0.5, training: bool = True, generator: Generator | Non
     if p == 1.0:
         return x * 0.0
     seed = (generator or default_generator).next_seed()
-    mask = bind(keep_mask_op, [], {"shape": x.shape, "keep": 1.0 - p, "seed": seed, "dtype": x.dtype})
+    offset = _current_offset()
+    mask = bind(keep_mask_op, [] if offset is None else [_t(offset)],
+                {"shape": x.shape, "keep": 1.0 - p, "seed": seed, "dtype": x.dtype})
     return x * mask * (1.0 / (1.0 - p))

@@ -9,6 +9,7 @@ The default pipeline, in order::
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     fuse_matmul          products with operand views and elementwise epilogues
     fuse_rowwise         softmax / layer norm style row reductions
+    fuse_attention       scores product, softmax and context product as one kernel
     fuse_reduce          other reductions with their producers
     fuse_elementwise     remaining elementwise chains
     dce
@@ -26,6 +27,7 @@ def default_passes(inference: bool = True) -> list:
     from .constant_folding import constant_folding
     from .cse import cse
     from .dce import dce
+    from .fuse_attention import fuse_attention
     from .freeze import freeze_params
     from .fuse_elementwise import fuse_elementwise
     from .fuse_matmul import fuse_matmul
@@ -35,7 +37,7 @@ def default_passes(inference: bool = True) -> list:
 
     front = [freeze_params] if inference else []
     return front + [simplify, constant_folding, cse, dce, batch_matmul,
-                    fuse_matmul, fuse_rowwise, fuse_reduce, fuse_elementwise, dce]
+                    fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce]
 
 
 def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,

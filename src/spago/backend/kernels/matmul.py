@@ -8,6 +8,8 @@ products (an RNN step's matrix-vector product) are a generated loop instead: che
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from llvmlite import ir
 
@@ -15,6 +17,7 @@ from ...ir.graph import Node
 from ...passes.views import blas_layout, is_view, view_of
 from ..loops import broadcast_strides, contiguous_strides, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
+from .. import scalar
 from . import family
 from .elementwise import eval_graph
 from .reduce import identity
@@ -76,8 +79,23 @@ def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
     return slot
 
 
-@family("matmul")
-def emit_matmul(b: ir.IRBuilder, args: list, node: Node) -> None:
+def matmul_extent(node: Node) -> int:
+    """Work items threads can share, or 0 when the product is too small to be worth a second thread."""
+    from .. import parallel
+
+    plan = matmul_plan(node)
+    if plan is None or plan.items < 2:
+        return 0
+    work = int(np.prod(plan.groups, dtype=np.int64)) * plan.rows * plan.n * plan.k
+    return plan.items if work >= parallel.MIN_PRODUCT else 0
+
+
+@family("matmul", parallel=matmul_extent)
+def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
+    plan = matmul_plan(node)
+    if plan is not None:
+        _emit_blocks(b, args, plan, outer)
+        return
     mm, epilogue, views, out_strides = operand_views(node)
     out_ptr, in_ptrs = args[0], list(args[1:])
     (ia, a_shape, a_strides, a_start), (ib, b_shape, b_strides, b_start) = views
@@ -95,11 +113,180 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node) -> None:
             b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
             if np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
-                _call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
+                call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
             else:
                 _loop_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
     if epilogue:
         _emit_epilogue(b, args, node, mm, epilogue, out_strides)
+
+
+@dataclass
+class MatmulPlan:
+    """A float matrix-matrix product (with its epilogue) cut into work items: ``groups`` (what is left
+    of the batch axes once those that merely stack rows are folded into the rows) times ``blocks`` row
+    blocks of ``block_rows`` rows times ``col_blocks`` column blocks of ``block_cols`` columns. Each item
+    is one BLAS call plus the epilogue over the block it wrote, while it is still in cache; threads
+    share the items. Few tall rows split by rows; a short, wide product (one sentence) splits by
+    columns, so each thread packs only its own part of the weight."""
+
+    mm: Node
+    epilogue: list
+    groups: tuple          # remaining batch shape
+    rows: int              # rows per group (m, times any folded batch axes)
+    n: int
+    k: int
+    block_rows: int
+    blocks: int
+    operands: list         # (input index or -1 for the output, start, group strides, row stride, col stride)
+    a_cols: int            # A's column stride (its row stride is operands[0]'s)
+    b_strides: tuple       # B's (row, col) strides
+    leaves: list           # epilogue operands: body node per operands[3:]
+    col_blocks: int = 1
+    block_cols: int = 0
+
+    @property
+    def items(self) -> int:
+        return int(np.prod(self.groups, dtype=np.int64)) * self.blocks * self.col_blocks
+
+
+def matmul_plan(node: Node) -> MatmulPlan | None:
+    """The blocked plan of a float matrix-matrix product worth a BLAS call, or None (vector products,
+    integer and small products keep the simple loop nest)."""
+    from .. import parallel
+
+    if node.op.name != "fused" and node.op.name != "matmul":
+        return None
+    mm, epilogue, views, out_strides = operand_views(node)
+    (ia, a_shape, a_strides, a_start), (ib, b_shape, b_strides, b_start) = views
+    if len(a_shape) < 2 or len(b_shape) < 2 or np.dtype(mm.dtype).kind != "f":
+        return None
+    a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
+    b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
+    if m * n * k <= SMALL_PRODUCT or not m or not n:
+        return None
+    batch = tuple(np.broadcast_shapes(a_batch, b_batch))
+    nb = len(batch)
+    shape = mm.shape
+    a_bs = broadcast_strides(a_batch, batch, a_bstr)
+    b_bs = broadcast_strides(b_batch, batch, b_bstr)
+    body = node.attrs.get("body")
+    leaves = _epilogue_leaves(body, mm, epilogue) if epilogue else {}
+    # (input index, start offset, strides over batch + (rows,), column stride of the output's columns)
+    ops = [(ia, a_start, tuple(a_bs) + (ars,), 0), (ib, b_start, tuple(b_bs) + (0,), bcs),
+           (-1, 0, tuple(out_strides[:nb]) + (out_strides[-2],), out_strides[-1])]
+    for leaf, (k_in, vshape, vstrides, offset) in leaves.items():
+        st = broadcast_strides(vshape, shape, vstrides)
+        ops.append((k_in, offset, tuple(st[:nb + 1]), st[-1]))
+    if out_strides[-1] != 1:
+        return None
+    rows, groups = m, list(batch)
+    while groups and all(o[2][len(groups) - 1] == o[2][-1] * rows for o in ops):
+        rows *= groups.pop()
+    if blas_layout(rows, k, ars, acs) is None:
+        return None
+    ng = len(groups)
+    operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
+    count = int(np.prod(groups, dtype=np.int64))
+    threads = parallel.threads() if parallel.enabled() else 1
+    want = 1 if count >= 2 * threads or threads == 1 else -(-2 * threads // count)  # pieces per group
+    blocks, col_blocks = 1, 1
+    if want > 1 and rows >= 64 * want:
+        blocks = want
+    elif want > 1:
+        col_blocks = max(1, min(want, n // 64))
+    block_rows = -(-rows // blocks)
+    blocks = -(-rows // block_rows)
+    block_cols = -(-n // col_blocks // 16) * 16 if col_blocks > 1 else n
+    col_blocks = -(-n // block_cols)
+    return MatmulPlan(mm, epilogue, tuple(groups), rows, n, k, block_rows, blocks, operands, acs,
+                      (brs, bcs), list(leaves), col_blocks, block_cols)
+
+
+def _epilogue_leaves(body, mm: Node, epilogue: list) -> dict:
+    """Operands the epilogue reads besides the product: node -> (input index, shape, strides, offset)."""
+    views = {n for n in body.nodes if is_view(n)}
+    leaves: dict = {}
+    for e in epilogue:
+        for i in e.inputs:
+            if i in leaves or i is mm or i in epilogue:
+                continue
+            if i in views:
+                root, vshape, vstrides, offset = view_of(i, stop=views)
+                leaves[i] = (body.inputs.index(root), vshape, vstrides, offset)
+            else:
+                leaves[i] = (body.inputs.index(i), i.shape, contiguous_strides(i.shape), 0)
+    return leaves
+
+
+def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | None) -> None:
+    """For each work item in ``outer`` (default: all): one GEMM on a block of rows, then its epilogue."""
+    out_ptr, in_ptrs = args[0], list(args[1:])
+    dtype = plan.mm.dtype
+    start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, plan.items))
+    m_slot, n_slot = _constant_slot(b, I32, 0), _constant_slot(b, I32, 0)
+    with for_range(b, end, "item", start=start) as item:
+        offsets, count, cols = item_offsets(b, plan, item)
+
+        def base(k: int) -> ir.Value:
+            index = plan.operands[k][0]
+            ptr = out_ptr if index < 0 else in_ptrs[index]
+            node_dtype = dtype if k < 3 else plan.leaves[k - 3].dtype
+            return element_ptr(b, ptr, offsets[k], node_dtype)
+
+        b.store(b.trunc(count, I32), m_slot)
+        b.store(b.trunc(cols, I32), n_slot)
+        call_gemm(b, dtype, plan.block_rows, plan.block_cols, plan.k, base(0), (plan.operands[0][3], plan.a_cols),
+                  base(1), plan.b_strides, base(2), plan.operands[2][3], m_slot=m_slot, n_slot=n_slot)
+        if plan.epilogue:
+            _block_epilogue(b, plan, [base(k) for k in range(2, len(plan.operands))], count, cols)
+
+
+def item_offsets(b: ir.IRBuilder, plan: MatmulPlan, item: ir.Value) -> tuple:
+    """(element offset of each operand at the item's first row and column, its row count, column count)."""
+    def clamp(start, size, limit):
+        end = b.add(start, ir.Constant(I64, size))
+        end = b.select(b.icmp_signed(">", end, ir.Constant(I64, limit)), ir.Constant(I64, limit), end)
+        return b.sub(end, start)
+
+    col0 = b.mul(b.urem(item, ir.Constant(I64, plan.col_blocks)), ir.Constant(I64, plan.block_cols))
+    item = b.udiv(item, ir.Constant(I64, plan.col_blocks))
+    group = b.udiv(item, ir.Constant(I64, plan.blocks))
+    row0 = b.mul(b.urem(item, ir.Constant(I64, plan.blocks)), ir.Constant(I64, plan.block_rows))
+    offsets = []
+    for _, first, gstrides, rstride, cstride in plan.operands:
+        off, rest = ir.Constant(I64, first), group
+        for size, stride in reversed(list(zip(plan.groups, gstrides))):
+            if stride:
+                off = b.add(off, b.mul(b.urem(rest, ir.Constant(I64, size)), ir.Constant(I64, stride)))
+            rest = b.udiv(rest, ir.Constant(I64, size))
+        if rstride:
+            off = b.add(off, b.mul(row0, ir.Constant(I64, rstride)))
+        if cstride and plan.col_blocks > 1:
+            off = b.add(off, b.mul(col0, ir.Constant(I64, cstride)))
+        offsets.append(off)
+    return offsets, clamp(row0, plan.block_rows, plan.rows), clamp(col0, plan.block_cols, plan.n)
+
+
+def _block_epilogue(b: ir.IRBuilder, plan: MatmulPlan, ptrs: list, count: ir.Value, cols: ir.Value) -> None:
+    """The elementwise chain over the ``count`` x ``cols`` block just written (``ptrs``: the output, then
+    the leaves, at the block's corner)."""
+    dtype = plan.mm.dtype
+    strides = [(op[3], op[4]) for op in plan.operands[2:]]
+    with for_range(b, count, "er") as r:
+        rows = [b.mul(r, ir.Constant(I64, rs)) if rs else ir.Constant(I64, 0) for rs, _ in strides]
+        with for_range(b, cols, "ec") as c:
+            offs = [row if cs == 0 else b.add(row, b.mul(c, ir.Constant(I64, cs)) if cs != 1 else c)
+                    for row, (_, cs) in zip(rows, strides)]
+            p = element_ptr(b, ptrs[0], offs[0], dtype)
+            env = {plan.mm: load(b, p, dtype)}
+            for leaf, ptr, off in zip(plan.leaves, ptrs[1:], offs[1:]):
+                env[leaf] = load(b, element_ptr(b, ptr, off, leaf.dtype), leaf.dtype)
+            body = None
+            for e in plan.epilogue:
+                env[e] = scalar.emit(b, e.op.name, [env[i] for i in e.inputs], e.attrs,
+                                     [i.dtype for i in e.inputs], e.dtype)
+                body = e
+            store(b, env[body], p, body.dtype)
 
 
 def _matrix_strides(shape: tuple, strides: tuple, batch: tuple, n: int) -> tuple:
@@ -110,13 +297,17 @@ def _matrix_strides(shape: tuple, strides: tuple, batch: tuple, n: int) -> tuple
     return tuple(strides[:len(batch)]) + (1 if n == 1 else n,)
 
 
-def _call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
+def call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int, m_slot=None, n_slot=None) -> None:
+    """C = A·B through BLAS; ``m_slot``/``n_slot`` hold row/column counts known only at run time (a block
+    of at most ``m`` rows, ``n`` columns)."""
     trans_a, lda = blas_layout(m, k, *a_str)
     trans_b, ldb = blas_layout(k, n, *b_str)
     real = F32 if np.dtype(dtype) == np.float32 else F64
     args = [
         _constant_slot(b, I8, ord("T" if trans_b else "N")), _constant_slot(b, I8, ord("T" if trans_a else "N")),
-        _constant_slot(b, I32, n), _constant_slot(b, I32, m), _constant_slot(b, I32, k),
+        n_slot if n_slot is not None else _constant_slot(b, I32, n),
+        m_slot if m_slot is not None else _constant_slot(b, I32, m),
+        _constant_slot(b, I32, k),
         _constant_slot(b, real, 1.0), b_ptr, _constant_slot(b, I32, ldb), a_ptr, _constant_slot(b, I32, lda),
         _constant_slot(b, real, 0.0), c_ptr, _constant_slot(b, I32, max(ldc, n, 1)),
     ]

@@ -104,8 +104,12 @@ def emit_keep_mask(b: ir.IRBuilder, args: list, node: Node) -> None:
     """The same counter-based hash as the NumPy kernel (splitmix64 of seed + (i+1)·γ), bit for bit."""
     seed, keep = node.attrs["seed"], node.attrs["keep"]
     c = lambda v: ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)  # noqa: E731
+    base = c(seed)
+    if node.inputs:  # an int64 seed offset read at run time (a compiled training step's per-call seed)
+        base = b.add(base, load(b, element_ptr(b, args[1], ir.Constant(I64, 0), node.inputs[0].dtype),
+                                node.inputs[0].dtype))
     with for_range(b, node.spec.size, "i") as i:
-        z = b.add(c(seed), b.mul(b.add(i, c(1)), c(GOLDEN_GAMMA)))
+        z = b.add(base, b.mul(b.add(i, c(1)), c(GOLDEN_GAMMA)))
         z = b.mul(b.xor(z, b.lshr(z, c(30))), c(MIX1))
         z = b.mul(b.xor(z, b.lshr(z, c(27))), c(MIX2))
         z = b.xor(z, b.lshr(z, c(31)))

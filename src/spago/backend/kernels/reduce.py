@@ -11,7 +11,7 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from ..loops import accumulate, broadcast_strides, collapse, for_range, strided_nest
-from ..types import I64, compute_type, element_ptr, load, store
+from ..types import F32, I64, compute_type, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph
 
@@ -39,9 +39,10 @@ def combine(b: ir.IRBuilder, kind: str, acc: ir.Value, value: ir.Value, dtype) -
         out = b.fadd(acc, value)
         out.flags.extend(["reassoc", "contract"])
         return out
-    better = b.fcmp_unordered(">" if kind == "max" else "<", value, acc)  # true also when value is NaN
-    keep_nan = b.fcmp_unordered("uno", acc, acc)
-    return b.select(keep_nan, acc, b.select(better, value, acc))
+    # llvm.maximum/minimum propagate NaN (as NumPy does) and vectorise as reductions
+    name = f"llvm.{'maximum' if kind == 'max' else 'minimum'}.{'f32' if acc.type == F32 else 'f64'}"
+    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(acc.type, [acc.type] * 2), name)
+    return b.call(fn, [acc, value])
 
 
 def reduction_parts(node: Node) -> tuple:

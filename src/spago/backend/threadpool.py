@@ -1,0 +1,220 @@
+"""spago's own thread pool for threaded kernels: ``spago_parallel_for(fn, ctx, extent, chunk)``.
+
+A threaded kernel calls ``fn(ctx, start, end)`` over chunks of ``[0, extent)``. The calling thread
+publishes the job and takes chunks itself; the pool's workers take chunks too, from one shared counter.
+The caller then waits only for chunks a worker has actually claimed: a worker the OS has not scheduled
+(a busy machine) never holds the call up, unlike a fork-join runtime whose barrier waits for every
+thread. Workers spin briefly between jobs (kernels follow each other closely), then sleep in short
+naps. If the pool is busy (another thread's call), the kernel simply runs on the calling thread.
+
+Job state is one 64-bit *ticket* — generation in the high half, next unclaimed index in the low half —
+claimed with compare-and-swap, so a worker holding a stale view of an old job can never claim work in a
+new one. The runtime is generated LLVM IR, compiled once per process; workers are Python daemon threads
+parked in native code (ctypes releases the GIL), started on first use.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import threading
+
+import llvmlite.binding as llvm
+
+SYMBOL = "spago_parallel_for"
+SPIN = 20000             # idle polls (with a pause instruction) before a worker starts napping
+NAP_NS, LONG_NAP_NS = 50_000, 1_000_000
+LONG_IDLE = SPIN + 2000  # naps after which a worker naps longer (the process is probably idle)
+
+# pool slots (i64): 0 ticket, 1 fn, 2 ctx, 3 extent, 4 chunk, 5 done, 6 stop, 7 busy
+_IR = r"""
+@spago_pool = global [8 x i64] zeroinitializer, align 64
+
+declare i32 @nanosleep(ptr, ptr)
+{pause_decl}
+
+define internal void @relax() {{
+  {pause_call}
+  ret void
+}}
+
+define internal ptr @slot(i64 %k) {{
+  %p = getelementptr inbounds [8 x i64], ptr @spago_pool, i64 0, i64 %k
+  ret ptr %p
+}}
+
+define internal i64 @grab(i64 %gen, i64 %extent, i64 %chunk) {{
+entry:
+  br label %loop
+loop:
+  %t = load atomic i64, ptr @spago_pool seq_cst, align 8
+  %g = lshr i64 %t, 32
+  %same = icmp eq i64 %g, %gen
+  br i1 %same, label %check, label %none
+check:
+  %next = and i64 %t, 4294967295
+  %open = icmp ult i64 %next, %extent
+  br i1 %open, label %try, label %none
+try:
+  %new = add i64 %t, %chunk
+  %res = cmpxchg ptr @spago_pool, i64 %t, i64 %new seq_cst seq_cst
+  %won = extractvalue {{ i64, i1 }} %res, 1
+  br i1 %won, label %got, label %loop
+got:
+  ret i64 %next
+none:
+  ret i64 -1
+}}
+
+define internal void @run(i64 %gen, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk) {{
+entry:
+  %donep = call ptr @slot(i64 5)
+  br label %loop
+loop:
+  %s = call i64 @grab(i64 %gen, i64 %extent, i64 %chunk)
+  %has = icmp sge i64 %s, 0
+  br i1 %has, label %work, label %out
+work:
+  %e0 = add i64 %s, %chunk
+  %over = icmp ugt i64 %e0, %extent
+  %e = select i1 %over, i64 %extent, i64 %e0
+  call void %fn(ptr %ctx, i64 %s, i64 %e)
+  %n = sub i64 %e, %s
+  %old = atomicrmw add ptr %donep, i64 %n seq_cst
+  br label %loop
+out:
+  ret void
+}}
+
+define void @spago_parallel_for(ptr %fn, ptr %ctx, i64 %extent, i64 %chunk) {{
+entry:
+  %busyp = call ptr @slot(i64 7)
+  %r = cmpxchg ptr %busyp, i64 0, i64 1 seq_cst seq_cst
+  %mine = extractvalue {{ i64, i1 }} %r, 1
+  br i1 %mine, label %go, label %serial
+serial:
+  call void %fn(ptr %ctx, i64 0, i64 %extent)
+  ret void
+go:
+  %t = load atomic i64, ptr @spago_pool seq_cst, align 8
+  %g0 = lshr i64 %t, 32
+  %g1 = add i64 %g0, 1
+  %g = and i64 %g1, 4294967295
+  %base = shl i64 %g, 32
+  %marker = or i64 %base, 4294967295
+  store atomic i64 %marker, ptr @spago_pool seq_cst, align 8
+  %fnp = call ptr @slot(i64 1)
+  %fni = ptrtoint ptr %fn to i64
+  store atomic i64 %fni, ptr %fnp seq_cst, align 8
+  %ctxp = call ptr @slot(i64 2)
+  %ctxi = ptrtoint ptr %ctx to i64
+  store atomic i64 %ctxi, ptr %ctxp seq_cst, align 8
+  %extp = call ptr @slot(i64 3)
+  store atomic i64 %extent, ptr %extp seq_cst, align 8
+  %chp = call ptr @slot(i64 4)
+  store atomic i64 %chunk, ptr %chp seq_cst, align 8
+  %donep = call ptr @slot(i64 5)
+  store atomic i64 0, ptr %donep seq_cst, align 8
+  store atomic i64 %base, ptr @spago_pool seq_cst, align 8
+  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
+  br label %wait
+wait:
+  %d = load atomic i64, ptr %donep seq_cst, align 8
+  %fin = icmp uge i64 %d, %extent
+  br i1 %fin, label %end, label %spin
+spin:
+  call void @relax()
+  br label %wait
+end:
+  store atomic i64 0, ptr %busyp seq_cst, align 8
+  ret void
+}}
+
+define void @spago_pool_worker() {{
+entry:
+  %ts = alloca {{ i64, i64 }}
+  %nsp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 1
+  %secp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 0
+  store i64 0, ptr %secp
+  %stopp = call ptr @slot(i64 6)
+  br label %top
+top:
+  %seen = phi i64 [ 0, %entry ], [ %seen, %relax ], [ %seen, %nap ], [ %seen2, %job ]
+  %count = phi i64 [ 0, %entry ], [ %count1, %relax ], [ %count1, %nap ], [ 0, %job ]
+  %stop = load atomic i64, ptr %stopp seq_cst, align 8
+  %halt = icmp ne i64 %stop, 0
+  br i1 %halt, label %exit, label %poll
+poll:
+  %t = load atomic i64, ptr @spago_pool seq_cst, align 8
+  %g = lshr i64 %t, 32
+  %next = and i64 %t, 4294967295
+  %fresh = icmp ne i64 %g, %seen
+  %ready = icmp ne i64 %next, 4294967295
+  %both = and i1 %fresh, %ready
+  %count1 = add i64 %count, 1
+  br i1 %both, label %job, label %idle
+job:
+  %fnp = call ptr @slot(i64 1)
+  %fni = load atomic i64, ptr %fnp seq_cst, align 8
+  %fn = inttoptr i64 %fni to ptr
+  %ctxp = call ptr @slot(i64 2)
+  %ctxi = load atomic i64, ptr %ctxp seq_cst, align 8
+  %ctx = inttoptr i64 %ctxi to ptr
+  %extp = call ptr @slot(i64 3)
+  %extent = load atomic i64, ptr %extp seq_cst, align 8
+  %chp = call ptr @slot(i64 4)
+  %chunk = load atomic i64, ptr %chp seq_cst, align 8
+  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
+  %seen2 = add i64 %g, 0
+  br label %top
+idle:
+  %spinning = icmp ult i64 %count, {spin}
+  br i1 %spinning, label %relax, label %nap
+relax:
+  call void @relax()
+  br label %top
+nap:
+  %long = icmp ugt i64 %count, {long_idle}
+  %ns = select i1 %long, i64 {long_nap}, i64 {nap}
+  store i64 %ns, ptr %nsp
+  %rc = call i32 @nanosleep(ptr %ts, ptr null)
+  br label %top
+exit:
+  ret void
+}}
+"""
+
+
+def _runtime_ir(triple: str) -> str:
+    x86 = triple.startswith(("x86_64", "i386", "i686"))
+    return _IR.format(pause_decl="declare void @llvm.x86.sse2.pause()" if x86 else "",
+                      pause_call="call void @llvm.x86.sse2.pause()" if x86 else "",
+                      spin=SPIN, long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS)
+
+
+class Pool:
+    """The process's pool: its native runtime and ``workers`` parked daemon threads."""
+
+    def __init__(self, workers: int):
+        from .jit import compile_ir
+        from .target import host_cpu, target_machine
+
+        triple = host_cpu()[0]
+        _, obj = compile_ir(f'target triple = "{triple}"\n' + _runtime_ir(triple))
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        self.parallel_for = self.engine.get_function_address(SYMBOL)
+        llvm.add_symbol(SYMBOL, self.parallel_for)
+        worker = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_worker"))
+        self._worker = worker
+        self.threads = [threading.Thread(target=worker, name=f"spago-pool-{k}", daemon=True) for k in range(workers)]
+        for t in self.threads:
+            t.start()
+
+
+@functools.lru_cache(maxsize=None)
+def pool() -> Pool:
+    """Start the pool (once): ``parallel.threads() - 1`` workers beside the calling thread."""
+    from . import parallel
+
+    return Pool(max(parallel.threads() - 1, 0))

@@ -1,0 +1,208 @@
+"""BERT's basic tokenizer: text cleaning, CJK splitting, lower-casing, accent stripping and punctuation splitting.
+
+It reproduces the Hugging Face `tokenizers` BertNormalizer followed by the BertPreTokenizer (the same rules as
+Google's original BERT, except that whitespace is the Unicode White_Space property, as in Rust), and it remembers,
+for every character of the normalised text, the index of the ORIGINAL character it came from. Every word therefore
+carries character offsets into the text the user passed in, even when normalisation deleted characters (control
+and zero-width characters, accents) or expanded one character into several (NFD of Hangul syllables).
+
+Special tokens ("never split": [CLS], [SEP], [MASK], [UNK], [PAD] by default) are found in the raw text first,
+case-sensitively and before any normalisation, and are kept whole.
+
+Unicode categories come from Python's `unicodedata`; Hugging Face `tokenizers` uses older tables (for categories)
+and newer ones (for lower-casing), so a few hundred code points assigned to Unicode in recent years (rare scripts,
+new format controls) can normalise differently. Every other code point gives the same result.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+from spago.errors import SpagoError
+
+__all__ = [
+    "BasicTokenizer", "TokenizerError", "Word", "is_whitespace", "is_control", "is_punctuation", "is_chinese_char",
+]
+
+# Characters with the Unicode White_Space property (what Rust's `char::is_whitespace` tests).
+_WHITESPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+# CJK Unified Ideographs blocks (and their extensions and compatibility blocks), as in BERT. Hangul, Hiragana and
+# Katakana are NOT in these blocks: they are written with spaces and go through WordPiece like any other script.
+
+_CACHE_SIZE = 1 << 16
+
+
+class TokenizerError(SpagoError, ValueError):
+    """Bad tokenizer input or configuration (wrong types, missing or malformed vocabulary files, bad options)."""
+
+
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B920, 0x2CEAF),  # sic: Hugging Face starts this range at 0x2B920, original BERT at 0x2B820
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+
+
+def is_whitespace(ch: str) -> bool:
+    """True for tab, LF, CR and every character with the Unicode White_Space property."""
+    return ch in _WHITESPACE
+
+
+def is_control(ch: str) -> bool:
+    """True for the characters text cleaning deletes: categories Cc, Cf, Co, Cs except tab, LF and CR."""
+    if ch in "\t\n\r":
+        return False
+    return unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
+
+
+def is_punctuation(ch: str) -> bool:
+    """True for ASCII punctuation (which includes symbols such as $ + < = > ^ ` | ~) and Unicode categories P*."""
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def is_chinese_char(ch: str) -> bool:
+    """True for CJK ideographs, which BERT treats as one word each."""
+    cp = ord(ch)
+    return cp >= 0x3400 and any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One pre-token: `text` is normalised; `origins[i]` is the original index of `text[i]`.
+
+    `start`/`end` are the word's [start, end) offsets in the original text. `special` marks a special token
+    found verbatim in the raw text (its `text` is the token itself, not normalised).
+    """
+
+    text: str
+    origins: tuple[int, ...]
+    special: bool = False
+
+    @property
+    def start(self) -> int:
+        return self.origins[0]
+
+    @property
+    def end(self) -> int:
+        return self.origins[-1] + 1
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """Original offsets of the normalised characters text[a:b] (b > a)."""
+        return self.origins[a], self.origins[b - 1] + 1
+
+
+class BasicTokenizer:
+    """Splits text into normalised words with offsets, as BERT does before WordPiece.
+
+    `strip_accents=None` follows `do_lower_case` (as in Hugging Face). Accent stripping is NFD followed by
+    dropping non-spacing marks (category Mn); lower-casing maps each character on its own (full Unicode
+    mapping, so one character may become two, e.g. U+0130).
+    """
+
+    def __init__(
+        self,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        clean_text: bool = True,
+        never_split: Iterable[str] = ("[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]"),
+    ) -> None:
+        self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = self.do_lower_case if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.clean_text = bool(clean_text)
+        self.never_split = tuple(sorted({t for t in never_split if t}, key=len, reverse=True))
+        # Alternatives longest first: at each position the regex takes the longest special token (leftmost-longest).
+        self._special_re = re.compile("|".join(re.escape(t) for t in self.never_split)) if self.never_split else None
+        self._cache: dict[str, str] = {}  # normalised form of each character seen (texts reuse few characters)
+
+    def _normalize_char(self, ch: str) -> str:
+        """The normalised form of one original character ("" when cleaning deletes it)."""
+        if self.clean_text:
+            if ch == "\x00" or ch == "\ufffd" or is_control(ch):
+                return ""
+            if is_whitespace(ch):
+                return " "
+        spaced = self.tokenize_chinese_chars and is_chinese_char(ch)
+        if self.strip_accents:
+            ch = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+        if self.do_lower_case:
+            ch = ch.lower()
+        return " " + ch + " " if spaced else ch
+
+    def normalize_with_origins(self, text: str, base: int = 0) -> tuple[str, list[int]]:
+        """Normalise `text`; also return, for each output character, the index (+ base) of its source character."""
+        out: list[str] = []
+        origins: list[int] = []
+        cache = self._cache
+        for i, ch in enumerate(text):
+            norm = cache.get(ch)
+            if norm is None:
+                norm = self._normalize_char(ch)
+                if len(cache) < _CACHE_SIZE:
+                    cache[ch] = norm
+            out.append(norm)
+            origins.extend([base + i] * len(norm))
+        return "".join(out), origins
+
+    def normalize(self, text: str) -> str:
+        """The whole text normalised (special tokens are not protected here: this is the normaliser alone)."""
+        _check_text(text)
+        return self.normalize_with_origins(text)[0]
+
+    def split_words(self, text: str) -> list[Word]:
+        """Normalised words with their original offsets: split on whitespace, then isolate each punctuation mark."""
+        _check_text(text)
+        words: list[Word] = []
+        pos = 0
+        matches = self._special_re.finditer(text) if self._special_re is not None else ()
+        for m in matches:
+            words.extend(self._split_plain(text[pos : m.start()], pos))
+            words.append(Word(m.group(), tuple(range(m.start(), m.end())), special=True))
+            pos = m.end()
+        words.extend(self._split_plain(text[pos:], pos))
+        return words
+
+    def tokenize(self, text: str) -> list[str]:
+        """The normalised words as strings."""
+        return [w.text for w in self.split_words(text)]
+
+    def _split_plain(self, text: str, base: int) -> list[Word]:
+        norm, origins = self.normalize_with_origins(text, base)
+        words: list[Word] = []
+        start = None  # start of the current word in `norm`
+        for i, ch in enumerate(norm):
+            if is_whitespace(ch):
+                if start is not None:
+                    words.append(Word(norm[start:i], tuple(origins[start:i])))
+                    start = None
+            elif is_punctuation(ch):
+                if start is not None:
+                    words.append(Word(norm[start:i], tuple(origins[start:i])))
+                    start = None
+                words.append(Word(ch, (origins[i],)))
+            elif start is None:
+                start = i
+        if start is not None:
+            words.append(Word(norm[start:], tuple(origins[start:])))
+        return words
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise TokenizerError(f"tokenizer input must be a str, got {type(text).__name__}: {text!r:.80}")

@@ -1,0 +1,116 @@
+"""Sentence embeddings from token states (Reimers & Gurevych, 2019, "Sentence-BERT: Sentence Embeddings
+using Siamese BERT-Networks"), as the sentence-transformers library computes them.
+
+Pooling modes, concatenated in this order when several are on:
+  cls            h[:, 0]
+  max            max_s h[b, s] over real tokens (padding set to −10⁹ first)
+  mean           Σ_s h[b, s]·m[b, s] / max(Σ_s m[b, s], 10⁻⁹)
+  mean_sqrt_len  Σ_s h[b, s]·m[b, s] / √max(Σ_s m[b, s], 10⁻⁹)
+then optionally e / max(‖e‖₂, 10⁻¹²) (the ``Normalize`` module), so cosine similarity is a dot product.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ... import ops
+from ...errors import SpagoError
+from ...nn import Module
+
+__all__ = ["POOLING_MODES", "Pooling", "SentenceEmbedding", "read_sentence_transformer"]
+
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")
+
+
+class Pooling(Module):
+    """Token states (B, S, H) and the 1/0 mask (B, S) -> one vector per sequence."""
+
+    def __init__(self, modes: tuple = ("mean",), normalize: bool = False):
+        super().__init__()
+        modes = tuple(modes)
+        if not modes or any(m not in POOLING_MODES for m in modes):
+            raise SpagoError(f"pooling modes must be a non-empty subset of {POOLING_MODES}, got {modes}")
+        self.modes = tuple(m for m in POOLING_MODES if m in modes)
+        self.normalize = bool(normalize)
+
+    def forward(self, h, attention_mask):
+        m = ops.cast(attention_mask, h.dtype)
+        m3 = ops.expand_dims(m, -1)
+        parts = []
+        count = None
+        for mode in self.modes:
+            if mode == "cls":
+                parts.append(h[:, 0])
+            elif mode == "max":
+                parts.append(ops.max(h * m3 + (1.0 - m3) * -1e9, axis=1))
+            else:
+                total = ops.sum(h * m3, axis=1)
+                count = ops.maximum(ops.sum(m3, axis=1), 1e-9) if count is None else count
+                parts.append(total / count if mode == "mean" else total / ops.sqrt(count))
+        e = parts[0] if len(parts) == 1 else ops.concat(parts, axis=-1)
+        if self.normalize:
+            norm = ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True))
+            e = e / ops.maximum(norm, 1e-12)
+        return e
+
+    def extra_repr(self) -> str:
+        return f"modes={'+'.join(self.modes)}, normalize={self.normalize}"
+
+
+class SentenceEmbedding(Module):
+    """An encoder followed by `Pooling`: adds ``sentence_embedding`` to the encoder's outputs."""
+
+    def __init__(self, model: Module, pooling: Pooling):
+        super().__init__()
+        self.model = model
+        self.pooling = pooling
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        out = self.model(input_ids, attention_mask, token_type_ids, output_hidden_states)
+        if attention_mask is None:
+            attention_mask = ops.ones(out["last_hidden_state"].shape[:2], dtype="int64")
+        out["sentence_embedding"] = self.pooling(out["last_hidden_state"], attention_mask)
+        return out
+
+
+def _read_json(path: str) -> object:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpagoError(f"{path}: malformed JSON ({exc})") from None
+
+
+def read_sentence_transformer(folder: str) -> Pooling | None:
+    """The `Pooling` a sentence-transformers folder describes (``modules.json``, ``1_Pooling/config.json``,
+    a ``Normalize`` module), or None when ``folder`` is not one."""
+    path = os.path.join(folder, "modules.json")
+    if not os.path.isfile(path):
+        return None
+    modules = _read_json(path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
+        raise SpagoError(f"{path}: expected a list of modules with a 'type' each")
+    modes: tuple = ("mean",)
+    normalize = False
+    for module in modules:
+        kind = str(module["type"]).rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            cfg_path = os.path.join(folder, str(module.get("path", "")), "config.json")
+            if not os.path.isfile(cfg_path):
+                raise SpagoError(f"{cfg_path}: pooling config not found (named by {path})")
+            cfg = _read_json(cfg_path)
+            if not isinstance(cfg, dict):
+                raise SpagoError(f"{cfg_path}: expected a JSON object")
+            modes = tuple(m for m in POOLING_MODES if cfg.get(f"pooling_mode_{m}_tokens" if m != "cls"
+                                                                else "pooling_mode_cls_token"))
+            if not modes:
+                raise SpagoError(f"{cfg_path}: no supported pooling mode is on (supported: {POOLING_MODES})")
+        elif kind == "Normalize":
+            normalize = True
+        elif kind != "Transformer":
+            raise SpagoError(f"{path}: unsupported sentence-transformers module {module['type']!r}")
+    return Pooling(modes, normalize)

@@ -1,0 +1,136 @@
+"""The compiled training step: forward, loss, backward, clipping and the optimiser update in ONE function.
+
+`compile_step` traces ``loss_fn(model, *batch)``, then ``loss.backward()`` — the tape's gradient rules emit
+IR nodes while tracing — then the optimiser's pure `update` rule for each parameter. The model's Params
+become graph parameters that reference the live arrays (compiled with ``inference=False``), the optimiser
+state arrays are graph inputs, and so are ``lr``, the step counter and a dropout seed (0-d arrays), so a
+schedule never recompiles and every call draws fresh dropout masks. After each native call the new values
+are copied into the very same Param and state arrays (``np.copyto``), so the eager model, its
+``state_dict()`` and the compiled step always see one set of weights.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..errors import SpagoError
+from ..ops.random import Generator, default_generator, seed_offset
+from ..tensor import Tensor
+from .clip import clip_by_norm, clip_by_value
+from .optimizer import Optimizer
+
+
+class CompiledStep:
+    """``step(*batch) -> loss``: one optimiser update of ``model`` on ``batch``, in native code.
+
+    Batches of a new shape, or a model switched between ``train()`` and ``eval()``, compile a new
+    specialisation. If a parameter's array is replaced (``Module.to``, ``flatten_parameters``), the step
+    recompiles so it never writes to a stale array. The optimiser's hyperparameters other than ``lr`` are
+    fixed when the step is compiled."""
+
+    def __init__(self, loss_fn: Callable, model: Any, optimizer: Optimizer, *, clip_norm: float | None = None,
+                 norm_type: float = 2.0, clip_value: float | None = None, generator: Generator | None = None,
+                 **compile_options: Any):
+        if not isinstance(optimizer, Optimizer):
+            raise SpagoError(f"compile_step needs a spago.optim optimiser, got {type(optimizer).__name__}")
+        self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
+        self.clip_norm, self.norm_type, self.clip_value = clip_norm, norm_type, clip_value
+        self.generator = generator or default_generator
+        self.compile_options = dict(compile_options, inference=False)
+        self._cache: dict = {}
+
+    # -- tracing ---------------------------------------------------------------------------
+    def _traced(self, updated: list) -> Callable:
+        """The function to compile; it records which parameters received a gradient in ``updated``."""
+        opt, params = self.optimizer, self.optimizer.params
+
+        def train_step(lr, step, seed, state, batch):
+            saved = [p.grad for p in params]
+            for p in params:
+                p.grad = None
+            try:
+                with seed_offset(seed), enable_grad():
+                    loss = self.loss_fn(self.model, *batch)
+                if not isinstance(loss, Tensor) or loss.size != 1:
+                    raise SpagoError("compile_step: loss_fn must return a one-element Tensor, got "
+                                     f"{getattr(loss, 'shape', type(loss).__name__)}")
+                if not loss.requires_grad:
+                    raise SpagoError("compile_step: the loss does not depend on any parameter")
+                loss.backward()
+                grads = [p.grad for p in params]
+            finally:
+                for p, g in zip(params, saved):
+                    p.grad = g
+            updated[:] = [k for k, g in enumerate(grads) if g is not None]
+            gs = [grads[k] for k in updated]
+            if self.clip_value is not None:
+                gs = clip_by_value(gs, self.clip_value)
+            if self.clip_norm is not None:
+                gs, _ = clip_by_norm(gs, self.clip_norm, self.norm_type)
+            new_values, new_states = [], []
+            for k, g in zip(updated, gs):
+                p = params[k]
+                value, new_state = opt.update(p.detach(), g, state[k], step.astype(p.dtype), lr.astype(p.dtype))
+                new_values.append(value)
+                new_states.append({name: new_state[name] for name in opt.state_names})
+            return loss.reshape(()), new_values, new_states
+
+        train_step.__name__ = f"train_step_{type(opt).__name__.lower()}"
+        return train_step
+
+    def _specialize(self, batch: tuple):
+        from ..compiler import _signature, compile
+
+        modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
+        modes = tuple(m.training for _, m in modules)
+        key = (_signature(batch, {}), modes)  # train() / eval() changes what the step computes (dropout)
+        params = self.optimizer.params
+        hit = self._cache.get(key)
+        if hit is not None and all(p._value is v for p, v in zip(params, hit[2])):
+            return hit
+        updated: list = []
+        state = [self.optimizer.state_of(p) for p in params]
+        fn = compile(self._traced(updated), *self._inputs(1, state), tuple(batch), **self.compile_options)
+        hit = self._cache[key] = (fn, list(updated), [p._value for p in params])
+        return hit
+
+    def _inputs(self, seed: int, state: list) -> tuple:
+        opt = self.optimizer
+        return (np.asarray(opt.lr, np.float64), np.asarray(opt.steps + 1, np.float64), np.asarray(seed, np.int64),
+                state)
+
+    # -- calling ---------------------------------------------------------------------------
+    def __call__(self, *batch: Any) -> float:
+        fn, updated, _ = self._specialize(batch)
+        opt, params = self.optimizer, self.optimizer.params
+        state = [opt.state_of(p) for p in params]
+        loss, new_values, new_states = fn(*self._inputs(self.generator.next_seed(), state), tuple(batch))
+        opt.steps += 1
+        for k, value, new_state in zip(updated, new_values, new_states):
+            params[k].assign(value)
+            for name, a in new_state.items():
+                np.copyto(state[k][name], a)
+        return float(loss)
+
+    @property
+    def compiled(self):
+        """The compiled function of the most recent specialisation (for reports and inspection)."""
+        if not self._cache:
+            raise SpagoError("compile_step: nothing is compiled yet; call the step once")
+        return next(reversed(self._cache.values()))[0]
+
+
+def compile_step(loss_fn: Callable, model: Any, optimizer: Optimizer, *example_batch: Any,
+                 clip_norm: float | None = None, **options: Any) -> CompiledStep:
+    """Compile one training step of ``model`` for batches like ``example_batch``.
+
+    ``loss_fn(model, *batch)`` returns the scalar loss. The returned step is called with a batch, updates
+    the parameters (and optimiser state) in place, and returns the loss as a float. ``clip_norm`` clips the
+    gradients' joint norm (``norm_type``, default 2) and ``clip_value`` their entries before the update;
+    further options go to `spago.compile`.
+    """
+    step = CompiledStep(loss_fn, model, optimizer, clip_norm=clip_norm, **options)
+    step._specialize(tuple(example_batch))
+    return step
