@@ -102,7 +102,8 @@ def main(repeats: int = 10) -> str:
              f"{TAGS} tags, Adam; {threads} thread(s); median ms per step")
     text = table(title, rows, ("contender", "ms", "time / spago compiled"))
     compile_s = sum(v for v in report["compile_seconds"].values() if isinstance(v, float))
-    text += f"\n\ncompile: {compile_s:.2f} s, {len(report['kernel_names'])} kernels"
+    cached = " (object code from the disk cache)" if step.compiled.cache_hit else ""
+    text += f"\n\ncompile: {compile_s:.2f} s{cached}, {len(report['kernel_names'])} kernels"
     print(text)
     return text
 

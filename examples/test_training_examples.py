@@ -32,6 +32,14 @@ def test_char_lm_compiled_training_matches_eager():
     assert compiled["sample"] == eager["sample"]
 
 
+def test_training_shows_a_tqdm_progress_bar_in_either_mode(capsys):
+    options = dict(steps=2, batch_size=4, seq_len=5, hidden_size=8, dropout=0.0, sample_length=5)
+    for compiled in (False, True):
+        char_lm.main(compiled=compiled, **options)
+        bar = capsys.readouterr().err
+        assert f"training ({'compiled' if compiled else 'eager'})" in bar and "2/2" in bar, bar
+
+
 def test_ner_tagger_finds_entities_in_held_out_sentences():
     out = ner_tagger.main(epochs=1, progress=False)
     assert out["f1"] > 0.7, out["scores"]

@@ -209,12 +209,15 @@ def test_pooling_modes_match_numpy():
     mean = (h * m).sum(1) / m.sum(1)
     mx = np.where(m > 0, h, -1e9).max(1)
     sqrt = (h * m).sum(1) / np.sqrt(m.sum(1))
+    # concatenated in the order given, as sentence-transformers does
     out = Pooling(("mean", "cls", "max", "mean_sqrt_len"))(spago.tensor(h), spago.tensor(mask)).numpy()
-    np.testing.assert_allclose(out, np.concatenate([h[:, 0], mx, mean, sqrt], -1), atol=1e-6)
+    np.testing.assert_allclose(out, np.concatenate([mean, h[:, 0], mx, sqrt], -1), atol=1e-6)
     normed = Pooling(("mean",), normalize=True)(spago.tensor(h), spago.tensor(mask)).numpy()
     np.testing.assert_allclose(normed, mean / np.linalg.norm(mean, axis=-1, keepdims=True), atol=1e-6)
     with pytest.raises(SpagoError, match="pooling modes"):
         Pooling(("median",))
+    with pytest.raises(SpagoError, match="pooling modes"):
+        Pooling(("mean", "mean"))
 
 
 def test_model_rejects_bad_inputs():
@@ -252,3 +255,165 @@ def test_pretraining_heads_follow_their_equations():
     t = t * state["cls.predictions.transform.LayerNorm.weight"] + state["cls.predictions.transform.LayerNorm.bias"]
     expected = t @ state["bert.embeddings.word_embeddings.weight"].T + state["cls.predictions.bias"]
     np.testing.assert_allclose(out["prediction_logits"], expected, rtol=0, atol=1e-4)
+
+
+# -- sentence-embedding pooling, selectable by name -----------------------------------------
+
+def _pool_numpy(h: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
+    """sentence-transformers' pooling recipes, then L2 normalisation."""
+    m = mask[..., None].astype(np.float64)
+    parts = {"cls": h[:, 0], "mean": (h * m).sum(1) / np.maximum(m.sum(1), 1e-9),
+             "max": np.where(m > 0, h, -np.inf).max(1)}
+    e = np.concatenate([parts[mode] for mode in spec.split("+")], -1)
+    return e / np.linalg.norm(e, axis=-1, keepdims=True)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("spec", ["cls", "mean", "max", "mean+max"])
+def test_pooling_selectable_by_name(spec, compiled):
+    """from_pretrained(pooling=...) turns an encoder into a sentence-embedding model: each mode and the
+    mean+max combination match NumPy on the reference hidden states (padded batch)."""
+    folder = os.path.join(FIXTURES, "tiny-bert", "base")
+    ref = np.load(os.path.join(folder, "reference.npz"))
+    model = from_pretrained(folder, compiled=compiled, pooling=spec)
+    assert model.pooling.modes == tuple(spec.split("+")) and model.pooling.normalize
+    out = model(**{k: ref[k] for k in INPUTS})
+    expected = _pool_numpy(ref["last_hidden_state"].astype(np.float64), ref["attention_mask"], spec)
+    assert out["sentence_embedding"].shape == (3, 32 * len(spec.split("+")))
+    np.testing.assert_allclose(out["sentence_embedding"], expected, rtol=0, atol=ATOL)
+    # text in, embeddings out: the same vectors
+    texts = TEXTS["base"]
+    np.testing.assert_allclose(model.encode(texts), expected, rtol=0, atol=ATOL)
+
+
+# -- hidden_act from the config -------------------------------------------------------------
+
+def _layer_norm(x, w, b, eps=1e-12):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * w + b
+
+
+NUMPY_ACTIVATIONS = {
+    "gelu": lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))),
+    "gelu_new": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+    "relu": lambda x: np.maximum(x, 0),
+}
+
+
+def numpy_encoder(p: dict, ids, mask, types, heads: int, act, prefix: str = "") -> np.ndarray:
+    """A float64 NumPy BERT/ELECTRA encoder written from the paper's equations (the test's own reference)."""
+    p = {k[len(prefix):]: v.astype(np.float64) for k, v in p.items() if k.startswith(prefix)}
+    seq = ids.shape[1]
+    x = p["embeddings.word_embeddings.weight"][ids] + p["embeddings.position_embeddings.weight"][:seq] \
+        + p["embeddings.token_type_embeddings.weight"][types]
+    x = _layer_norm(x, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"])
+    if "embeddings_project.weight" in p:
+        x = x @ p["embeddings_project.weight"].T + p["embeddings_project.bias"]
+    batch, _, dim = x.shape
+    d = dim // heads
+    add = (1.0 - mask[:, None, None, :]) * -1e30
+    i = 0
+    while f"encoder.layer.{i}.attention.self.query.weight" in p:
+        L = {k[len(f"encoder.layer.{i}."):]: v for k, v in p.items() if k.startswith(f"encoder.layer.{i}.")}
+
+        def lin(name, v):
+            return v @ L[name + ".weight"].T + L[name + ".bias"]
+
+        def split(t):
+            return t.reshape(batch, seq, heads, d).transpose(0, 2, 1, 3)
+
+        q, k, v = (split(lin(f"attention.self.{n}", x)) for n in ("query", "key", "value"))
+        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d) + add
+        a = np.exp(s - s.max(-1, keepdims=True))
+        a /= a.sum(-1, keepdims=True)
+        ctx = (a @ v).transpose(0, 2, 1, 3).reshape(batch, seq, dim)
+        x = _layer_norm(lin("attention.output.dense", ctx) + x, L["attention.output.LayerNorm.weight"],
+                        L["attention.output.LayerNorm.bias"])
+        ff = lin("output.dense", act(lin("intermediate.dense", x)))
+        x = _layer_norm(ff + x, L["output.LayerNorm.weight"], L["output.LayerNorm.bias"])
+        i += 1
+    return x
+
+
+@needs_fixtures
+def test_numpy_reference_encoder_matches_the_fixture():
+    """The test's NumPy encoder reproduces Hugging Face's arrays, so it can stand in for them below."""
+    from spago.nlp.transformers import read_state_dict
+
+    for sub, prefix, heads in (("tiny-bert/base", "", 4), ("tiny-electra/discriminator", "electra.", 4)):
+        folder = os.path.join(FIXTURES, sub)
+        ref = np.load(os.path.join(folder, "reference.npz"))
+        h = numpy_encoder(read_state_dict(folder), ref["input_ids"], ref["attention_mask"], ref["token_type_ids"],
+                          heads, NUMPY_ACTIVATIONS["gelu"], prefix)
+        np.testing.assert_allclose(h, ref["last_hidden_state"], rtol=0, atol=ATOL)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
+def test_hidden_act_from_config_is_honoured(tmp_path, act):
+    """The fixtures with config.json's hidden_act changed: BERT's encoder and pooler and ELECTRA's
+    discriminator (whose head uses hidden_act too) follow the NumPy reference, eagerly and compiled."""
+    import json
+    import shutil
+
+    from spago.nlp.transformers import read_state_dict
+
+    for sub, prefix in (("tiny-bert/base", ""), ("tiny-electra/discriminator", "electra.")):
+        src = os.path.join(FIXTURES, sub)
+        folder = str(tmp_path / sub.replace("/", "-"))
+        shutil.copytree(src, folder)
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+        config["hidden_act"] = act
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f)
+        ref = np.load(os.path.join(src, "reference.npz"))
+        p = {k: v.astype(np.float64) for k, v in read_state_dict(folder).items()}
+        f_act = NUMPY_ACTIVATIONS[act]
+        h = numpy_encoder(p, ref["input_ids"], ref["attention_mask"], ref["token_type_ids"], 4, f_act, prefix)
+        if prefix:
+            d = f_act(h @ p["discriminator_predictions.dense.weight"].T + p["discriminator_predictions.dense.bias"])
+            expected = {"logits": (d @ p["discriminator_predictions.dense_prediction.weight"].T
+                                   + p["discriminator_predictions.dense_prediction.bias"])[..., 0]}
+        else:
+            expected = {"pooler_output": np.tanh(h[:, 0] @ p["pooler.dense.weight"].T + p["pooler.dense.bias"])}
+        expected["last_hidden_state"] = h
+        for compiled in (False, True):
+            model = from_pretrained(folder, compiled=compiled)
+            assert model.config.hidden_act == act
+            out = model(**{k: ref[k] for k in INPUTS})
+            for key, value in expected.items():
+                np.testing.assert_allclose(out[key], value, rtol=0, atol=ATOL, err_msg=f"{sub} {key} {compiled}")
+        if act != "gelu":  # the activation changes the result by far more than the tolerance
+            assert np.abs(expected["last_hidden_state"] - ref["last_hidden_state"]).max() > 20 * ATOL
+
+
+# -- compiled by default, one compilation per bucket ---------------------------------------------
+
+@needs_fixtures
+def test_compiled_is_the_default_and_new_lengths_do_not_recompile(monkeypatch):
+    import spago.compiler
+
+    calls = []
+    real = spago.compiler.compile
+
+    def counting(fn, *examples, **kw):
+        calls.append(tuple(e.shape for e in examples))
+        return real(fn, *examples, **kw)
+
+    monkeypatch.setattr(spago.compiler, "compile", counting)
+    folder = os.path.join(FIXTURES, "tiny-bert", "base")
+    model = from_pretrained(folder)
+    assert model.compiled and model.buckets == (16, 32, 64)  # max_position_embeddings 64 caps the buckets
+    eager = from_pretrained(folder, compiled=False)
+    rng = np.random.default_rng(0)
+    for length in (3, 7, 11, 16):  # all in bucket 16: compiled once
+        ids = rng.integers(5, 328, (2, length))
+        out = model(input_ids=ids)
+        np.testing.assert_allclose(out["last_hidden_state"], eager(input_ids=ids)["last_hidden_state"],
+                                   rtol=0, atol=ATOL)
+        assert out["last_hidden_state"].shape == (2, length, 32)
+    assert calls == [((2, 16),) * 3]
+    model(input_ids=rng.integers(5, 328, (2, 17)))  # the next bucket
+    model(input_ids=rng.integers(5, 328, (2, 30)))
+    assert calls == [((2, 16),) * 3, ((2, 32),) * 3]

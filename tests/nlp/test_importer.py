@@ -323,3 +323,100 @@ def test_stored_mlm_decoder_must_be_tied(tmp_path):
     path = _rewrite_weights(folder, lambda s: s.update({key: s[embeddings] + 1}))
     with pytest.raises(SpagoError, match=f"{path}: {key} differs from {embeddings}"):
         from_pretrained(folder, compiled=False)
+
+
+# -- architecture choice, progress bar, newer sentence-transformers folders ------------------------
+
+def test_architecture_from_architectures_or_model_type(tmp_path):
+    """No ``architectures``: the base model of ``model_type``; no ``model_type``: the one its architecture
+    belongs to."""
+    folder = copy_model("tiny-bert/base", tmp_path / "bert")
+    edit_config(folder, architectures=None)
+    assert from_pretrained(folder, compiled=False).architecture == "BertModel"
+    folder = copy_model("tiny-electra/discriminator", tmp_path / "electra")
+    edit_config(folder, architectures=None)
+    model = from_pretrained(folder, compiled=False, tokenizer=False)
+    assert model.architecture == "ElectraModel" and model.tokenizer is None
+    folder = copy_model("tiny-bert/qa", tmp_path / "qa")
+    edit_config(folder, model_type=None)
+    model = from_pretrained(folder, compiled=False)
+    assert model.architecture == "BertForQuestionAnswering" and model.config.model_type == "bert"
+    np.testing.assert_allclose(model(**ref_inputs("tiny-bert/qa"))["start_logits"],
+                               np.load(os.path.join(fixture("tiny-bert/qa"), "reference.npz"))["start_logits"],
+                               rtol=0, atol=1e-5)
+
+
+def test_import_hf_shows_a_progress_bar(tmp_path, capsys):
+    src = fixture("tiny-bert/qa")
+    dst = str(tmp_path / "out")
+    assert main(["import-hf", src, dst]) == 0
+    captured = capsys.readouterr()
+    assert "tensors: 100%" in captured.err and "39/39" in captured.err  # tqdm on stderr, one step per tensor (39)
+    assert f"wrote BertForQuestionAnswering ({from_pretrained(src, compiled=False).encoder.num_parameters():,} " \
+           f"parameters) to {dst}" in captured.out
+    assert main(["import-hf", src, str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert "tensors" not in capsys.readouterr().err
+
+
+def test_pooling_config_of_newer_sentence_transformers(tmp_path):
+    """Newer sentence-transformers write ``"pooling_mode": "cls"`` or a list, concatenated in that order."""
+    folder = make_sentence_transformer(tmp_path)
+    cfg = os.path.join(folder, "1_Pooling", "config.json")
+    for value, modes in (("cls", ("cls",)), (["mean", "max"], ("mean", "max")),
+                         (["mean_sqrt_len_tokens"], ("mean_sqrt_len",))):
+        with open(cfg, "w") as f:
+            json.dump({"embedding_dimension": 32, "pooling_mode": value, "include_prompt": True}, f)
+        assert from_pretrained(folder, compiled=False).pooling.modes == modes
+    for config, bad in (({"pooling_mode": "lasttoken"}, "lasttoken"), ({"pooling_mode": ["mean", "weightedmean"]},
+                        "weightedmean"), ({"pooling_mode_mean_tokens": True, "pooling_mode_lasttoken": True},
+                                          "lasttoken"), ({"pooling_mode": 3}, "must be a mode name")):
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        with pytest.raises(SpagoError) as info:
+            from_pretrained(folder)
+        assert cfg in str(info.value) and bad in str(info.value)
+
+
+def test_pooling_argument_overrides_the_folder_and_drops_a_head(tmp_path):
+    model = from_pretrained(make_sentence_transformer(tmp_path), compiled=False, pooling="max")
+    assert model.pooling.modes == ("max",) and model.pooling.normalize
+    qa = from_pretrained(fixture("tiny-bert/qa"), compiled=False, pooling="cls+mean")
+    assert qa.architecture == "BertModel" and set(qa(**ref_inputs("tiny-bert/qa"))) == {
+        "last_hidden_state", "sentence_embedding"}
+    with pytest.raises(SpagoError, match="pooling modes must be distinct names"):
+        from_pretrained(fixture("tiny-bert/qa"), pooling="median")
+
+
+def test_folder_with_only_tokenizer_json(tmp_path):
+    """Newer tools save tokenizer.json without vocab.txt: its WordPiece vocabulary and BertNormalizer options
+    are read, and ``spago import-hf`` writes the vocab.txt."""
+    src = fixture("tiny-bert/qa")
+    folder = copy_model("tiny-bert/qa", tmp_path / "m", ("config.json", "model.safetensors", "tokenizer.json"))
+    model = from_pretrained(folder, compiled=False)
+    inputs = model.tokenize(["who lives in paris?"], ["john lives in paris with his family."])
+    np.testing.assert_array_equal(inputs["input_ids"][0], ref_inputs("tiny-bert/qa")["input_ids"][0, :16])
+    dst = str(tmp_path / "converted")
+    assert main(["import-hf", folder, dst, "-q"]) == 0
+    with open(os.path.join(dst, "vocab.txt"), encoding="utf-8") as a, open(os.path.join(src, "vocab.txt")) as b:
+        assert a.read() == b.read()
+    # the normaliser options come from tokenizer.json (here: cased), tokenizer_config.json overrides them
+    path = os.path.join(folder, "tokenizer.json")
+    with open(path) as f:
+        data = json.load(f)
+    data["normalizer"]["lowercase"] = False
+    with open(path, "w") as f:
+        json.dump(data, f)
+    assert from_pretrained(folder, compiled=False).tokenizer.tokenize("Paris") == ["[UNK]"]
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True}, f)
+    assert from_pretrained(folder, compiled=False).tokenizer.tokenize("Paris") == ["paris"]
+    for edit, message in ((lambda d: d["model"].update(type="BPE"), "model type 'BPE' is not WordPiece"),
+                          (lambda d: d.update(pre_tokenizer=None), "expected a BertPreTokenizer"),
+                          (lambda d: d["model"].update(vocab={"a": "x"}), "model.vocab must map")):
+        broken = json.loads(json.dumps(data))
+        edit(broken)
+        with open(path, "w") as f:
+            json.dump(broken, f)
+        with pytest.raises(SpagoError) as info:
+            from_pretrained(folder, compiled=False)
+        assert path in str(info.value) and message in str(info.value)

@@ -445,3 +445,28 @@ def test_minilm_semantic_search_matches_reference_cosines():
     cosine = ref["cosine_similarity"][0]
     assert [r["index"] for r in result["results"]] == np.argsort(-cosine).tolist()
     assert [r["score"] for r in result["results"]] == pytest.approx(np.sort(cosine)[::-1].tolist(), abs=1e-5)
+
+
+@needs_fixtures
+def test_every_pipeline_returns_the_documented_json_shape(tmp_path):
+    """The exact keys of each pipeline's result (the Go spaGO's server shapes), all plain JSON types."""
+    qa = json_ready(QuestionAnswering(model("tiny-bert/qa"))("who lives in paris?", "john lives in paris."))
+    assert set(qa) == {"answers"} and qa["answers"]
+    assert all(set(a) == {"text", "start", "end", "confidence"} for a in qa["answers"])
+    clf = json_ready(SequenceClassification(model("tiny-bert/sequence-classification"))("a man plays."))
+    assert set(clf) == {"class", "confidence", "distribution"}
+    assert all(set(d) == {"class", "confidence"} for d in clf["distribution"]) and len(clf["distribution"]) == 3
+    ner = json_ready(TokenClassification(model("tiny-bert/token-classification"))("john lives in new york."))
+    assert set(ner) == {"tokens"} and all(set(t) == {"text", "start", "end", "label", "confidence"}
+                                          for t in ner["tokens"])
+    fm = json_ready(FillMask(model("tiny-bert/mlm"))("the [MASK] sat.", top_k=2))
+    assert set(fm) == {"tokens"} and set(fm["tokens"][0]) == {"text", "start", "end", "label", "confidence",
+                                                              "candidates"}
+    assert all(set(c) == {"token", "id", "confidence"} for c in fm["tokens"][0]["candidates"])
+    nsp = json_ready(NextSentencePrediction(model("tiny-bert/nsp"))("hello", "world"))
+    assert set(nsp) == {"is_next", "probability"}
+    rtd = json_ready(ReplacedTokenDetection(model("tiny-electra/discriminator"))("the chef ate."))
+    assert set(rtd) == {"tokens"} and {t["label"] for t in rtd["tokens"]} <= {"REAL", "FAKE"}
+    search = json_ready(SemanticSearch(model("tiny-bert/base"), CORPUS)("a cat", top_k=2))
+    assert set(search) == {"query", "results"} and all(set(r) == {"index", "text", "score"}
+                                                        for r in search["results"])

@@ -111,3 +111,29 @@ def test_bad_inputs(case):
         crf.nll(emissions, tags, reduction="max")
     with pytest.raises(SpagoError, match="eagerly"):
         spago.trace(lambda e: crf.decode(e), emissions)
+
+
+def test_start_and_end_transitions():
+    """start[k] scores beginning with tag k and end[k] finishing with it: large values steer Viterbi, and the
+    gradient of the NLL for them is (model probability − gold indicator) of the first and last tag."""
+    rng = np.random.default_rng(4)
+    crf = CRF(K).double()
+    for p in crf.parameters():
+        p.assign(0.1 * rng.standard_normal(p.shape))
+    emissions = 0.1 * rng.standard_normal((1, T, K))
+    crf.start.assign(np.array([0.0, 0.0, 20.0]))
+    crf.end.assign(np.array([0.0, 20.0, 0.0]))
+    path = crf.decode(emissions)[0]
+    assert path[0] == 2 and path[-1] == 1
+
+    crf.start.assign(rng.standard_normal(K))
+    crf.end.assign(rng.standard_normal(K))
+    tags = np.array([[0, 2, 1, 0]])
+    crf.zero_grad()
+    crf.nll(emissions, tags).backward()
+    paths, scores = all_paths(crf, emissions[0])
+    prob = np.exp(scores - np.log(np.exp(scores).sum()))
+    first = np.array([prob[[p[0] == k for p in paths]].sum() for k in range(K)])
+    last = np.array([prob[[p[-1] == k for p in paths]].sum() for k in range(K)])
+    np.testing.assert_allclose(crf.start.grad.numpy(), first - np.eye(K)[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(crf.end.grad.numpy(), last - np.eye(K)[0], rtol=1e-9, atol=1e-12)

@@ -173,3 +173,22 @@ def test_dropout_extremes_and_bad_input():
 def test_dropout_compiled_in_eval_mode_matches_eager():
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)).eval()
     assert_compiled_matches_eager(model, rand(2, 3, dtype=np.float32))
+
+
+class FreshDropout(nn.Module):
+    """Training-mode dropout whose mask is the same on every call (a new generator with one seed each time),
+    so finite differences and compiled code see the mask the tape saw."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return nn.Dropout(self.p, generator=Generator(5))(x)
+
+
+def test_dropout_training_mode_gradient_and_compiled_parity():
+    check_module_grad(FreshDropout(0.4), rand(3, 5) + 2.0)
+    x = rand(4, 6, dtype=np.float32)
+    assert (FreshDropout(0.4)(x).numpy() == 0).any()  # really dropping
+    assert_compiled_matches_eager(FreshDropout(0.4), x, rtol=0, atol=0)

@@ -211,3 +211,54 @@ def test_compiled_inference_matches_eager():
     for seed in (2, 3):
         other = x_example(seed, (3, 4))
         np.testing.assert_allclose(compiled(other), net(other).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_param_holds_value_gradient_and_optimizer_state():
+    from spago import optim
+
+    p = nn.Param(np.array([1.0, -2.0]), "float64")
+    assert p.grad is None and p.state == {}
+    (p * p).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [2.0, -4.0])
+    optim.Adam([p], lr=0.1).step()
+    assert sorted(p.state) == ["m", "v"]  # the optimiser keeps its per-parameter state on the Param
+    np.testing.assert_allclose(p.state["m"], 0.1 * np.array([2.0, -4.0]))
+
+
+def test_inference_compile_freezes_parameters_as_constants():
+    """``spago.compile(module, x)`` (inference): the traced weights are named graph parameters, which the
+    optimiser freezes into named constants (so weight-only work such as transposes is folded at compile time);
+    after changing the weights, compiling again picks up the new values."""
+    net = make().eval()
+    x = x_example(shape=(3, 4))
+    compiled = spago.compile(net, x)
+    assert sorted(p.name for p in compiled.source_graph.params) == sorted(PATHS)
+    assert compiled.graph.params == []
+    consts = {c.name for c in compiled.graph.consts}
+    assert {"scale", "head.0.bias"} <= consts
+    np.testing.assert_allclose(compiled(x), net(x).numpy(), rtol=1e-5, atol=1e-6)
+    net.blocks[0].linear.weight.assign(net.blocks[0].linear.weight.numpy() * 3)
+    np.testing.assert_allclose(spago.compile(net, x)(x), net(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_training_compile_reads_and_updates_parameters_in_place():
+    """``inference=False`` (what a compiled training step uses): the Params stay graph parameters, read from
+    the live arrays on every call; `compile_step` writes the update into those same arrays."""
+    from spago import losses, optim
+
+    net = make().eval()
+    x = x_example(shape=(3, 4))
+    compiled = spago.compile(net, x, inference=False)
+    assert sorted(p.name for p in compiled.graph.params) == sorted(PATHS)
+    net.scale.assign(net.scale.numpy() * 3)
+    np.testing.assert_allclose(compiled(x), net(x).numpy(), rtol=1e-5, atol=1e-6)
+
+    arrays = {name: p.numpy() for name, p in net.named_parameters()}
+    before = {name: a.copy() for name, a in arrays.items()}
+    step = optim.compile_step(lambda m, x, y: losses.mse(m(x), y), net, optim.SGD(net, lr=0.1), x,
+                              np.zeros((3, 3), np.float32))
+    assert sorted(p.name for p in step.compiled.graph.params) == sorted(PATHS)
+    step(x, np.zeros((3, 3), np.float32))
+    for name, p in net.named_parameters():
+        assert p.numpy() is arrays[name], name  # the same array, written in place
+        assert not np.array_equal(p.numpy(), before[name]), name

@@ -166,13 +166,17 @@ def test_stacked_bidirectional_layers_match_reference(cls):
         np.testing.assert_allclose(state.numpy(), np.stack(states), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("merge", ["sum", "prod", "avg"])
+@pytest.mark.parametrize("merge", ["concat", "sum", "prod", "avg"])
 def test_merge_modes(merge):
     layer = GRU(3, 4, num_layers=2, bidirectional=True, merge=merge)
-    assert layer.output_size == 4
+    assert layer.output_size == (8 if merge == "concat" else 4)
     x = data(2, 3, 3)
     out, _ = layer(x)
     np.testing.assert_allclose(out.numpy(), np_stacked(layer, x, merge)[0], rtol=1e-5, atol=1e-6)
+    wrapper = Bidirectional(lambda: LSTMCell(2, 2), merge=merge)  # the wrapper on its own, around any cell
+    check_module_grad(Calling(wrapper, lambda m, x: m(x)[0]), x[:, :2, :2])
+    assert_compiled_matches_eager(lambda x: Bidirectional(lambda: RNNCell(3, 2, generator=spago.ops.Generator(1)),
+                                                          merge=merge).eval()(x), x)
 
 
 def test_initial_state_is_used():
@@ -184,6 +188,37 @@ def test_initial_state_is_used():
     want, s2 = np_run(c2, mid, state=(h0[1], c0[1]))
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(c_n.numpy(), np.stack([s1[1], s2[1]]), rtol=1e-5, atol=1e-6)
+
+
+def test_gru_initial_state_and_last_state_per_layer_and_direction():
+    layer = GRU(3, 4, num_layers=2, bidirectional=True)
+    x, h0 = data(2, 5, 3), data(4, 2, 4)  # h0: (num_layers·directions, batch, hidden)
+    out, h_n = layer(x, h0)
+    ((f1, b1), (f2, b2)) = cells_of(layer)
+    out_f, s_f1 = np_run(f1, x, state=h0[0])
+    out_b, s_b1 = np_run(b1, x, reverse=True, state=h0[1])
+    mid = np.concatenate([out_f, out_b], -1)
+    out_f, s_f2 = np_run(f2, mid, state=h0[2])
+    out_b, s_b2 = np_run(b2, mid, reverse=True, state=h0[3])
+    np.testing.assert_allclose(out.numpy(), np.concatenate([out_f, out_b], -1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_n.numpy(), np.stack([s_f1, s_b1, s_f2, s_b2]), rtol=1e-5, atol=1e-6)
+    # the last state of a forward direction is its last output; of a backward direction, its first
+    np.testing.assert_allclose(h_n.numpy()[2], out.numpy()[:, -1, :4], rtol=1e-6)
+    np.testing.assert_allclose(h_n.numpy()[3], out.numpy()[:, 0, 4:], rtol=1e-6)
+    check_module_grad(Calling(GRU(2, 2), lambda m, x, h: m(x, h)[1]), x[:, :3, :2], data(1, 2, 2))
+
+
+def test_lstm_last_state_continues_the_sequence():
+    """Running two halves with the first half's last state equals running the whole sequence."""
+    layer = LSTM(3, 4, num_layers=2)
+    x = data(2, 6, 3)
+    whole, (h, c) = layer(x)
+    first, state = layer(x[:, :4])
+    second, (h2, c2) = layer(x[:, 4:], state)
+    np.testing.assert_allclose(np.concatenate([first.numpy(), second.numpy()], 1), whole.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c2.numpy(), c.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_mask_equals_running_each_sequence_unpadded():
@@ -244,6 +279,7 @@ def test_layer_gradients():
     stacked = LSTM(2, 2, num_layers=2)
     check_module_grad(Calling(stacked, lambda m, x, h, c: sum_state(m(x, (h, c))[1])), x, data(2, 2, 2), data(2, 2, 2))
     check_module_grad(GRU(2, 1, bidirectional=True, merge="prod"), x[:, :2], output=lambda r: r[1])
+    check_module_grad(RNN(2, 2, num_layers=2, nonlinearity="tanh"), x, output=lambda r: r[0])
 
 
 def test_compiled_matches_eager():
@@ -254,6 +290,16 @@ def test_compiled_matches_eager():
     gru = GRU(3, 4, num_layers=2).eval()
     h0 = data(2, 2, 4)
     assert_compiled_matches_eager(lambda x, h: gru(x, h), x[:, :3], h0)
+    stacked = LSTM(3, 4, num_layers=2).eval()
+    assert_compiled_matches_eager(lambda x, h, c: stacked(x, (h, c)), x, data(2, 2, 4), data(2, 2, 4))
+    rnn = RNN(3, 2, nonlinearity="relu").eval()
+    assert_compiled_matches_eager(lambda x: rnn(x), x)
+
+
+def test_cells_compiled_match_eager():
+    lstm, gru, rnn = LSTMCell(3, 4), GRUCell(3, 4), RNNCell(3, 4)
+    x, h, c = data(2, 3), data(2, 4), data(2, 4)
+    assert_compiled_matches_eager(lambda x, h, c: (lstm(x, (h, c)), gru(x, h), rnn(x, h), lstm(x)), x, h, c)
 
 
 def test_pytorch_layout_and_numbers():

@@ -92,3 +92,9 @@ def test_tagger_emissions_compile():
     model = BiLSTMCRF(vocab_size=5, num_tags=3, embedding_dim=4, hidden_size=4, dropout=0.3).eval()
     ids, _, mask = tiny_batch()
     assert_compiled_matches_eager(model, ids, mask)
+
+
+def test_tagger_loss_compiles():
+    model = BiLSTMCRF(vocab_size=5, num_tags=3, embedding_dim=4, hidden_size=4).eval()
+    ids, tags, mask = tiny_batch()
+    assert_compiled_matches_eager(lambda i, t, m: model.loss(i, t, m), ids, tags, mask)

@@ -167,6 +167,19 @@ def test_trainer_eager_and_compiled_agree():
         np.testing.assert_allclose(b, a, rtol=1e-9)
 
 
+def test_trainer_progress_bar(capsys):
+    model = Regressor()
+    trainer = optim.Trainer(model, mse_loss, optim.SGD(model, lr=0.05))
+    history = trainer.fit(iter_batches, epochs=2, progress=True)
+    assert len(history) == 2
+    assert "training (eager)" in capsys.readouterr().err
+
+
+def iter_batches():
+    """A callable giving a fresh generator (of unknown length) each epoch."""
+    return (b for b in make_batches())
+
+
 def test_trainer_errors():
     model = Regressor()
     with pytest.raises(SpagoError, match="optimiser"):

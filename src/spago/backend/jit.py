@@ -26,6 +26,10 @@ def load_object(obj: bytes, symbol: str, *extra: str) -> int | tuple:
 
     _initialised()
     symbols.register()
+    if b"spago_parallel_for" in obj:  # threaded kernels: the pool must exist before linking
+        from .threadpool import pool
+
+        pool()
     with _lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))

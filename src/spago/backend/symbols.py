@@ -7,11 +7,6 @@ import functools
 @functools.lru_cache(maxsize=None)
 def register() -> None:
     """The process's own symbols (libm, libc) resolve by default; BLAS routines are added by name here."""
-    from . import parallel
     from .blas import register_blas
 
     register_blas()
-    if parallel.enabled():
-        from .threadpool import pool
-
-        pool()

@@ -4,7 +4,7 @@ A threaded kernel calls ``fn(ctx, start, end)`` over chunks of ``[0, extent)``. 
 publishes the job and takes chunks itself; the pool's workers take chunks too, from one shared counter.
 The caller then waits only for chunks a worker has actually claimed: a worker the OS has not scheduled
 (a busy machine) never holds the call up, unlike a fork-join runtime whose barrier waits for every
-thread. Workers spin briefly between jobs (kernels follow each other closely), then sleep in short
+thread; and if a claimed chunk takes long, the caller stops spinning and yields its core. Workers spin briefly between jobs (kernels follow each other closely), then sleep in short
 naps. If the pool is busy (another thread's call), the kernel simply runs on the calling thread.
 
 Job state is one 64-bit *ticket* — generation in the high half, next unclaimed index in the low half —
@@ -30,6 +30,7 @@ _IR = r"""
 @spago_pool = global [8 x i64] zeroinitializer, align 64
 
 declare i32 @nanosleep(ptr, ptr)
+declare i32 @sched_yield()
 {pause_decl}
 
 define internal void @relax() {{
@@ -118,11 +119,19 @@ go:
   call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
   br label %wait
 wait:
+  %polls = phi i64 [ 0, %go ], [ %polls1, %spin ], [ %polls1, %yield ]
   %d = load atomic i64, ptr %donep seq_cst, align 8
   %fin = icmp uge i64 %d, %extent
-  br i1 %fin, label %end, label %spin
+  %polls1 = add i64 %polls, 1
+  br i1 %fin, label %end, label %waiting
+waiting:
+  %patient = icmp ult i64 %polls, {spin}
+  br i1 %patient, label %spin, label %yield
 spin:
   call void @relax()
+  br label %wait
+yield:
+  %y = call i32 @sched_yield()
   br label %wait
 end:
   store atomic i64 0, ptr %busyp seq_cst, align 8

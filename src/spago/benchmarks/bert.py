@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -124,7 +126,16 @@ def prepare(runtime: str, folder: str, shapes: list, threads: int, onnx_path: st
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak resident memory. Linux's ``VmHWM`` belongs to the current address space;
+    ``ru_maxrss`` would also count the parent's size at fork (it survives ``exec``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def worker(runtime: str, folder: str, shapes: list, threads: int, onnx_path: str | None, out_dir: str) -> None:
@@ -244,8 +255,7 @@ def _run_child(code: list, env: dict, log: str) -> dict:
 
 
 def available(runtime: str) -> str | None:
-    """None if the runtime can run here, else why not."""
-    import importlib.util
+    """None if the runtime can run here, else why not (looked up without importing it)."""
 
     needs = {"torch": ("torch", "transformers"), "ort": ("onnxruntime", "torch", "transformers", "onnx")}
     missing = [m for m in needs.get(runtime, ()) if importlib.util.find_spec(m) is None]
@@ -254,10 +264,9 @@ def available(runtime: str) -> str | None:
 
 def onnx_file(folder: str, seq: int, log: str) -> str:
     """The exported ONNX file for the checkpoint, cached beside spago's disk cache."""
-    import torch
-
     weights = os.path.join(folder, "model.safetensors")
-    stamp = hashlib.sha256(f"{os.path.getsize(weights)}|{os.path.getmtime(weights)}|{torch.__version__}|{seq}"
+    torch_version = importlib.metadata.version("torch")
+    stamp = hashlib.sha256(f"{os.path.getsize(weights)}|{os.path.getmtime(weights)}|{torch_version}|{seq}"
                            .encode()).hexdigest()[:16]
     from ..backend.cache import cache_dir
 
@@ -279,10 +288,10 @@ def machine() -> str:
     except OSError:
         pass
     versions = [f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
-    for mod in ("llvmlite", "torch", "onnxruntime"):
-        try:
-            versions.append(f"{mod} {__import__(mod).__version__}")
-        except ImportError:
+    for dist in ("llvmlite", "scipy", "torch", "onnxruntime"):
+        try:  # metadata only: importing torch here would inflate this process and so every child
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
             pass
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; {', '.join(versions)}"
 

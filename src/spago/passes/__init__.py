@@ -6,6 +6,7 @@ The default pipeline, in order::
     simplify             algebraic identities
     constant_folding     weight-only work done once
     cse, dce             shared and dead work removed
+    merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     fuse_matmul          products with operand views and elementwise epilogues
     fuse_rowwise         softmax / layer norm style row reductions
@@ -33,10 +34,11 @@ def default_passes(inference: bool = True) -> list:
     from .fuse_matmul import fuse_matmul
     from .fuse_reduce import fuse_reduce
     from .fuse_rowwise import fuse_rowwise
+    from .merge_sums import merge_sums
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce, batch_matmul,
+    return front + [simplify, constant_folding, cse, dce, merge_sums, batch_matmul,
                     fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce]
 
 

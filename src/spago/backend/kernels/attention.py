@@ -1,9 +1,12 @@
 """The attention family: scores, their epilogue (scale, mask), softmax and context in one kernel.
 
-Per work item — one head's block of query rows, as the scores product's `MatmulPlan` cuts them —
-BLAS writes the scores block into a buffer on the stack (``rows x keys`` floats, in L1/L2), each row is
-finished in place (epilogue, max, exp, sum, divide: the softmax body's own ops, so results match the
-unfused kernels), and BLAS multiplies the block by V straight into the output's layout.
+Per work item — one head's block of query rows, as the scores product's `MatmulPlan` cuts them — the
+scores block goes into a buffer on the stack (``rows x keys`` floats, in L1/L2), each row is finished in
+place (epilogue, max, exp, sum, divide: the softmax body's own ops, so results match the unfused
+kernels), and the block times V goes straight into the output's layout. Both products are small (a
+head's width is 32–128), too small for BLAS to pay for its packing and call: when the sizes are
+multiples of the vector width they are register-tiled loops instead (the keys transposed once per item
+into a stack buffer so that both products read contiguous rows); otherwise BLAS.
 """
 from __future__ import annotations
 
@@ -13,10 +16,13 @@ from ...ir.graph import Node
 from ...passes.fuse_attention import attention_parts
 from .. import scalar
 from ..loops import accumulate, for_range
-from ..types import F32, I32, I64, element_ptr, load
+from ..types import F32, I32, I64, PTR, element_ptr, load
 from . import family
-from .matmul import _constant_slot, call_gemm, item_offsets, matmul_plan
+from .matmul import LANES, _constant_slot, call_gemm, item_offsets, matmul_plan, register_tiled_product
 from .reduce import combine, identity
+
+
+REGISTER_TILES = True  # False: both products through BLAS (for comparison)
 
 
 def attention_extent(node: Node) -> int:
@@ -42,24 +48,55 @@ def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None 
             return element_ptr(b, out_ptr, offsets[k], node_dtype)
         return element_ptr(b, in_ptrs[body.inputs.index(owner.inputs[index])], offsets[k], node_dtype)
 
+    in_registers = REGISTER_TILES and _tile_vectors(keys) and _tile_vectors(second.n) and second.b_strides[1] == 1
     with b.goto_entry_block():
         tile = b.alloca(F32, size=ir.Constant(I64, first.block_rows * keys), name="scores")
         tile.align = 64
+        tile.type = PTR  # as LLVM sees it (opaque): llvmlite would refuse vector stores through a float*
+        if in_registers:  # the keys, transposed so that the scores product reads rows
+            packed = b.alloca(F32, size=ir.Constant(I64, first.k * keys), name="keys")
+            packed.align = 64
+            packed.type = PTR
     m_slot = _constant_slot(b, I32, 0)
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, first.items))
     with for_range(b, end, "item", start=start) as item:
         offsets, count, _ = item_offsets(b, first, item)
-        b.store(b.trunc(count, I32), m_slot)
-        call_gemm(b, dtype, first.block_rows, keys, first.k, pointer(scores, first, 0, offsets),
-                  (first.operands[0][3], first.a_cols), pointer(scores, first, 1, offsets), first.b_strides,
-                  tile, keys, m_slot=m_slot)
+        q_ptr, q_str = pointer(scores, first, 0, offsets), (first.operands[0][3], first.a_cols)
+        k_ptr = pointer(scores, first, 1, offsets)
+        ctx_offsets, _, _ = item_offsets(b, second, item)
+        v_ptr, out = pointer(context, second, 1, ctx_offsets), pointer(context, second, 2, ctx_offsets)
+        if in_registers:
+            _pack_rows(b, k_ptr, first.b_strides, first.k, keys, packed)
+            register_tiled_product(b, count, keys, first.k, q_ptr, q_str, packed, keys, tile, keys,
+                                   rows=4, vectors=_tile_vectors(keys))
+        else:
+            b.store(b.trunc(count, I32), m_slot)
+            call_gemm(b, dtype, first.block_rows, keys, first.k, q_ptr, q_str, k_ptr, first.b_strides, tile, keys,
+                      m_slot=m_slot)
         leaves = [pointer(scores, first, k, offsets) for k in range(3, len(first.operands))]
         with for_range(b, count, "row") as r:
             _softmax_row(b, first, softmax, leaves, element_ptr(b, tile, b.mul(r, ir.Constant(I64, keys)), dtype), r)
-        ctx_offsets, _, _ = item_offsets(b, second, item)
-        call_gemm(b, dtype, second.block_rows, second.n, keys, tile, (keys, 1),
-                  pointer(context, second, 1, ctx_offsets), second.b_strides,
-                  pointer(context, second, 2, ctx_offsets), second.operands[2][3], m_slot=m_slot)
+        if in_registers:
+            register_tiled_product(b, count, second.n, keys, tile, (keys, 1), v_ptr, second.b_strides[0], out,
+                                   second.operands[2][3], rows=6 if _tile_vectors(second.n) <= 2 else 4,
+                                   vectors=min(_tile_vectors(second.n), 2))
+        else:
+            call_gemm(b, dtype, second.block_rows, second.n, keys, tile, (keys, 1), v_ptr, second.b_strides, out,
+                      second.operands[2][3], m_slot=m_slot)
+
+
+def _tile_vectors(n: int) -> int:
+    """Vector registers per tile row for ``n`` columns (0: not a multiple of the vector width)."""
+    return next((v for v in (4, 2, 1) if n % (LANES * v) == 0), 0)
+
+
+def _pack_rows(b: ir.IRBuilder, src, strides: tuple, rows: int, cols: int, dst) -> None:
+    """dst[r, c] = src[r·strides[0] + c·strides[1]]: a strided (k x n) operand as contiguous rows."""
+    with for_range(b, cols, "pc") as c:
+        col = b.mul(c, ir.Constant(I64, strides[1]))
+        with for_range(b, rows, "pr") as r:
+            value = b.load(element_ptr(b, src, b.add(col, b.mul(r, ir.Constant(I64, strides[0]))), "float32"), typ=F32)
+            b.store(value, element_ptr(b, dst, b.add(b.mul(r, ir.Constant(I64, cols)), c), "float32"))
 
 
 def _softmax_row(b: ir.IRBuilder, plan, softmax: Node, leaves: list, row: ir.Value, r: ir.Value) -> None:

@@ -8,6 +8,7 @@ products (an RNN step's matrix-vector product) are a generated loop instead: che
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,7 +189,8 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
     count = int(np.prod(groups, dtype=np.int64))
     threads = parallel.threads() if parallel.enabled() else 1
-    want = 1 if count >= 2 * threads or threads == 1 else -(-2 * threads // count)  # pieces per group
+    # pieces per group: one per thread (each piece repacks the other operand, so no more than needed)
+    want = 1 if count >= threads else -(-threads // count)
     blocks, col_blocks = 1, 1
     if want > 1 and rows >= 64 * want:
         blocks = want
@@ -432,3 +434,82 @@ def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: 
         env = eval_graph(b, body, [], env=env, nodes=epilogue)
         last = epilogue[-1]
         store(b, env[last], p, last.dtype)
+
+
+def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, a_str: tuple, b_ptr, b_row: int,
+                           c_ptr, ldc: int, rows: int, vectors: int) -> None:
+    """float32 C[m x n] = A[m x k]·B[k x n] for the small products inside a kernel (attention's per-head
+    scores and context), with no call into BLAS: tiles of ``rows`` x ``vectors``·LANES columns are
+    accumulated in registers over the whole k loop, so each B vector loaded serves ``rows`` FMAs.
+    B's rows must be contiguous (``b_row`` apart) and ``n`` a multiple of the tile width; ``m`` may
+    be known only at run time (left-over rows run as tiles of one row)."""
+    width = LANES * vectors
+    assert n % width == 0
+    vec_t = ir.VectorType(F32, LANES)
+    fma_name = f"llvm.fma.v{LANES}f32"
+    fma = b.module.globals.get(fma_name) or ir.Function(b.module, ir.FunctionType(vec_t, [vec_t] * 3), fma_name)
+    zero = ir.Constant(vec_t, [0.0] * LANES)
+    splat_mask = ir.Constant(ir.VectorType(I32, LANES), [0] * LANES)
+    full = b.mul(b.udiv(m, ir.Constant(I64, rows)), ir.Constant(I64, rows))
+
+    def tiles(first_row, tile_rows: int):
+        a_rows = [b.mul(b.add(first_row, ir.Constant(I64, r)), ir.Constant(I64, a_str[0])) for r in range(tile_rows)]
+        c_rows = [b.mul(b.add(first_row, ir.Constant(I64, r)), ir.Constant(I64, ldc)) for r in range(tile_rows)]
+        with for_range(b, n // width, "tj") as jb:
+            col = b.mul(jb, ir.Constant(I64, width))
+            with accumulate_vectors(b, k, [zero] * (tile_rows * vectors), "tk") as loop:
+                kk = loop.index
+                row = b.add(b.mul(kk, ir.Constant(I64, b_row)), col)
+                bvecs = [b.load(element_ptr(b, b_ptr, b.add(row, ir.Constant(I64, v * LANES)), np.float32), typ=vec_t,
+                                align=4) for v in range(vectors)]
+                a_col = b.mul(kk, ir.Constant(I64, a_str[1]))
+                new = []
+                for r in range(tile_rows):
+                    a_val = b.load(element_ptr(b, a_ptr, b.add(a_rows[r], a_col), np.float32), typ=F32)
+                    splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
+                    splat = b.shuffle_vector(splat, splat, splat_mask)
+                    for v in range(vectors):
+                        new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
+                loop.carry(new)
+            for r in range(tile_rows):
+                for v in range(vectors):
+                    off = b.add(c_rows[r], b.add(col, ir.Constant(I64, v * LANES)))
+                    b.store(loop.accs[r * vectors + v], element_ptr(b, c_ptr, off, np.float32), align=4)
+
+    with for_range(b, full, "ti", step=rows) as i:
+        tiles(i, rows)
+    with for_range(b, m, "tr", start=full) as i:
+        tiles(i, 1)
+
+
+class _VectorLoop:
+    def __init__(self, index, accs):
+        self.index, self.accs, self.next = index, accs, None
+
+    def carry(self, values: list) -> None:
+        self.next = values
+
+
+@contextlib.contextmanager
+def accumulate_vectors(b: ir.IRBuilder, count: int, inits: list, name: str):
+    """A counted loop carrying several values (register accumulators); the body calls ``carry``."""
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(ir.Constant(I64, 0), pre)
+    accs = [b.phi(v.type, name=f"{name}.acc{q}") for q, v in enumerate(inits)]
+    for acc, v in zip(accs, inits):
+        acc.add_incoming(v, pre)
+    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, exit_)
+    b.position_at_end(body)
+    loop = _VectorLoop(index, accs)
+    yield loop
+    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
+    for acc, v in zip(accs, loop.next):
+        acc.add_incoming(v, b.block)
+    b.branch(header)
+    b.position_at_end(exit_)

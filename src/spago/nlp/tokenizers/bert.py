@@ -74,20 +74,46 @@ class BertTokenizer:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> "BertTokenizer":
-        """Load `vocab.txt` and (if present) `tokenizer_config.json` / `special_tokens_map.json` from a folder.
+        """Load a tokenizer folder: `vocab.txt` (or, without it, the WordPiece vocabulary of `tokenizer.json`)
+        and the options of `tokenizer.json`'s BertNormalizer, `tokenizer_config.json` and
+        `special_tokens_map.json`, later ones overriding earlier ones, as Hugging Face's fast tokenizer does.
 
-        Keyword arguments override the values read from the configuration.
+        Keyword arguments override the values read from the files.
         """
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
             raise TokenizerError(f"tokenizer folder not found: {directory}")
+        vocab_path = os.path.join(directory, "vocab.txt")
+        json_path = os.path.join(directory, "tokenizer.json")
+        vocab: str | dict[str, int] = vocab_path
         kwargs: dict[str, Any] = {}
+        if os.path.isfile(json_path):
+            strict = not os.path.isfile(vocab_path)  # tokenizer.json must then describe the whole tokenizer
+            json_vocab, kwargs = _read_tokenizer_json(json_path, strict)
+            if strict:
+                vocab = json_vocab
         for name in ("tokenizer_config.json", "special_tokens_map.json"):
             path = os.path.join(directory, name)
             if os.path.isfile(path):
                 kwargs.update(_read_config(path))
         kwargs.update(overrides)
-        return cls(os.path.join(directory, "vocab.txt"), **kwargs)
+        return cls(vocab, **kwargs)
+
+    def save_vocabulary(self, path: str | os.PathLike) -> None:
+        """Write the vocabulary as a `vocab.txt` (one token per line, id = line number), atomically."""
+        path = os.fspath(path)
+        tokens = [self.ids_to_tokens.get(i) for i in range(self.vocab_size)]
+        if any(t is None for t in tokens) or any("\n" in t or "\r" in t for t in tokens):
+            raise TokenizerError(f"cannot write {path}: the vocabulary ids are not 0..{self.vocab_size - 1} or a "
+                                 "token holds a line break")
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write("".join(t + "\n" for t in tokens))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     # ----- vocabulary -----
 
@@ -449,3 +475,55 @@ def _read_config(path: str) -> dict[str, Any]:
                 raise TokenizerError(f"{path}: {key} must be a token string, got {config[key]!r}")
             kwargs[key] = value
     return kwargs
+
+
+def _read_tokenizer_json(path: str, strict: bool) -> tuple[dict[str, int], dict[str, Any]]:
+    """The WordPiece vocabulary and BertNormalizer options of a Hugging Face `tokenizer.json`.
+
+    With `strict` (no vocab.txt beside it) anything but a BERT WordPiece tokenizer is refused; otherwise only the
+    normaliser options are taken, when it has a BertNormalizer.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"{path} is not valid JSON: {e}") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    normalizer = data.get("normalizer") if isinstance(data, dict) else None
+    kwargs: dict[str, Any] = {}
+    if isinstance(normalizer, dict) and normalizer.get("type") == "BertNormalizer":
+        for ours, theirs in (("do_lower_case", "lowercase"), ("strip_accents", "strip_accents"),
+                             ("tokenize_chinese_chars", "handle_chinese_chars"), ("clean_text", "clean_text")):
+            value = normalizer.get(theirs)
+            if value is not None or ours == "strip_accents":
+                if value is not None and not isinstance(value, bool):
+                    raise TokenizerError(f"{path}: normalizer.{theirs} must be true, false or null, got {value!r}")
+                kwargs[ours] = value
+    elif strict:
+        raise TokenizerError(f"{path}: expected a BertNormalizer, got {normalizer!r:.80} (only BERT WordPiece "
+                             "tokenizers are supported)")
+    if not strict:
+        return {}, kwargs
+    pre = data.get("pre_tokenizer")
+    if not (isinstance(pre, dict) and pre.get("type") == "BertPreTokenizer"):
+        raise TokenizerError(f"{path}: expected a BertPreTokenizer, got {pre!r:.80} (only BERT WordPiece "
+                             "tokenizers are supported)")
+    if not (isinstance(model, dict) and model.get("type") == "WordPiece"):
+        kind = model.get("type") if isinstance(model, dict) else model
+        raise TokenizerError(f"{path}: model type {kind!r} is not WordPiece (only BERT WordPiece tokenizers are "
+                             "supported)")
+    if model.get("continuing_subword_prefix", "##") != "##":
+        raise TokenizerError(f"{path}: continuing_subword_prefix {model['continuing_subword_prefix']!r} is not "
+                             "'##'")
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not vocab or not all(
+            isinstance(t, str) and t and isinstance(i, int) and not isinstance(i, bool) and i >= 0
+            for t, i in vocab.items()):
+        raise TokenizerError(f"{path}: model.vocab must map non-empty tokens to non-negative integer ids")
+    if len(set(vocab.values())) != len(vocab):
+        raise TokenizerError(f"{path}: model.vocab gives the same id to several tokens")
+    if "unk_token" in model:
+        kwargs["unk_token"] = model["unk_token"]
+    if "max_input_chars_per_word" in model:
+        kwargs["max_input_chars_per_word"] = model["max_input_chars_per_word"]
+    return dict(vocab), kwargs

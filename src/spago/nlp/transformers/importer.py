@@ -72,11 +72,11 @@ def _base_architecture(config: BertConfig) -> str:
 
 
 def _load_tokenizer(folder: str):
-    """The folder's tokenizer, or None when it has no vocabulary."""
+    """The folder's tokenizer (vocab.txt, or a WordPiece tokenizer.json), or None when it has no vocabulary."""
     from ..tokenizers import BertTokenizer
 
     vocab = os.path.join(folder, "vocab.txt")
-    if not os.path.isfile(vocab):
+    if not os.path.isfile(vocab) and not os.path.isfile(os.path.join(folder, "tokenizer.json")):
         return None
     try:
         return BertTokenizer.from_pretrained(folder)
@@ -266,20 +266,25 @@ class TransformerModel:
 
 
 def from_pretrained(path: str | os.PathLike, compiled: bool = True, buckets: Sequence[int] = DEFAULT_BUCKETS,
-                    architecture: str | None = None, tokenizer: bool = True) -> TransformerModel:
+                    architecture: str | None = None, tokenizer: bool = True,
+                    pooling: str | Sequence[str] | Pooling | None = None) -> TransformerModel:
     """Load a Hugging Face model folder (BERT or ELECTRA, any supported head, or a sentence-transformers
     folder) or one written by ``spago import-hf``.
 
     ``architecture`` overrides the config's (e.g. ``"BertModel"`` for just the encoder of a head checkpoint);
-    ``compiled=False`` runs eagerly; ``buckets`` are the padded lengths compiled models run at."""
+    ``compiled=False`` runs eagerly; ``buckets`` are the padded lengths compiled models run at. ``pooling``
+    (``"cls"``, ``"mean"``, ``"max"``, ``"mean+max"`` …, L2-normalised; or a `Pooling`) makes it a
+    sentence-embedding model with that pooling, replacing the folder's own."""
     folder = os.fspath(path)
     if not os.path.isdir(folder):
         raise SpagoError(f"{folder}: model folder not found")
     config = load_config(folder)
     manifest = _read_manifest(folder)
-    pooling = None
     if manifest is not None:
         architecture = architecture or manifest["architecture"]
+    if pooling is not None:
+        pooling = Pooling.from_spec(pooling)
+    elif manifest is not None:
         if manifest.get("pooling"):
             pooling = Pooling(tuple(manifest["pooling"]["modes"]), bool(manifest["pooling"]["normalize"]))
     else:
@@ -294,8 +299,10 @@ def from_pretrained(path: str | os.PathLike, compiled: bool = True, buckets: Seq
         module = SentenceEmbedding(module, pooling).eval()
     tok = _load_tokenizer(folder) if tokenizer else None
     if tok is not None and tok.vocab_size > config.vocab_size:
-        raise SpagoError(f"{os.path.join(folder, 'vocab.txt')}: {tok.vocab_size} tokens, more than the model's "
-                         f"vocab_size {config.vocab_size} ({config.source})")
+        vocab = os.path.join(folder, "vocab.txt" if os.path.isfile(os.path.join(folder, "vocab.txt"))
+                             else "tokenizer.json")
+        raise SpagoError(f"{vocab}: {tok.vocab_size} tokens, more than the model's vocab_size "
+                         f"{config.vocab_size} ({config.source})")
     return TransformerModel(module, config, architecture, tok, compiled=compiled, buckets=buckets, source=folder)
 
 
@@ -372,15 +379,19 @@ def save_pretrained(model: TransformerModel, folder: str, progress: bool = False
             src = os.path.join(tokenizer_source, name)
             if os.path.isfile(src):
                 _write_atomic(out(name), lambda tmp, src=src: shutil.copyfile(src, tmp))
+    if "vocab.txt" not in written and model.tokenizer is not None \
+            and not os.path.isfile(os.path.join(folder, "vocab.txt")):
+        model.tokenizer.save_vocabulary(out("vocab.txt"))  # the source had only tokenizer.json
     return written
 
 
 def convert(src: str, dst: str, progress: bool = True) -> list[str]:
     """``spago import-hf``: load a Hugging Face folder (checking every tensor) and write it in spago's format."""
     load_config(src)
-    if not os.path.isfile(os.path.join(src, "vocab.txt")):
-        raise SpagoError(f"{os.path.join(src, 'vocab.txt')}: vocabulary not found (a converted model ships one)")
     model = from_pretrained(src, compiled=False)
+    if model.tokenizer is None:
+        raise SpagoError(f"{os.path.join(src, 'vocab.txt')}: vocabulary not found, nor a tokenizer.json (a "
+                         "converted model ships one)")
     return save_pretrained(model, dst, progress=progress, tokenizer_source=src)
 
 

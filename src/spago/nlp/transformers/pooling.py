@@ -1,7 +1,8 @@
 """Sentence embeddings from token states (Reimers & Gurevych, 2019, "Sentence-BERT: Sentence Embeddings
 using Siamese BERT-Networks"), as the sentence-transformers library computes them.
 
-Pooling modes, concatenated in this order when several are on:
+Pooling modes, concatenated in the order given when several are on (a legacy ``1_Pooling/config.json`` with
+``pooling_mode_*`` flags means the order cls, max, mean, mean_sqrt_len, as sentence-transformers reads it):
   cls            h[:, 0]
   max            max_s h[b, s] over real tokens (padding set to −10⁹ first)
   mean           Σ_s h[b, s]·m[b, s] / max(Σ_s m[b, s], 10⁻⁹)
@@ -20,6 +21,9 @@ from ...nn import Module
 __all__ = ["POOLING_MODES", "Pooling", "SentenceEmbedding", "read_sentence_transformer"]
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")
+_ALIASES = {"mean_sqrt_len_tokens": "mean_sqrt_len"}  # sentence-transformers' name
+_LEGACY_KEYS = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
+                "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens"}
 
 
 class Pooling(Module):
@@ -27,11 +31,24 @@ class Pooling(Module):
 
     def __init__(self, modes: tuple = ("mean",), normalize: bool = False):
         super().__init__()
-        modes = tuple(modes)
-        if not modes or any(m not in POOLING_MODES for m in modes):
-            raise SpagoError(f"pooling modes must be a non-empty subset of {POOLING_MODES}, got {modes}")
-        self.modes = tuple(m for m in POOLING_MODES if m in modes)
+        modes = tuple(_ALIASES.get(m, m) for m in modes)
+        if not modes or any(m not in POOLING_MODES for m in modes) or len(set(modes)) != len(modes):
+            raise SpagoError(f"pooling modes must be distinct names from {POOLING_MODES} (at least one), "
+                             f"got {modes}")
+        self.modes = modes
         self.normalize = bool(normalize)
+
+    @classmethod
+    def from_spec(cls, spec: "str | tuple | list | Pooling", normalize: bool = True) -> "Pooling":
+        """A `Pooling` from a name such as ``"cls"``, ``"mean"``, ``"max"`` or a combination ``"mean+max"``
+        (or a tuple of names), L2-normalised unless ``normalize=False``; a `Pooling` is returned as it is."""
+        if isinstance(spec, Pooling):
+            return spec
+        if not isinstance(spec, (str, tuple, list)):
+            raise SpagoError(f"pooling must be a mode name such as 'mean+max', a list of names or a Pooling, "
+                             f"got {spec!r}")
+        modes = tuple(spec.split("+")) if isinstance(spec, str) else tuple(spec)
+        return cls(modes, normalize)
 
     def forward(self, h, attention_mask):
         m = ops.cast(attention_mask, h.dtype)
@@ -105,12 +122,30 @@ def read_sentence_transformer(folder: str) -> Pooling | None:
             cfg = _read_json(cfg_path)
             if not isinstance(cfg, dict):
                 raise SpagoError(f"{cfg_path}: expected a JSON object")
-            modes = tuple(m for m in POOLING_MODES if cfg.get(f"pooling_mode_{m}_tokens" if m != "cls"
-                                                                else "pooling_mode_cls_token"))
-            if not modes:
-                raise SpagoError(f"{cfg_path}: no supported pooling mode is on (supported: {POOLING_MODES})")
+            modes = _pooling_modes(cfg, cfg_path)
         elif kind == "Normalize":
             normalize = True
         elif kind != "Transformer":
             raise SpagoError(f"{path}: unsupported sentence-transformers module {module['type']!r}")
     return Pooling(modes, normalize)
+
+
+def _pooling_modes(cfg: dict, cfg_path: str) -> tuple:
+    """The modes of a sentence-transformers pooling config: ``pooling_mode`` (a name or a list, the newer
+    format) or the legacy ``pooling_mode_*`` flags. Unsupported modes (weightedmean, lasttoken …) are refused."""
+    if "pooling_mode" in cfg:
+        value = cfg["pooling_mode"]
+        modes = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list) else None
+        if not modes or not all(isinstance(m, str) for m in modes):
+            raise SpagoError(f"{cfg_path}: pooling_mode must be a mode name or a list of names, got {value!r}")
+    else:
+        modes = tuple(m for m in POOLING_MODES if cfg.get(_LEGACY_KEYS[m]))
+        modes += tuple(k[len("pooling_mode_"):] for k, v in cfg.items()
+                       if k.startswith("pooling_mode_") and v and k not in _LEGACY_KEYS.values())
+    unsupported = [m for m in modes if _ALIASES.get(m, m) not in POOLING_MODES]
+    if unsupported:
+        raise SpagoError(f"{cfg_path}: unsupported pooling mode(s) {', '.join(unsupported)} "
+                         f"(supported: {', '.join(POOLING_MODES)})")
+    if not modes:
+        raise SpagoError(f"{cfg_path}: no supported pooling mode is on (supported: {', '.join(POOLING_MODES)})")
+    return modes

@@ -1,0 +1,262 @@
+"""Merge sums of many similar terms into one op — what reverse mode leaves behind an unrolled loop.
+
+The gradient of a tensor read slice by slice (``p[t]`` at every step of an RNN, the gates split off one
+pre-activation) is a chain of adds over ``unindex`` terms, each a zero-filled tensor of full size; the
+gradient of a weight used at every step is a chain of adds over small products. Both cost time and memory
+traffic quadratic in the number of steps. Two rewrites, on the leaves of each tree of adds:
+
+* **slices** — ``unindex(g_i, index_i)`` terms whose indices are unit-step boxes that differ along one
+  axis and do not overlap become ``concat(g_1, [zeros], g_2, ...)`` along that axis (terms with the same box
+  are added first; gaps are zero-filled). Along the leading axis the pieces are joined on the merged
+  first two axes and reshaped, so a time-major gradient is one ``concat`` of the per-step gradients.
+* **products** — 2-D products ``A_i @ B_i`` (or their transposes) become one product
+  ``[A_1 … A_n] @ [B_1; …; B_n]`` over the concatenated operands, when copying the operands moves less
+  data than accumulating the n outputs. The operands are ordered like the slices rewrite orders the
+  same tensors, so the two rewrites share one ``concat`` (the per-step gate gradients of an LSTM are
+  both its input-projection gradient and the right operand of its recurrent weight gradient).
+
+Only terms read by nothing else are rewritten, and new nodes go right before the tree's root, so the
+graph stays in topological order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from ..ops.registry import OPS
+
+
+def _is(node: Node, name: str) -> bool:
+    return node.kind == "op" and node.op.name == name
+
+
+def _box(index: tuple, shape: tuple) -> list | None:
+    """(start, stop) per axis if ``index`` picks a unit-step box of ``shape`` (ints, slices, ellipsis), else None."""
+    if any(e[0] in ("array", "newaxis") for e in index):
+        return None
+    explicit = sum(e[0] in ("int", "slice") for e in index)
+    full = ("slice", None, None, None)
+    entries = []
+    for e in index:
+        entries.extend([full] * (len(shape) - explicit) if e[0] == "ellipsis" else [e])
+    entries.extend([full] * (len(shape) - len(entries)))
+    box = []
+    for e, d in zip(entries, shape):
+        if e[0] == "int":
+            i = e[1] + d if e[1] < 0 else e[1]
+            box.append((i, i + 1))
+        else:
+            start, stop, step = slice(*e[1:]).indices(d)
+            if step != 1 or stop <= start:
+                return None
+            box.append((start, stop))
+    return box
+
+
+def _slice_term(leaf: Node) -> tuple | None:
+    """(axis, (start, stop)) for an ``unindex`` whose box differs from the full shape along exactly one axis."""
+    if not _is(leaf, "unindex"):
+        return None
+    shape = leaf.attrs["shape"]
+    box = _box(leaf.attrs["index"], shape)
+    if box is None:
+        return None
+    varying = [a for a, (s, e) in enumerate(box) if (s, e) != (0, shape[a])]
+    return (varying[0], box[varying[0]]) if len(varying) == 1 else None
+
+
+class _Rewriter:
+    """Keeps the users of every node current while trees are rewritten in graph order."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.users = graph.users()
+        self.outputs = set(graph.outputs)
+        self.memo: dict = {}  # (op, input ids, attrs) -> node made earlier, reused by later trees
+        self.position = 0
+
+    # -- building before the root ----------------------------------------------------------------
+    def emit(self, name: str, inputs: list, attrs: dict, scope: str) -> Node:
+        key = (name, tuple(id(i) for i in inputs), tuple(sorted(attrs.items())))
+        if name != "add" and key in self.memo:
+            return self.memo[key]
+        op = OPS[name]
+        node = Node("op", op.shape_rule(*[i.spec for i in inputs], **attrs), self.graph.fresh_name(name), op,
+                    inputs, attrs, scope)
+        self.graph.nodes.insert(self.position, node)
+        self.position += 1
+        for i in inputs:
+            self.users.setdefault(i, []).append(node)
+        self.users[node] = []
+        self.memo[key] = node
+        return node
+
+    def zeros(self, shape: tuple, dtype, scope: str) -> Node:
+        zero = self.graph.add_const(np.zeros((), dtype), "zero")
+        self.users[zero] = []
+        return self.emit("broadcast_to", [zero], {"shape": tuple(shape)}, scope)
+
+    def concat(self, parts: list, axis: int, scope: str) -> Node:
+        return parts[0] if len(parts) == 1 else self.emit("concat", parts, {"axis": axis}, scope)
+
+    # -- trees of adds ---------------------------------------------------------------------------
+    def only_reader(self, node: Node, reader: Node) -> bool:
+        return node not in self.outputs and all(u is reader for u in self.users.get(node, ()))
+
+    def leaves(self, root: Node) -> list:
+        out, stack = [], [root]
+        while stack:
+            n = stack.pop()
+            for i in reversed(n.inputs):
+                if _is(i, "add") and i.spec == root.spec and self.only_reader(i, n):
+                    stack.append(i)
+                else:
+                    out.append((i, n))
+        return out
+
+    def is_root(self, node: Node) -> bool:
+        if not _is(node, "add"):
+            return False
+        readers = self.users.get(node, [])
+        return not (len(readers) == 1 and _is(readers[0], "add") and readers[0].spec == node.spec
+                    and node not in self.outputs)
+
+    def rewrite(self, root: Node) -> None:
+        leaves = self.leaves(root)
+        slices: dict = {}
+        products, rest = [], []
+        for leaf, reader in leaves:
+            term = _slice_term(leaf) if leaf.spec == root.spec and self.only_reader(leaf, reader) else None
+            pair = self.product_term(leaf, reader, root)
+            if term is not None:
+                slices.setdefault(term[0], []).append((term[1], leaf))
+            elif pair is not None:
+                products.append(pair)
+            else:
+                rest.append(leaf)
+        self.position = self.graph.nodes.index(root)
+        merged = []
+        for axis, terms in slices.items():
+            value = self.merge_slices(root, axis, terms)
+            if value is None:
+                rest.extend(leaf for _, leaf in terms)
+            else:
+                merged.append(value)
+        if len(products) >= 2 and self.products_pay(products):
+            merged.append(self.merge_products(root, products))
+        else:
+            rest.extend(pair[2] for pair in products)
+        if not merged:
+            return
+        total = merged[0]
+        for term in merged[1:] + rest:
+            total = self.emit("add", [total, term], {}, root.scope)
+        if total.spec != root.spec:  # a broadcast term would change the type: leave the tree alone
+            return
+        self.graph.replace_uses(root, total)
+        self.users[total] = self.users.pop(root, [])
+        if root in self.outputs:
+            self.outputs.add(total)
+
+    # -- slices ------------------------------------------------------------------------------------
+    def merge_slices(self, root: Node, axis: int, terms: list) -> Node | None:
+        shape, dtype, scope = root.shape, root.dtype, root.scope
+        ranges = sorted({r for r, _ in terms})
+        if any(a[1] > b[0] for a, b in zip(ranges, ranges[1:])):
+            return None  # overlapping boxes
+        if len(ranges) == 1 and ranges[0] != (0, shape[axis]):
+            return None  # a single box inside zeros: nothing to merge
+        fold = axis == 0 and len(shape) >= 2  # join on the merged leading axes, then reshape
+
+        def piece_shape(size: int) -> tuple:
+            if fold:
+                return (size * shape[1],) + shape[2:]
+            return shape[:axis] + (size,) + shape[axis + 1:]
+
+        parts, at = [], 0
+        for r in ranges:
+            if r[0] > at:
+                parts.append(self.zeros(piece_shape(r[0] - at), dtype, scope))
+            want = piece_shape(r[1] - r[0])
+            same = [leaf.inputs[0] for box, leaf in terms if box == r]
+            same = [g if g.shape == want else self.emit("reshape", [g], {"shape": want}, scope) for g in same]
+            value = same[0]
+            for g in same[1:]:
+                value = self.emit("add", [value, g], {}, scope)
+            parts.append(value)
+            at = r[1]
+        if at < shape[axis]:
+            parts.append(self.zeros(piece_shape(shape[axis] - at), dtype, scope))
+        joined = self.concat(parts, 0 if fold else axis, scope)
+        return joined if joined.shape == shape else self.emit("reshape", [joined], {"shape": shape}, scope)
+
+    # -- products ----------------------------------------------------------------------------------
+    def product_term(self, leaf: Node, reader: Node, root: Node) -> tuple | None:
+        """(left, right, leaf) with leaf = left @ right; each operand a (node, transposed) pair."""
+        if leaf.spec != root.spec or leaf.spec.ndim != 2 or not self.only_reader(leaf, reader):
+            return None
+        flipped = _is(leaf, "transpose") and leaf.attrs["axes"] == (1, 0)
+        product = leaf.inputs[0] if flipped else leaf
+        if not _is(product, "matmul") or (flipped and not self.only_reader(product, leaf)):
+            return None
+        a, b = product.inputs
+        if a.spec.ndim != 2 or b.spec.ndim != 2 or a.dtype != root.dtype or b.dtype != root.dtype:
+            return None
+        a, b = _peel(a), _peel(b)
+        if flipped:  # (A B)ᵀ = Bᵀ Aᵀ
+            a, b = (b[0], not b[1]), (a[0], not a[1])
+        return a, b, leaf
+
+    def products_pay(self, products: list) -> bool:
+        """Copying the operands once must cost less than writing and adding the n products."""
+        m, n = products[0][2].shape
+        copied = sum(_value_shape(a)[1] * (m + n) for a, _, _ in products)
+        return copied <= len(products) * m * n
+
+    def merge_products(self, root: Node, products: list) -> Node:
+        scope = root.scope
+        products = sorted(products, key=lambda p: (p[0][1] and self.slot(p[0][0])) or
+                          (not p[1][1] and self.slot(p[1][0])) or ())
+        # the left operands joined along their columns, the right ones along their rows
+        left = self.join([a for a, _, _ in products], 1, scope)
+        right = self.join([b for _, b, _ in products], 0, scope)
+        return self.emit("matmul", [left, right], {}, scope)
+
+    def join(self, operands: list, axis: int, scope: str) -> Node:
+        """The operands' values concatenated along ``axis``; transposed ones as the transpose of a concat."""
+        if all(t for _, t in operands):
+            return self.emit("transpose", [self.concat([x for x, _ in operands], 1 - axis, scope)],
+                             {"axes": (1, 0)}, scope)
+        values = [self.emit("transpose", [x], {"axes": (1, 0)}, scope) if t else x for x, t in operands]
+        return self.concat(values, axis, scope)
+
+    def slot(self, node: Node) -> tuple:
+        """Where ``node`` goes in a leading-axis gradient (an ``unindex`` reading it), so that products
+        order their operands as the slices rewrite does; () if nothing says."""
+        for u in self.users.get(node, ()):
+            term = _slice_term(u)
+            if term is not None and term[0] == 0:
+                return term[1]
+        return ()
+
+
+def _peel(node: Node) -> tuple:
+    """(x, transposed) with node = xᵀ if transposed, looking through 2-D transposes."""
+    transposed = False
+    while _is(node, "transpose") and node.attrs["axes"] == (1, 0):
+        node, transposed = node.inputs[0], not transposed
+    return node, transposed
+
+
+def _value_shape(operand: tuple) -> tuple:
+    node, transposed = operand
+    return node.shape[::-1] if transposed else node.shape
+
+
+def merge_sums(graph: Graph) -> Graph:
+    rewriter = _Rewriter(graph)
+    for node in list(graph.nodes):
+        if rewriter.is_root(node):
+            rewriter.rewrite(node)
+    graph.remove_unused()
+    return graph

@@ -1,0 +1,94 @@
+"""Threaded kernels on spago's pool, and products cut into row or column blocks: the same values as
+NumPy for every way a product can be split, and for calls from several threads at once."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import spago as sp
+from spago.backend import parallel
+from spago.backend.kernels.matmul import matmul_plan
+
+rng = np.random.default_rng(0)
+
+
+def weight(*shape):
+    t = sp.tensor((rng.standard_normal(shape) * 0.1).astype(np.float32))
+    t.name = "w"
+    return t
+
+
+W_TALL, B_TALL = weight(96, 160), weight(160)
+W_OUT = weight(200, 96)  # (out, in) like a Linear: read transposed
+
+
+def linear_gelu(x):
+    return sp.gelu(x @ W_TALL + B_TALL)
+
+
+def linear_t_residual(x):
+    return x @ W_OUT.transpose((1, 0)) + 1.0
+
+
+def fused_node(compiled):
+    return next(n for n in compiled.graph.nodes if n.kind == "op" and n.op.name in ("fused", "matmul")
+                and (n.op.name == "matmul" or n.attrs["pattern"] == "matmul"))
+
+
+@pytest.mark.skipif(not parallel.enabled(), reason="one core: kernels are not threaded")
+@pytest.mark.parametrize("fn,shape,split", [
+    (linear_gelu, (2, 256, 96), "rows"),       # tall: batch folded into 512 rows, cut by rows
+    (linear_gelu, (1, 40, 96), "cols"),        # one short sentence: cut by columns
+    (linear_t_residual, (3, 24, 96), "cols"),  # transposed weight, residual epilogue
+])
+def test_split_products_match_numpy(fn, shape, split):
+    x = rng.standard_normal(shape).astype(np.float32)
+    compiled = sp.compile(fn, x, cache=False)
+    plan = matmul_plan(fused_node(compiled))
+    assert plan is not None and plan.groups == ()  # batch axes folded into rows
+    assert (plan.blocks > 1) if split == "rows" else (plan.col_blocks > 1)
+    assert "spago_parallel_for" in compiled.llvm_ir()
+    want = fn(sp.tensor(x)).numpy()
+    np.testing.assert_allclose(compiled(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_product_keeps_groups():
+    a = rng.standard_normal((4, 3, 64, 48)).astype(np.float32)
+    b = rng.standard_normal((4, 3, 48, 72)).astype(np.float32)
+    compiled = sp.compile(lambda p, q: (p @ q) * 0.5, a, b, cache=False)
+    plan = matmul_plan(fused_node(compiled))
+    assert plan.groups == (4, 3)
+    np.testing.assert_allclose(compiled(a, b), (a @ b) * 0.5, rtol=1e-4, atol=1e-4)
+
+
+def test_calls_from_several_threads_at_once():
+    """The pool serves one call at a time; a call that finds it busy runs on its own thread."""
+    x = rng.standard_normal((8, 256, 96)).astype(np.float32)
+    compiled = sp.compile(linear_gelu, x, cache=False)
+    want = compiled(x)
+    inputs = [x * (k + 1) for k in range(4)]
+    wants = [compiled(v) for v in inputs]
+    results: dict = {}
+
+    def run(k):
+        for _ in range(5):
+            results[k] = compiled(inputs[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        np.testing.assert_array_equal(results[k], wants[k])
+    np.testing.assert_array_equal(compiled(x), want)
+
+
+def test_weight_transpose_stays_a_view():
+    """Folding W.T would keep a second copy of the weight; the product reads W through strides."""
+    x = rng.standard_normal((16, 96)).astype(np.float32)
+    compiled = sp.compile(linear_t_residual, x, cache=False)
+    consts = [n for n in compiled.graph.consts if n.spec.size == 200 * 96]
+    assert len(consts) == 1 and np.shares_memory(consts[0].data, W_OUT.numpy())
