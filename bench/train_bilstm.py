@@ -2,10 +2,12 @@
 on a batch of 32 sentences of 30 tokens: spago compiled (`spago.optim.compile_step`) vs spago eager vs
 PyTorch eager, measured alternately in the same run. Target: compiled >= 3x faster than PyTorch eager.
 
-PyTorch gets as many threads as spago's kernels use (``--threads``, else ``SPAGO_NUM_THREADS`` /
-``OMP_NUM_THREADS``, else all cores).
+Every contender gets the same number of threads (``--threads``, else ``SPAGO_NUM_THREADS`` /
+``OMP_NUM_THREADS``, else all cores): spago's kernels, PyTorch, and the OpenBLAS that NumPy (eager) and
+single-threaded compiled code call. ``--without PASS`` also measures the compiled step with those passes
+left out of the pipeline (e.g. ``--without merge_sums`` shows what that pass buys), in the same run.
 
-Run: python bench/train_bilstm.py [--repeats N] [--threads N]
+Run: python bench/train_bilstm.py [--repeats N] [--threads N] [--without PASS ...]
 """
 from __future__ import annotations
 
@@ -42,12 +44,13 @@ def build_spago():
     return Tagger, loss_fn
 
 
-def main(repeats: int = 10) -> str:
+def main(repeats: int = 10, without: tuple = ()) -> str:
     import numpy as np
 
     import spago as sp
     from spago import optim
     from spago.backend import parallel
+    from spago.passes import default_passes
     from _common import measure, table
 
     rng = np.random.default_rng(0)
@@ -58,7 +61,12 @@ def main(repeats: int = 10) -> str:
     compiled_model, eager_model = Tagger(), Tagger()
     compiled_opt, eager_opt = optim.Adam(compiled_model, lr=1e-3), optim.Adam(eager_model, lr=1e-3)
     step = optim.compile_step(loss_fn, compiled_model, compiled_opt, ids, tags)
-    report = step.compiled.report()
+    compiled = {"spago compiled": step}
+    if without:
+        passes = [p for p in default_passes(inference=False) if p.__name__ not in without]
+        other_model = Tagger()
+        compiled[f"spago compiled without {'+'.join(without)}"] = optim.compile_step(
+            loss_fn, other_model, optim.Adam(other_model, lr=1e-3), ids, tags, passes=passes)
     tensors = (sp.tensor(ids), sp.tensor(tags))
 
     def eager_step():
@@ -71,7 +79,8 @@ def main(repeats: int = 10) -> str:
     # the two spago paths agree on the first step
     first_compiled, first_eager = step(ids, tags), eager_step()
     assert abs(first_compiled - first_eager) < 1e-4 * abs(first_eager), (first_compiled, first_eager)
-    contenders = {"spago compiled": lambda: step(ids, tags), "spago eager": eager_step}
+    contenders = {name: (lambda s=s: s(ids, tags)) for name, s in compiled.items()}
+    contenders["spago eager"] = eager_step
     threads = parallel.threads() if parallel.enabled() else 1
     try:
         import torch
@@ -101,9 +110,13 @@ def main(repeats: int = 10) -> str:
     title = (f"BiLSTM tagger training step: batch {BATCH}, {SEQ} tokens, embedding {EMBED}, hidden {HIDDEN}, "
              f"{TAGS} tags, Adam; {threads} thread(s); median ms per step")
     text = table(title, rows, ("contender", "ms", "time / spago compiled"))
-    compile_s = sum(v for v in report["compile_seconds"].values() if isinstance(v, float))
-    cached = " (object code from the disk cache)" if step.compiled.cache_hit else ""
-    text += f"\n\ncompile: {compile_s:.2f} s{cached}, {len(report['kernel_names'])} kernels"
+    for name, s in compiled.items():
+        report = s.compiled.report()
+        seconds = sum(v for v in report["compile_seconds"].values() if isinstance(v, float))
+        cached = " (object code from the disk cache)" if s.compiled.cache_hit else ""
+        names = report["kernel_names"]
+        text += (f"\n{name}: compile {seconds:.2f} s{cached}; {len(names)} kernel calls, "
+                 f"{len(set(names))} distinct kernels")
     print(text)
     return text
 
@@ -111,8 +124,14 @@ def main(repeats: int = 10) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="threads for spago's kernels and PyTorch")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for spago's kernels, PyTorch and OpenBLAS (default: SPAGO_NUM_THREADS, "
+                             "OMP_NUM_THREADS, else all cores)")
+    parser.add_argument("--without", nargs="+", default=(), metavar="PASS",
+                        help="also measure the compiled step with these passes left out of the pipeline")
     args = parser.parse_args()
-    if args.threads is not None:
-        os.environ["SPAGO_NUM_THREADS"] = str(args.threads)  # read when spago compiles
-    main(args.repeats)
+    threads = args.threads or int(os.environ.get("SPAGO_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+                                  or os.cpu_count() or 1)
+    os.environ["SPAGO_NUM_THREADS"] = str(threads)  # read when spago compiles
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy's and SciPy's OpenBLAS load
+    main(args.repeats, tuple(args.without))

@@ -138,8 +138,19 @@ def test_sequence_losses_on_lists_follow_the_go_spago():
 
 def test_sequence_loss_gradient_and_compiled():
     check_grad(lambda p, t: losses.mse_seq(p, t), SEQ_P, SEQ_T)
+    check_grad(lambda p, t: losses.mae_seq(p, t), SEQ_P, SEQ_T)
     check_grad(lambda p: losses.cross_entropy_seq(p, SEQ_C), SEQ_P)
+    for fn in (losses.mse_seq, losses.mae_seq):
+        assert_compiled_matches_eager(fn, SEQ_P.astype(np.float32), SEQ_T.astype(np.float32))
     assert_compiled_matches_eager(lambda p: losses.cross_entropy_seq(p, SEQ_C), SEQ_P.astype(np.float32))
+
+
+def test_sequence_losses_on_lists_gradient():
+    steps = [SEQ_P[0, t] for t in range(3)]
+    targets = [SEQ_T[0, t] for t in range(3)]
+    check_grad(lambda *ps: losses.mse_seq(list(ps), [sp.tensor(t) for t in targets]), *steps)
+    check_grad(lambda *ps: losses.mae_seq(list(ps), [sp.tensor(t) for t in targets], "sum"), *steps)
+    check_grad(lambda *ps: losses.cross_entropy_seq(list(ps), [int(c) for c in SEQ_C[0]]), *steps)
 
 
 # ----------------------------------------------------------------------------- errors

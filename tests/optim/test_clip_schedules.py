@@ -158,10 +158,11 @@ def test_trainer_fits_and_schedules(compiled):
     assert trainer.optimizer.lr == pytest.approx(optim.CosineDecay(0.1, 40)(35))
 
 
-def test_trainer_eager_and_compiled_agree():
+@pytest.mark.parametrize("clip", [{"clip_norm": 1.0}, {"clip_value": 0.05}, {"clip_value": 0.5, "clip_norm": 0.8}])
+def test_trainer_eager_and_compiled_agree(clip):
     models = [Regressor(), Regressor()]
     for m, compiled in zip(models, (False, True)):
-        optim.Trainer(m, mse_loss, optim.RMSProp(m, lr=0.01), compiled=compiled, clip_norm=1.0).fit(
+        optim.Trainer(m, mse_loss, optim.RMSProp(m, lr=0.01), compiled=compiled, **clip).fit(
             make_batches, epochs=2, progress=False)
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         np.testing.assert_allclose(b, a, rtol=1e-9)

@@ -7,6 +7,7 @@ for the call; each thread gets its own arena, so calls from several threads run 
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 import time
 from typing import Any
@@ -30,8 +31,13 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes]
 
 
+@functools.lru_cache(maxsize=None)
+def _pointer_array_type(length: int) -> type:
+    return ctypes.c_void_p * max(length, 1)  # one class per length, not a new class (a cycle) per call
+
+
 def _pointer_array(arrays: list) -> ctypes.Array:
-    return (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+    return _pointer_array_type(len(arrays))(*[a.ctypes.data for a in arrays])
 
 
 class CompiledFunction:

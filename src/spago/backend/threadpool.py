@@ -200,15 +200,36 @@ def _runtime_ir(triple: str) -> str:
                       spin=SPIN, long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS)
 
 
+def _runtime_object() -> bytes:
+    """The runtime's object code, from the disk cache when it is there: a warm start then runs no LLVM
+    optimisation or code generation at all (which would also page in much of LLVM)."""
+    import hashlib
+
+    import llvmlite
+
+    from . import cache
+    from .jit import compile_ir
+    from .target import host_cpu
+
+    triple, cpu, features = host_cpu()
+    text = f'target triple = "{triple}"\n' + _runtime_ir(triple)
+    use = cache.cache_enabled()
+    key = hashlib.sha256("|".join([text, cpu, features, llvmlite.__version__]).encode()).hexdigest()
+    obj = cache.load(key) if use else None
+    if obj is None:
+        _, obj = compile_ir(text)
+        if use:
+            cache.store(key, obj)
+    return obj
+
+
 class Pool:
     """The process's pool: its native runtime and ``workers`` parked daemon threads."""
 
     def __init__(self, workers: int):
-        from .jit import compile_ir
-        from .target import host_cpu, target_machine
+        from .target import target_machine
 
-        triple = host_cpu()[0]
-        _, obj = compile_ir(f'target triple = "{triple}"\n' + _runtime_ir(triple))
+        obj = _runtime_object()
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()

@@ -56,6 +56,7 @@ def flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None, path: str =
         return TreeDef("leaf")
 
     treedef = walk(tree, path)
+    del walk  # a recursive closure is a reference cycle: it would keep the leaves alive until gc runs
     return leaves, paths, treedef
 
 
@@ -72,4 +73,6 @@ def unflatten(treedef: TreeDef, leaves: list) -> Any:
             return dict(zip(td.keys, kids))
         return tuple(kids) if td.kind == "tuple" else kids
 
-    return build(treedef)
+    tree = build(treedef)
+    del build  # break the closure's reference cycle, which would hold the leaves until gc runs
+    return tree

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import SpagoError
 from ..tensor import Tensor, as_tensor
-from .clip import clip_grad_norm_
+from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 from .schedules import Schedule
 from .step import CompiledStep
@@ -22,17 +22,20 @@ class Trainer:
     """Runs ``loss_fn(model, *batch)`` → backward → (clip) → optimiser update over batches.
 
     ``compiled=True`` runs each update as one native call (`spago.optim.compile_step`); otherwise
-    eagerly. Both give the same parameters. A ``schedule`` sets the learning rate before every update."""
+    eagerly. Both give the same parameters for models without dropout (the two modes draw dropout masks
+    from different streams). A ``schedule`` sets the learning rate before every update; ``clip_norm``
+    (global ``norm_type``-norm) and ``clip_value`` clip gradients before it."""
 
     def __init__(self, model: Any, loss_fn: Callable, optimizer: Optimizer, compiled: bool = False,
-                 schedule: Schedule | None = None, clip_norm: float | None = None, norm_type: float = 2.0):
+                 schedule: Schedule | None = None, clip_norm: float | None = None, norm_type: float = 2.0,
+                 clip_value: float | None = None):
         if not isinstance(optimizer, Optimizer):
             raise SpagoError(f"Trainer needs a spago.optim optimiser, got {type(optimizer).__name__}")
         if schedule is not None and not callable(schedule):
             raise SpagoError(f"Trainer: schedule must be a Schedule, got {type(schedule).__name__}")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.compiled, self.schedule = bool(compiled), schedule
-        self.clip_norm, self.norm_type = clip_norm, norm_type
+        self.clip_norm, self.norm_type, self.clip_value = clip_norm, norm_type, clip_value
         self.losses: list = []  # every step's loss
         self._step: CompiledStep | None = None
 
@@ -44,7 +47,7 @@ class Trainer:
         if self.compiled:
             if self._step is None:
                 self._step = CompiledStep(self.loss_fn, self.model, opt, clip_norm=self.clip_norm,
-                                          norm_type=self.norm_type)
+                                          norm_type=self.norm_type, clip_value=self.clip_value)
             loss = self._step(*batch)
         else:
             opt.zero_grad()
@@ -52,6 +55,8 @@ class Trainer:
             if not isinstance(out, Tensor) or out.size != 1:
                 raise SpagoError("Trainer: loss_fn must return a one-element Tensor")
             out.backward()
+            if self.clip_value is not None:
+                clip_grad_value_(opt.params, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm_(opt.params, self.clip_norm, self.norm_type)
             opt.step()

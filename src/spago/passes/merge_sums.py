@@ -14,6 +14,9 @@ traffic quadratic in the number of steps. Two rewrites, on the leaves of each tr
   data than accumulating the n outputs. The operands are ordered like the slices rewrite orders the
   same tensors, so the two rewrites share one ``concat`` (the per-step gate gradients of an LSTM are
   both its input-projection gradient and the right operand of its recurrent weight gradient).
+* **batched products** — ``sum`` over the batch axes of a batched product ``A_b @ B_b`` (the gradient of
+  a weight applied to every entry of a batch, e.g. a Linear on (batch, time, features)) becomes one 2-D
+  product of the entries side by side, read through reshapes instead of many small products.
 
 Only terms read by nothing else are rewritten, and new nodes go right before the tree's root, so the
 graph stays in topological order.
@@ -74,6 +77,7 @@ class _Rewriter:
         self.outputs = set(graph.outputs)
         self.memo: dict = {}  # (op, input ids, attrs) -> node made earlier, reused by later trees
         self.position = 0
+        self.zero: dict = {}  # dtype -> a scalar zero constant for the gaps
 
     # -- building before the root ----------------------------------------------------------------
     def emit(self, name: str, inputs: list, attrs: dict, scope: str) -> Node:
@@ -92,8 +96,10 @@ class _Rewriter:
         return node
 
     def zeros(self, shape: tuple, dtype, scope: str) -> Node:
-        zero = self.graph.add_const(np.zeros((), dtype), "zero")
-        self.users[zero] = []
+        zero = self.zero.get(np.dtype(dtype))
+        if zero is None:
+            zero = self.zero[np.dtype(dtype)] = self.graph.add_const(np.zeros((), dtype), "zero")
+            self.users[zero] = []
         return self.emit("broadcast_to", [zero], {"shape": tuple(shape)}, scope)
 
     def concat(self, parts: list, axis: int, scope: str) -> Node:
@@ -103,16 +109,21 @@ class _Rewriter:
     def only_reader(self, node: Node, reader: Node) -> bool:
         return node not in self.outputs and all(u is reader for u in self.users.get(node, ()))
 
-    def leaves(self, root: Node) -> list:
-        out, stack = [], [root]
+    def tree(self, root: Node) -> tuple[list, set]:
+        """(leaves, interior adds) of the tree of adds under ``root``; a leaf repeats as often as it is added."""
+        leaves, interior, stack = [], {root}, [root]
         while stack:
             n = stack.pop()
             for i in reversed(n.inputs):
                 if _is(i, "add") and i.spec == root.spec and self.only_reader(i, n):
+                    interior.add(i)
                     stack.append(i)
                 else:
-                    out.append((i, n))
-        return out
+                    leaves.append(i)
+        return leaves, interior
+
+    def read_only_by(self, node: Node, readers: set) -> bool:
+        return node not in self.outputs and all(u in readers for u in self.users.get(node, ()))
 
     def is_root(self, node: Node) -> bool:
         if not _is(node, "add"):
@@ -122,12 +133,12 @@ class _Rewriter:
                     and node not in self.outputs)
 
     def rewrite(self, root: Node) -> None:
-        leaves = self.leaves(root)
+        leaves, interior = self.tree(root)
         slices: dict = {}
         products, rest = [], []
-        for leaf, reader in leaves:
-            term = _slice_term(leaf) if leaf.spec == root.spec and self.only_reader(leaf, reader) else None
-            pair = self.product_term(leaf, reader, root)
+        for leaf in leaves:
+            term = _slice_term(leaf) if leaf.spec == root.spec and self.read_only_by(leaf, interior) else None
+            pair = self.product_term(leaf, interior, root)
             if term is not None:
                 slices.setdefault(term[0], []).append((term[1], leaf))
             elif pair is not None:
@@ -191,9 +202,9 @@ class _Rewriter:
         return joined if joined.shape == shape else self.emit("reshape", [joined], {"shape": shape}, scope)
 
     # -- products ----------------------------------------------------------------------------------
-    def product_term(self, leaf: Node, reader: Node, root: Node) -> tuple | None:
+    def product_term(self, leaf: Node, interior: set, root: Node) -> tuple | None:
         """(left, right, leaf) with leaf = left @ right; each operand a (node, transposed) pair."""
-        if leaf.spec != root.spec or leaf.spec.ndim != 2 or not self.only_reader(leaf, reader):
+        if leaf.spec != root.spec or leaf.spec.ndim != 2 or not self.read_only_by(leaf, interior):
             return None
         flipped = _is(leaf, "transpose") and leaf.attrs["axes"] == (1, 0)
         product = leaf.inputs[0] if flipped else leaf
@@ -230,6 +241,37 @@ class _Rewriter:
         values = [self.emit("transpose", [x], {"axes": (1, 0)}, scope) if t else x for x, t in operands]
         return self.concat(values, axis, scope)
 
+    def batched_sum(self, node: Node) -> None:
+        """``sum`` over the batch axes of a batched product (a weight's gradient when the weight multiplied
+        every entry of a batch): Σ_b A_b·B_b is one product of the entries side by side and stacked."""
+        product = node.inputs[0]
+        if not _is(product, "matmul") or not self.only_reader(product, node):
+            return
+        a, b = product.inputs
+        nb = product.spec.ndim - 2
+        if nb < 1 or node.attrs["axes"] != tuple(range(nb)) or a.spec.ndim != nb + 2 or b.spec.ndim != nb + 2 \
+                or a.shape[:nb] != b.shape[:nb]:
+            return
+        (m, k), n = a.shape[nb:], b.shape[-1]
+        rows = int(np.prod(a.shape[:nb], dtype=np.int64)) * k
+        scope = node.scope
+        self.position = self.graph.nodes.index(node)
+        swap = tuple(range(nb)) + (nb + 1, nb)
+        if _is(a, "transpose") and a.attrs["axes"] == swap:  # A = Xᵀ per entry: read X's rows as one matrix
+            left = self.emit("transpose", [self.emit("reshape", [a.inputs[0]], {"shape": (rows, m)}, scope)],
+                             {"axes": (1, 0)}, scope)
+        else:
+            moved = self.emit("transpose", [a], {"axes": (nb,) + tuple(range(nb)) + (nb + 1,)}, scope)
+            left = self.emit("reshape", [moved], {"shape": (m, rows)}, scope)
+        right = self.emit("reshape", [b], {"shape": (rows, n)}, scope)
+        total = self.emit("matmul", [left, right], {}, scope)
+        if total.shape != node.shape:
+            total = self.emit("reshape", [total], {"shape": node.shape}, scope)
+        self.graph.replace_uses(node, total)
+        self.users[total] = self.users.pop(node, [])
+        if node in self.outputs:
+            self.outputs.add(total)
+
     def slot(self, node: Node) -> tuple:
         """Where ``node`` goes in a leading-axis gradient (an ``unindex`` reading it), so that products
         order their operands as the slices rewrite does; () if nothing says."""
@@ -258,5 +300,7 @@ def merge_sums(graph: Graph) -> Graph:
     for node in list(graph.nodes):
         if rewriter.is_root(node):
             rewriter.rewrite(node)
+        elif _is(node, "sum"):
+            rewriter.batched_sum(node)
     graph.remove_unused()
     return graph

@@ -46,4 +46,4 @@ def emitter_for(node: Node) -> Callable:
 
 
 def _load_families() -> None:
-    from . import attention, elementwise, indexing, matmul, misc, reduce, rowwise, shape  # noqa: F401
+    from . import attention, elementwise, indexing, matmul, misc, mlp, reduce, rowwise, shape  # noqa: F401

@@ -240,7 +240,7 @@ def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | N
         call_gemm(b, dtype, plan.block_rows, plan.block_cols, plan.k, base(0), (plan.operands[0][3], plan.a_cols),
                   base(1), plan.b_strides, base(2), plan.operands[2][3], m_slot=m_slot, n_slot=n_slot)
         if plan.epilogue:
-            _block_epilogue(b, plan, [base(k) for k in range(2, len(plan.operands))], count, cols)
+            block_epilogue(b, plan, [base(k) for k in range(2, len(plan.operands))], count, cols)
 
 
 def item_offsets(b: ir.IRBuilder, plan: MatmulPlan, item: ir.Value) -> tuple:
@@ -269,11 +269,14 @@ def item_offsets(b: ir.IRBuilder, plan: MatmulPlan, item: ir.Value) -> tuple:
     return offsets, clamp(row0, plan.block_rows, plan.rows), clamp(col0, plan.block_cols, plan.n)
 
 
-def _block_epilogue(b: ir.IRBuilder, plan: MatmulPlan, ptrs: list, count: ir.Value, cols: ir.Value) -> None:
+def block_epilogue(b: ir.IRBuilder, plan: MatmulPlan, ptrs: list, count: ir.Value, cols: ir.Value,
+                    out_row: int | None = None) -> None:
     """The elementwise chain over the ``count`` x ``cols`` block just written (``ptrs``: the output, then
-    the leaves, at the block's corner)."""
+    the leaves, at the block's corner; ``out_row``: the output's row stride when it is not the plan's)."""
     dtype = plan.mm.dtype
     strides = [(op[3], op[4]) for op in plan.operands[2:]]
+    if out_row is not None:
+        strides[0] = (out_row, 1)
     with for_range(b, count, "er") as r:
         rows = [b.mul(r, ir.Constant(I64, rs)) if rs else ir.Constant(I64, 0) for rs, _ in strides]
         with for_range(b, cols, "ec") as c:
