@@ -4,7 +4,8 @@ PyTorch eager, measured alternately in the same run. Target: compiled >= 3x fast
 
 Every contender gets the same number of threads (``--threads``, else ``SPAGO_NUM_THREADS`` /
 ``OMP_NUM_THREADS``, else all cores): spago's kernels, PyTorch, and the OpenBLAS that NumPy (eager) and
-single-threaded compiled code call. ``--without PASS`` also measures the compiled step with those passes
+single-threaded compiled code call (idle OpenMP and OpenBLAS threads sleep instead of spinning, so one
+contender's threads do not slow the next). ``--without PASS`` also measures the compiled step with those passes
 left out of the pipeline (e.g. ``--without merge_sums`` shows what that pass buys), in the same run.
 
 Run: python bench/train_bilstm.py [--repeats N] [--threads N] [--without PASS ...]
@@ -134,4 +135,7 @@ if __name__ == "__main__":
                                   or os.cpu_count() or 1)
     os.environ["SPAGO_NUM_THREADS"] = str(threads)  # read when spago compiles
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy's and SciPy's OpenBLAS load
+    # idle threads of one contender must not spin while the next one is measured
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     main(args.repeats, tuple(args.without))

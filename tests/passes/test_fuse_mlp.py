@@ -8,6 +8,13 @@ import pytest
 import spago as sp
 from spago.passes.fuse_matmul import fuse_matmul
 from spago.passes.fuse_mlp import fuse_mlp
+from spago.passes.fuse_rowwise import fuse_rowwise
+
+
+def with_mlp() -> list:
+    passes = sp.passes.default_passes()
+    passes.insert(passes.index(fuse_rowwise) + 1, fuse_mlp)
+    return passes
 
 rng = np.random.default_rng(2)
 
@@ -42,7 +49,7 @@ def test_feed_forward_fuses_and_preserves_values():
 
 def test_intermediate_leaves_the_arena():
     x = rng.standard_normal((3, 100, 48)).astype(np.float32)
-    compiled = sp.compile(feed_forward, x, cache=False)
+    compiled = sp.compile(feed_forward, x, cache=False, passes=with_mlp())
     assert any("mlp" in k for k in compiled.report()["kernel_names"])
     assert compiled.report()["arena_bytes"] < 300 * 192 * 4  # no buffer for the 300 x 192 intermediate
 
@@ -50,7 +57,7 @@ def test_intermediate_leaves_the_arena():
 def test_products_read_elsewhere_stay_apart():
     """The first product's result is also returned: it must be materialised, so nothing fuses."""
     x = rng.standard_normal((2, 128, 48)).astype(np.float32)
-    out, _ = sp.passes.optimize(sp.trace(lambda v: (sp.gelu(v @ W1 + B1) @ W2, v @ W1 + B1), x))
+    out, _ = sp.passes.optimize(sp.trace(lambda v: (sp.gelu(v @ W1 + B1) @ W2, v @ W1 + B1), x), with_mlp())
     assert "mlp" not in patterns(out)
 
 
@@ -59,5 +66,5 @@ def test_products_read_elsewhere_stay_apart():
 def test_mlp_kernel_matches_eager(threads, rows, monkeypatch):
     monkeypatch.setenv("SPAGO_NUM_THREADS", threads)
     x = rng.standard_normal((1, rows, 48)).astype(np.float32)
-    compiled = sp.compile(feed_forward, x, cache=False)
+    compiled = sp.compile(feed_forward, x, cache=False, passes=with_mlp())
     np.testing.assert_allclose(compiled(x), feed_forward(sp.tensor(x)).numpy(), rtol=1e-4, atol=1e-5)

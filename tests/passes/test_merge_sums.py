@@ -154,3 +154,15 @@ def test_lstm_training_graph_has_no_unindex_and_matches():
     assert "unindex" not in out.op_counts()
     for a, b in zip(sp.ir.interpret(graph, x), sp.ir.interpret(out, x)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_transposed_product_writes_the_transposed_layout():
+    def f(x, b):  # (xᵀ b)ᵀ, the gradient of a weight used as ``x @ W.T``: becomes bᵀ x, no copy after it
+        return sp.tanh((x.T @ b).T)
+
+    args = (rand(6, 3), rand(6, 5))
+    merged(f, *args)
+    out = dce(merge_sums(sp.trace(f, *args)))
+    product = out.outputs[0].inputs[0]
+    assert product.op.name == "matmul" and product.inputs[1].kind == "input"
+    assert out.op_counts() == {"transpose": 1, "matmul": 1, "tanh": 1}

@@ -14,6 +14,7 @@ from spago.passes.constant_folding import constant_folding
 from spago.passes.cse import cse
 from spago.passes.dce import dce
 from spago.passes.freeze import freeze_params
+from spago.passes.memory import plan_memory
 from spago.passes.simplify import simplify
 
 from .dags import random_graphs
@@ -44,7 +45,7 @@ def test_whole_pipeline_preserves_semantics_on_random_graphs(sample):
     graph, inputs = sample
     out, manager = optimize(graph)
     same(sp.ir.interpret(graph, *inputs), sp.ir.interpret(out, *inputs))
-    plan = sp.passes.memory.plan_memory(out).check()
+    plan = plan_memory(out).check()
     assert plan.arena_bytes <= plan.naive_bytes
 
 

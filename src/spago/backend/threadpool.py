@@ -21,7 +21,7 @@ import threading
 import llvmlite.binding as llvm
 
 SYMBOL = "spago_parallel_for"
-SPIN = 20000             # idle polls (with a pause instruction) before a worker starts napping
+SPIN = 2000              # idle polls (with a pause instruction, ~50 µs) before a worker starts napping
 NAP_NS, LONG_NAP_NS = 50_000, 1_000_000
 LONG_IDLE = SPIN + 2000  # naps after which a worker naps longer (the process is probably idle)
 

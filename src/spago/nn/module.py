@@ -204,29 +204,6 @@ class Module:
         return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
 
 
-class Sequential(Module):
-    """Modules applied one after another."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for k, m in enumerate(modules):
-            setattr(self, str(k), m)
-
-    def __getitem__(self, k: int) -> Module:
-        return list(self._modules.values())[k]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-
 class ModuleList(Module):
     """A list of modules, registered under their index."""
 
@@ -247,3 +224,15 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+
+class Sequential(ModuleList):
+    """Modules applied one after another."""
+
+    def __init__(self, *modules: Module):
+        super().__init__(list(modules))
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x

@@ -57,17 +57,34 @@ def attention_parts(node: Node) -> tuple | None:
     return tuple(body.nodes)
 
 
-def fusable(scores: Node, softmax: Node, context: Node) -> bool:
-    """Whether the backend can run this chain as one attention kernel."""
-    from ..backend.kernels.matmul import matmul_plan
+def attention_plans(scores: Node, context: Node) -> tuple:
+    """The two products' `MatmulPlan`s cut the same way for the attention kernel — per head, in blocks
+    of whole query rows (a few per thread) — or (None, None) when either is no BLAS-sized product."""
+    import dataclasses
+
+    from ..backend import parallel
+    from ..backend.kernels.matmul import PIECES, matmul_plan
 
     first, second = matmul_plan(scores), matmul_plan(context)
-    if first is None or second is None or first.epilogue and any(
-            e.dtype != scores.dtype for e in first.epilogue) or second.epilogue:
+    if first is None or second is None:
+        return None, None
+    threads = parallel.threads() if parallel.enabled() else 1
+    count = max(first.items // (first.blocks * first.col_blocks), 1)
+    want = 1 if count >= PIECES * threads else -(-PIECES * threads // count)
+    rows = max(-(-first.rows // want), min(16, first.rows))
+    cut = dict(blocks=-(-first.rows // rows), block_rows=rows, col_blocks=1)
+    return (dataclasses.replace(first, block_cols=first.n, **cut),
+            dataclasses.replace(second, block_cols=second.n, **cut))
+
+
+def fusable(scores: Node, softmax: Node, context: Node) -> bool:
+    """Whether the backend can run this chain as one attention kernel."""
+    first, second = attention_plans(scores, context)
+    if first is None or (first.epilogue and any(e.dtype != scores.dtype for e in first.epilogue)) \
+            or second.epilogue:
         return False
-    same = (first.groups, first.rows, first.blocks, first.block_rows, first.col_blocks, second.col_blocks) == \
-        (second.groups, second.rows, second.blocks, second.block_rows, 1, 1)
-    return same and first.n == second.k and first.block_rows * first.n * 4 <= MAX_TILE_BYTES \
+    return (first.groups, first.rows) == (second.groups, second.rows) and first.n == second.k \
+        and first.block_rows * first.n * 4 <= MAX_TILE_BYTES \
         and scores.dtype == softmax.dtype == context.dtype and scores.dtype.name == "float32"
 
 

@@ -3,7 +3,8 @@
 The gradient of a tensor read slice by slice (``p[t]`` at every step of an RNN, the gates split off one
 pre-activation) is a chain of adds over ``unindex`` terms, each a zero-filled tensor of full size; the
 gradient of a weight used at every step is a chain of adds over small products. Both cost time and memory
-traffic quadratic in the number of steps. Two rewrites, on the leaves of each tree of adds:
+traffic quadratic in the number of steps. Two rewrites work on the leaves of each tree of adds, two more
+on the single products that weight gradients leave in an awkward shape:
 
 * **slices** — ``unindex(g_i, index_i)`` terms whose indices are unit-step boxes that differ along one
   axis and do not overlap become ``concat(g_1, [zeros], g_2, ...)`` along that axis (terms with the same box
@@ -17,9 +18,11 @@ traffic quadratic in the number of steps. Two rewrites, on the leaves of each tr
 * **batched products** — ``sum`` over the batch axes of a batched product ``A_b @ B_b`` (the gradient of
   a weight applied to every entry of a batch, e.g. a Linear on (batch, time, features)) becomes one 2-D
   product of the entries side by side, read through reshapes instead of many small products.
+* **transposed products** — ``(A @ B)ᵀ`` becomes ``Bᵀ @ Aᵀ`` read through views, so the product writes the
+  layout its reader wants instead of a transpose copying it afterwards.
 
-Only terms read by nothing else are rewritten, and new nodes go right before the tree's root, so the
-graph stays in topological order.
+Only terms read by nothing else are rewritten, and new nodes go right before the node they replace, so
+the graph stays in topological order.
 """
 from __future__ import annotations
 
@@ -75,14 +78,14 @@ class _Rewriter:
         self.graph = graph
         self.users = graph.users()
         self.outputs = set(graph.outputs)
-        self.memo: dict = {}  # (op, input ids, attrs) -> node made earlier, reused by later trees
+        self.memo: dict = {}  # (op, input ids, attrs) -> concat made earlier, reused by later trees
         self.position = 0
         self.zero: dict = {}  # dtype -> a scalar zero constant for the gaps
 
-    # -- building before the root ----------------------------------------------------------------
+    # -- building before the node being replaced ---------------------------------------------------
     def emit(self, name: str, inputs: list, attrs: dict, scope: str) -> Node:
         key = (name, tuple(id(i) for i in inputs), tuple(sorted(attrs.items())))
-        if name != "add" and key in self.memo:
+        if name == "concat" and key in self.memo:  # views stay one per reader: products read them in place
             return self.memo[key]
         op = OPS[name]
         node = Node("op", op.shape_rule(*[i.spec for i in inputs], **attrs), self.graph.fresh_name(name), op,
@@ -92,7 +95,8 @@ class _Rewriter:
         for i in inputs:
             self.users.setdefault(i, []).append(node)
         self.users[node] = []
-        self.memo[key] = node
+        if name == "concat":
+            self.memo[key] = node
         return node
 
     def zeros(self, shape: tuple, dtype, scope: str) -> Node:
@@ -164,10 +168,7 @@ class _Rewriter:
             total = self.emit("add", [total, term], {}, root.scope)
         if total.spec != root.spec:  # a broadcast term would change the type: leave the tree alone
             return
-        self.graph.replace_uses(root, total)
-        self.users[total] = self.users.pop(root, [])
-        if root in self.outputs:
-            self.outputs.add(total)
+        self.replace(root, total)
 
     # -- slices ------------------------------------------------------------------------------------
     def merge_slices(self, root: Node, axis: int, terms: list) -> Node | None:
@@ -267,10 +268,25 @@ class _Rewriter:
         total = self.emit("matmul", [left, right], {}, scope)
         if total.shape != node.shape:
             total = self.emit("reshape", [total], {"shape": node.shape}, scope)
-        self.graph.replace_uses(node, total)
-        self.users[total] = self.users.pop(node, [])
-        if node in self.outputs:
-            self.outputs.add(total)
+        self.replace(node, total)
+
+    def transposed_product(self, node: Node) -> None:
+        """(A·B)ᵀ = Bᵀ·Aᵀ: the product writes the transposed result itself instead of a copy after it (the
+        gradient of a weight used as ``x @ W.T``), its operands read as transposed views."""
+        product = node.inputs[0]
+        if node.attrs["axes"] != (1, 0) or not _is(product, "matmul") or product.spec.ndim != 2 \
+                or any(i.spec.ndim != 2 for i in product.inputs) or not self.only_reader(product, node):
+            return
+        a, b = (_peel(i) for i in product.inputs)
+        self.position = self.graph.nodes.index(node)
+        left, right = (self.join([(x, not t)], 0, node.scope) for x, t in (b, a))
+        self.replace(node, self.emit("matmul", [left, right], {}, node.scope))
+
+    def replace(self, old: Node, new: Node) -> None:
+        self.graph.replace_uses(old, new)
+        self.users[new] = self.users.pop(old, [])
+        if old in self.outputs:
+            self.outputs.add(new)
 
     def slot(self, node: Node) -> tuple:
         """Where ``node`` goes in a leading-axis gradient (an ``unindex`` reading it), so that products
@@ -302,5 +318,7 @@ def merge_sums(graph: Graph) -> Graph:
             rewriter.rewrite(node)
         elif _is(node, "sum"):
             rewriter.batched_sum(node)
+        elif _is(node, "transpose"):
+            rewriter.transposed_product(node)
     graph.remove_unused()
     return graph

@@ -13,12 +13,12 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...passes.fuse_attention import attention_parts
+from ...passes.fuse_attention import attention_parts, attention_plans
 from .. import scalar
 from ..loops import accumulate, for_range
 from ..types import F32, I32, I64, PTR, element_ptr, load
 from . import family
-from .matmul import LANES, _constant_slot, call_gemm, item_offsets, matmul_plan, register_tiled_product
+from .matmul import LANES, _constant_slot, call_gemm, item_offsets, register_tiled_product
 from .reduce import combine, identity
 
 
@@ -26,8 +26,8 @@ REGISTER_TILES = True  # False: both products through BLAS (for comparison)
 
 
 def attention_extent(node: Node) -> int:
-    scores, _, _ = attention_parts(node)
-    plan = matmul_plan(scores)
+    scores, _, context = attention_parts(node)
+    plan, _ = attention_plans(scores, context)
     return plan.items if plan.items >= 2 else 0
 
 
@@ -35,7 +35,7 @@ def attention_extent(node: Node) -> int:
 def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     scores, softmax, context = attention_parts(node)
-    first, second = matmul_plan(scores), matmul_plan(context)
+    first, second = attention_plans(scores, context)
     out_ptr, in_ptrs = args[0], list(args[1:])
     dtype = scores.dtype
     keys = first.n

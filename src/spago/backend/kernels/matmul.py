@@ -25,6 +25,7 @@ from .reduce import identity
 
 
 SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
+PIECES = 2               # column blocks per thread a short product is cut into
 
 
 def _as_matrix(shape: tuple, strides: tuple, is_left: bool) -> tuple[tuple, tuple, tuple, tuple]:
@@ -189,13 +190,15 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
     count = int(np.prod(groups, dtype=np.int64))
     threads = parallel.threads() if parallel.enabled() else 1
-    # pieces per group: one per thread (each piece repacks the other operand, so no more than needed)
-    want = 1 if count >= threads else -(-threads // count)
+    # Tall products: one block of rows per thread (each block repacks B inside BLAS, so no more blocks
+    # than needed). Short ones (a sentence): a few column blocks per thread, so that a thread the OS
+    # preempts holds up only a small piece (each repacks only the small A).
     blocks, col_blocks = 1, 1
-    if want > 1 and rows >= 64 * want:
-        blocks = want
-    elif want > 1:
-        col_blocks = max(1, min(want, n // 64))
+    per_thread = -(-threads // count)
+    if count < threads and rows >= 64 * per_thread:
+        blocks = per_thread
+    elif count < threads:
+        col_blocks = max(1, min(-(-PIECES * threads // count), n // 64))
     block_rows = -(-rows // blocks)
     blocks = -(-rows // block_rows)
     block_cols = -(-n // col_blocks // 16) * 16 if col_blocks > 1 else n

@@ -1,0 +1,65 @@
+"""The BERT benchmark's pieces that need no baseline runtimes: inputs, weight loading, the table, the CLI.
+(The benchmark itself is run with ``spago bench bert``; timings never appear in tests.)"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import spago as sp
+from spago.benchmarks.bert import format_result, make_inputs, peak_rss_bytes
+from spago.cli import build_parser
+from spago.errors import SpagoError
+
+TINY = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "tiny-bert", "base")
+
+
+def test_inputs_are_padded_sentences():
+    x = make_inputs(4, 32)
+    assert {k: v.shape for k, v in x.items()} == {k: (4, 32) for k in ("input_ids", "attention_mask",
+                                                                        "token_type_ids")}
+    assert x["attention_mask"][0].all() and (x["input_ids"][:, 0] == 101).all()
+    for ids, mask in zip(x["input_ids"], x["attention_mask"]):
+        length = int(mask.sum())
+        assert ids[length - 1] == 102 and not ids[length:].any() and mask[:length].all()
+    np.testing.assert_array_equal(make_inputs(4, 32)["input_ids"], x["input_ids"])  # same every run
+
+
+@pytest.mark.skipif(not os.path.isdir(TINY), reason="fixture ../shared/fixtures/tiny-bert absent")
+def test_weights_go_straight_into_the_parameters():
+    from spago.benchmarks.minilm import build_encoder, fill_parameters
+    from spago.nlp.transformers import BertModel, load_config, load_weights, read_state_dict
+
+    forward = build_encoder(TINY)
+    reference = BertModel(load_config(TINY)).eval()
+    path = os.path.join(TINY, "model.safetensors")
+    load_weights(reference, read_state_dict(path), path)
+    ids = make_inputs(2, 16)
+    args = (ids["input_ids"] % 90 + 5, ids["attention_mask"], ids["token_type_ids"])
+    with sp.no_grad():
+        got = forward(*[sp.tensor(a) for a in args]).numpy()
+        want = reference(*[sp.tensor(a) for a in args])["last_hidden_state"].numpy()
+    np.testing.assert_array_equal(got, want)
+    wrong = BertModel(load_config(TINY))
+    wrong.embeddings.word_embeddings.weight = sp.nn.Param(np.zeros((3, 3), np.float32))
+    with pytest.raises(SpagoError, match="word_embeddings"):
+        fill_parameters(wrong, path)
+
+
+def test_table_has_ratios_memory_and_compile_times():
+    result = {"machine": "test box", "seq": 128, "repeats": 3, "skipped": {"torch": "not installed"},
+              "load_before": (0.5, 0, 0), "load_after": (0.7, 0, 0),
+              "latency": {"2|1": {"compiled": 0.010, "eager": 0.040, "ort": 0.012}},
+              "peak_rss": {"compiled": 200 * 2**20, "ort": 210 * 2**20}, "parity": {"2|1": {"compiled": 1e-6}},
+              "compile_cold": {"1x128": {"seconds": 0.7}}, "compile_warm": {"1x128": {"seconds": 0.2}}}
+    text = format_result(result, [2], [1])
+    assert "| 2 | 1 x 128 | 10.0 | 40.0 | 12.0 | 0.83x | — | — |" in text
+    assert "| spago compiled | 200 MiB |" in text and "0.70 s" in text and "0.20 s" in text
+    assert "PyTorch eager: skipped, not installed" in text
+    assert peak_rss_bytes() > 10 * 2**20
+
+
+def test_cli_has_the_bench_command():
+    args = build_parser().parse_args(["bench", "bert", "--threads", "2", "--batch", "1"])
+    assert args.name == "bert" and args.options == ["--threads", "2", "--batch", "1"]
