@@ -8,6 +8,7 @@ The default pipeline, in order::
     cse, dce             shared and dead work removed
     merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
+    merge_shared_input   products of one input by different constant weights become one (Q, K, V)
     fuse_matmul          products with operand views and elementwise epilogues
     fuse_rowwise         softmax / layer norm style row reductions
     fuse_attention       scores product, softmax and context product as one kernel
@@ -38,12 +39,13 @@ def default_passes(inference: bool = True) -> list:
     from .fuse_matmul import fuse_matmul
     from .fuse_reduce import fuse_reduce
     from .fuse_rowwise import fuse_rowwise
+    from .merge_shared_input import merge_shared_input
     from .merge_sums import merge_sums
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
     return front + [simplify, constant_folding, cse, dce, merge_sums, batch_matmul,
-                    fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce]
+                    merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce]
 
 
 def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,
