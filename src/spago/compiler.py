@@ -1,6 +1,7 @@
 """``spago.compile``: trace, optimise, lower to LLVM, and load native code — one call."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -46,7 +47,9 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
 
     start = time.perf_counter()
     use_cache = cache_enabled(cache) and not check
-    key = disk.cache_key(optimized, "profile" if profile else "") if use_cache else None
+    # the generated IR is part of the key, so object code from an older code generator is never reused
+    variant = ("profile|" if profile else "") + hashlib.sha256(lowered.ir_text.encode()).hexdigest()
+    key = disk.cache_key(optimized, variant) if use_cache else None
     obj = disk.load(key) if use_cache else None
     stages["cache_hit"] = obj is not None
     if obj is None:

@@ -137,6 +137,25 @@ def test_threads_call_one_compiled_function_at_once(compiled):
     assert not errors
 
 
+def test_disk_cache_is_not_reused_after_the_code_generator_changes(tmp_path, monkeypatch):
+    from spago.backend import codegen
+
+    monkeypatch.setenv("SPAGO_CACHE_DIR", str(tmp_path))
+    assert not sp.compile(mlp, X).cache_hit
+    original = codegen.lower
+
+    def changed_lower(*args, **kwargs):  # the same graph, lowered by a (pretend) newer code generator
+        lowered = original(*args, **kwargs)
+        lowered.module.add_metadata(["newer code generator"])
+        return lowered
+
+    monkeypatch.setattr(codegen, "lower", changed_lower)
+    changed = sp.compile(mlp, X)
+    assert not changed.cache_hit
+    np.testing.assert_allclose(changed(X), sp.compile(mlp, X).__call__(X))
+    assert sp.compile(mlp, X).cache_hit
+
+
 def test_disk_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     monkeypatch.setenv("SPAGO_CACHE_DIR", str(tmp_path))
     first = sp.compile(mlp, X)

@@ -1,7 +1,8 @@
 """The on-disk cache of compiled object code.
 
 An entry is keyed by a hash of the optimised graph (ops, attributes, shapes, constant bytes), the target
-triple, CPU name and features, and the spago and llvmlite versions. Each file carries a header with its
+triple, CPU name and features, the spago and llvmlite versions and (from `spago.compile`) the generated
+LLVM IR, so a changed code generator never reuses old object code. Each file carries a header with its
 key and the SHA-256 of its payload; anything that does not match — a truncated write, a foreign file,
 another machine's code — is discarded and rebuilt, never loaded.
 """

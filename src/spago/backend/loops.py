@@ -14,14 +14,14 @@ from .types import I64
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     """``for i in range(start, count, step)``; the body is emitted inside the ``with`` (positive step)."""
-    with _counted_loop(b, count, name, start, step, carried=None) as (index, _):
+    with _counted_loop(b, count, name, start, step, carried=()) as (index, _):
         yield index
 
 
 @contextlib.contextmanager
-def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, carried: ir.Value | None):
-    """The loop scaffolding: header with an index phi (and, if ``carried``, a value phi), body, exit.
-    Yields (index, loop) where ``loop`` is an `Accumulation` (or None) whose ``next`` closes the phi."""
+def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, carried: Sequence[ir.Value]):
+    """The loop scaffolding: header with an index phi and one phi per ``carried`` value, body, exit.
+    Yields (index, loop) where ``loop`` is an `Accumulation` whose ``carry`` closes the phis."""
     count = count if isinstance(count, ir.Value) else ir.Constant(I64, int(count))
     start = start if isinstance(start, ir.Value) else ir.Constant(I64, int(start))
     pre = b.block
@@ -32,18 +32,18 @@ def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, carried: 
     b.position_at_end(header)
     index = b.phi(I64, name=name)
     index.add_incoming(start, pre)
-    loop = None
-    if carried is not None:
-        acc = b.phi(carried.type, name=f"{name}.acc")
-        acc.add_incoming(carried, pre)
-        loop = Accumulation(index, acc)
+    accs = [b.phi(v.type, name=f"{name}.acc{q}") for q, v in enumerate(carried)]
+    for acc, v in zip(accs, carried):
+        acc.add_incoming(v, pre)
+    loop = Accumulation(index, accs)
     b.cbranch(b.icmp_signed("<", index, count), body, exit_)
     b.position_at_end(body)
     yield index, loop
-    if loop is not None:
+    if accs:
         if loop.next is None:
             raise AssertionError("accumulate: the body never called carry()")
-        loop.acc.add_incoming(loop.next, b.block)
+        for acc, v in zip(accs, loop.next):
+            acc.add_incoming(v, b.block)
     index.add_incoming(b.add(index, ir.Constant(I64, step), name=f"{name}.next"), b.block)
     b.branch(header)
     b.position_at_end(exit_)
@@ -105,17 +105,23 @@ def nbytes(shape: Sequence[int], dtype) -> int:
 
 
 class Accumulation:
-    """A counted loop carrying one value: ``acc`` is its value at the top of each iteration and,
-    after the loop, the final value; call ``carry(v)`` once in the body with the next value."""
+    """A counted loop carrying values: ``accs`` are their values at the top of each iteration and, after
+    the loop, the final ones (``acc`` when there is one); call ``carry`` once in the body with the next."""
 
-    def __init__(self, index: ir.Value, acc: ir.Value):
-        self.index, self.acc, self.next = index, acc, None
+    def __init__(self, index: ir.Value, accs: list):
+        self.index, self.accs, self.next = index, accs, None
 
-    def carry(self, value: ir.Value) -> None:
-        self.next = value
+    @property
+    def acc(self) -> ir.Value:
+        return self.accs[0]
+
+    def carry(self, value) -> None:
+        self.next = list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @contextlib.contextmanager
-def accumulate(b: ir.IRBuilder, count, init: ir.Value, name: str = "j"):
-    with _counted_loop(b, count, name, 0, 1, carried=init) as (_, loop):
+def accumulate(b: ir.IRBuilder, count, init, name: str = "j"):
+    """A counted loop from 0 carrying ``init`` (one value, or a list of register accumulators)."""
+    with _counted_loop(b, count, name, 0, 1, carried=list(init) if isinstance(init, (list, tuple)) else [init]) \
+            as (_, loop):
         yield loop

@@ -8,7 +8,6 @@ products (an RNN step's matrix-vector product) are a generated loop instead: che
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from ...passes.views import blas_layout, is_view, view_of
-from ..loops import broadcast_strides, contiguous_strides, for_range, strided_nest
+from ..loops import accumulate, broadcast_strides, contiguous_strides, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from .. import scalar
 from . import family
@@ -466,7 +465,7 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
         c_rows = [b.mul(b.add(first_row, ir.Constant(I64, r)), ir.Constant(I64, ldc)) for r in range(tile_rows)]
         with for_range(b, n // width, "tj") as jb:
             col = b.mul(jb, ir.Constant(I64, width))
-            with accumulate_vectors(b, k, [zero] * (tile_rows * vectors), "tk") as loop:
+            with accumulate(b, k, [zero] * (tile_rows * vectors), "tk") as loop:
                 kk = loop.index
                 row = b.add(b.mul(kk, ir.Constant(I64, b_row)), col)
                 bvecs = [b.load(element_ptr(b, b_ptr, b.add(row, ir.Constant(I64, v * LANES)), np.float32), typ=vec_t,
@@ -491,34 +490,3 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
         tiles(i, 1)
 
 
-class _VectorLoop:
-    def __init__(self, index, accs):
-        self.index, self.accs, self.next = index, accs, None
-
-    def carry(self, values: list) -> None:
-        self.next = values
-
-
-@contextlib.contextmanager
-def accumulate_vectors(b: ir.IRBuilder, count: int, inits: list, name: str):
-    """A counted loop carrying several values (register accumulators); the body calls ``carry``."""
-    pre = b.block
-    header = b.append_basic_block(f"{name}.header")
-    body = b.append_basic_block(f"{name}.body")
-    exit_ = b.append_basic_block(f"{name}.exit")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    index.add_incoming(ir.Constant(I64, 0), pre)
-    accs = [b.phi(v.type, name=f"{name}.acc{q}") for q, v in enumerate(inits)]
-    for acc, v in zip(accs, inits):
-        acc.add_incoming(v, pre)
-    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, exit_)
-    b.position_at_end(body)
-    loop = _VectorLoop(index, accs)
-    yield loop
-    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
-    for acc, v in zip(accs, loop.next):
-        acc.add_incoming(v, b.block)
-    b.branch(header)
-    b.position_at_end(exit_)
