@@ -137,7 +137,7 @@ def _rewrite_weights(folder: str, edit) -> str:
     (lambda s: s.pop("encoder.layer.1.output.dense.weight"), "missing 1 tensor(s): encoder.layer.1.output.dense.weight"),
     (lambda s: s.update(extra=np.zeros(3, np.float32)), "unexpected 1 tensor(s): extra"),
     (lambda s: s.update({"pooler.dense.bias": np.zeros(31, np.float32)}),
-     "wrong shape for pooler.dense.bias (expected (32,), got (31,))"),
+     "wrong shape for pooler.dense.bias: expected (32,), got (31,)"),
     (lambda s: s.update({"pooler.dense.bias": np.zeros(32, np.int64)}), "non-floating tensors for pooler.dense.bias"),
 ])
 def test_mismatched_weights_are_named(tmp_path, edit, message):

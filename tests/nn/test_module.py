@@ -93,8 +93,8 @@ def test_load_state_dict_names_missing_unexpected_and_misshaped_entries():
     with pytest.raises(SpagoError) as err:
         net.load_state_dict(state)
     message = str(err.value)
-    assert "missing head.0.bias" in message
-    assert "unexpected head.1.weight" in message
+    assert "missing 1 tensor(s): head.0.bias" in message
+    assert "unexpected 1 tensor(s): head.1.weight" in message
     assert "blocks.0.norm.weight: expected (4,), got (5,)" in message
 
 

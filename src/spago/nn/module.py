@@ -41,6 +41,28 @@ class Param(Tensor):
         return f"Param({self.name or '?'}: {self.spec})"
 
 
+def _names(keys: list) -> str:
+    shown = ", ".join(keys[:8])
+    return f"{len(keys)} tensor(s): {shown}" + (" …" if len(keys) > 8 else "")
+
+
+def state_mismatch(own: dict, state: dict, strict: bool = True) -> list[str]:
+    """What keeps ``state`` (name -> array) from loading into the parameters ``own`` (name -> Param):
+    missing and unexpected names (when ``strict``) and mis-shaped tensors, each named; empty if it fits."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: expected {own[k].shape}, got {tuple(np.shape(state[k]))}" for k in own
+             if k in state and tuple(np.shape(state[k])) != own[k].shape]
+    problems = []
+    if strict and missing:
+        problems.append("missing " + _names(missing))
+    if strict and unexpected:
+        problems.append("unexpected " + _names(unexpected))
+    if wrong:
+        problems.append("wrong shape for " + "; ".join(wrong))
+    return problems
+
+
 class Module:
     """Base class: assign Params and Modules as attributes in ``__init__``, write ``forward``."""
 
@@ -117,17 +139,7 @@ class Module:
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy values into the parameters; missing, unexpected and mis-shaped entries are named."""
         own = dict(self.named_parameters())
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        wrong = [f"{k}: expected {own[k].shape}, got {tuple(np.shape(state[k]))}" for k in own
-                 if k in state and tuple(np.shape(state[k])) != own[k].shape]
-        problems = []
-        if strict and missing:
-            problems.append("missing " + ", ".join(missing))
-        if strict and unexpected:
-            problems.append("unexpected " + ", ".join(unexpected))
-        if wrong:
-            problems.append("wrong shape for " + "; ".join(wrong))
+        problems = state_mismatch(own, state, strict)
         if problems:
             raise SpagoError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         for k, p in own.items():

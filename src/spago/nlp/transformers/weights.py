@@ -12,6 +12,7 @@ import numpy as np
 
 from ...errors import SpagoError
 from ...nn import Module
+from ...nn.module import state_mismatch
 
 __all__ = ["normalize_keys", "load_weights"]
 
@@ -76,21 +77,9 @@ def load_weights(model: Module, state: dict, source: str) -> None:
     if pooler and len(pooler) == len(missing) and getattr(model, "pooler", None) is not None:
         model.pooler = None
         own = dict(model.named_parameters())
-        missing = []
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} (expected {own[k].shape}, got {tuple(np.shape(state[k]))})" for k in own
-             if k in state and tuple(np.shape(state[k])) != own[k].shape]
+    problems = state_mismatch(own, state)
     bad_dtype = [f"{k} ({np.asarray(state[k]).dtype})" for k in own
                  if k in state and np.asarray(state[k]).dtype.kind != "f"]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensor(s): " + ", ".join(missing[:8])
-                        + (" …" if len(missing) > 8 else ""))
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensor(s): " + ", ".join(unexpected[:8])
-                        + (" …" if len(unexpected) > 8 else ""))
-    if wrong:
-        problems.append("wrong shape for " + "; ".join(wrong))
     if bad_dtype:
         problems.append("non-floating tensors for " + ", ".join(bad_dtype))
     if problems:
