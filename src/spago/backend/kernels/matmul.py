@@ -421,17 +421,7 @@ def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: 
     body = node.attrs["body"]
     out_ptr, in_ptrs = args[0], list(args[1:])
     shape = mm.shape
-    views = {n for n in body.nodes if is_view(n)}
-    leaves: dict = {}  # operand of the epilogue -> (input index, shape, strides, offset)
-    for e in epilogue:
-        for i in e.inputs:
-            if i in leaves or i is mm or i in epilogue:
-                continue
-            if i in views:
-                root, vshape, vstrides, offset = view_of(i, stop=views)
-                leaves[i] = (body.inputs.index(root), vshape, vstrides, offset)
-            else:
-                leaves[i] = (body.inputs.index(i), i.shape, contiguous_strides(i.shape), 0)
+    leaves = _epilogue_leaves(body, mm, epilogue)
     strides = [out_strides] + [broadcast_strides(s, shape, st) for _, s, st, _ in leaves.values()]
     with strided_nest(b, shape, strides, "ep") as offsets:
         p = element_ptr(b, out_ptr, offsets[0], mm.dtype)
