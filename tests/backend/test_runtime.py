@@ -287,3 +287,23 @@ def test_exported_library_runs_from_c(tmp_path, compiled, weights):
         other = sp.compile(lambda v: v * 2.0, x).export(str(tmp_path / "other"), weights="file")
         bad = subprocess.run([str(exe), str(tmp_path / "x.bin"), other["weights"]], capture_output=True)
         assert bad.returncode == 3
+
+
+def test_call_into_reuses_output_buffers():
+    def f(a, b):
+        return {"sum": a + b, "prod": (a * b).sum()}
+
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((2, 3), np.float32)
+    fn = sp.compile(f, a, b)
+    out = fn.output_buffers()
+    res = fn.call_into(out, a, b)
+    assert res["sum"] is out[0] or np.shares_memory(res["sum"], out[0])
+    np.testing.assert_allclose(res["sum"], a + b)
+    np.testing.assert_allclose(res["prod"], (a * b).sum())
+    again = fn.call_into(out, a * 2, b)  # the same buffers, overwritten
+    np.testing.assert_allclose(out[0], a * 2 + b)
+    np.testing.assert_allclose(again["sum"], a * 2 + b)
+    for bad in ([], out[:1], [np.empty((3, 2), np.float32), out[1]], [out[0].astype(np.float64), out[1]],
+                [np.asfortranarray(np.empty((2, 3), np.float32)), out[1]]):
+        with pytest.raises(sp.SpagoError, match="call_into needs"):
+            fn.call_into(bad, a, b)

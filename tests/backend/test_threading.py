@@ -92,3 +92,22 @@ def test_weight_transpose_stays_a_view():
     compiled = sp.compile(linear_t_residual, x, cache=False)
     consts = [n for n in compiled.graph.consts if n.spec.size == 200 * 96]
     assert len(consts) == 1 and np.shares_memory(consts[0].data, W_OUT.numpy())
+
+
+@pytest.mark.skipif(not parallel.enabled(), reason="one core: kernels are not threaded")
+def test_workers_sleep_when_idle_and_wake_for_the_next_call():
+    """Idle workers sleep (on a futex on Linux) instead of spinning, and a call after a pause still
+    gets the right values."""
+    import time
+
+    x = rng.standard_normal((1 << 18,)).astype(np.float32)
+    f = sp.compile(lambda a: sp.tanh(a) * 2.0, x)
+    want = np.tanh(x) * 2.0
+    np.testing.assert_allclose(f(x), want, rtol=1e-5, atol=1e-6)
+    for pause in (0.0, 0.02, 0.15):
+        time.sleep(pause)
+        np.testing.assert_allclose(f(x), want, rtol=1e-5, atol=1e-6)
+    time.sleep(0.05)  # past the spinning
+    cpu = time.process_time()
+    time.sleep(0.3)
+    assert time.process_time() - cpu < 0.1  # a spinning worker would burn the whole 0.3 s

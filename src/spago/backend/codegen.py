@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 from ..ir.graph import Graph, Node
+from ..passes.parallel_branches import regions
 from ..passes.schedule import alias_root, is_alias
 from .kernels import PARALLEL, emitter_for, family_of
 from .types import I8, I32, I64, PTR, VOID
@@ -87,46 +88,128 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     offsets, arena_bytes = plan_offsets(graph, set(output_slot), debug)
 
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, PTR, PTR]), ENTRY)
-    for a, nm in zip(entry.args, ("inputs", "outputs", "consts", "arena")):
+    for a, nm in zip(entry.args, TABLES):
         a.name = nm
     b = ir.IRBuilder(entry.append_basic_block("entry"))
-    args_in, args_out, args_const, arena = entry.args
-
-    def slot(table: ir.Value, k: int) -> ir.Value:
-        return b.load(b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
-
-    ptrs: dict = {}
-    for n in graph.inputs:
-        ptrs[n] = slot(args_in, input_index[n])
-    for n in consts:
-        ptrs[n] = slot(args_const, const_index[n])
-    kernels = []
-    emitted: dict = {}  # identical kernels (an unrolled loop's steps) are emitted once and called again
     calls = [n for n in graph.nodes if not is_alias(n)]
-    counters = _profile_counters(module, len(calls) + 1) if profile else None
-    clock = (ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter") if profile else None)
-    begin = b.call(clock, []) if profile else None
-    for n in graph.nodes:
-        if is_alias(n):
-            ptrs[n] = ptrs[n.inputs[0]]
-            continue
-        if n in output_slot:
-            ptrs[n] = slot(args_out, output_slot[n])
+    emit = _Emitter(module, graph, offsets, output_slot, const_index, input_index,
+                    _profile_counters(module, len(calls) + 1) if profile else None)
+    begin = emit.clock(b)
+    frame = _Frame(b, entry.args)
+    region_at = {r.start: r for r in regions(graph)}
+    t = 0
+    while t < len(graph.nodes):
+        region = region_at.get(t)
+        if region is not None:
+            emit.region(frame, region)
+            t = region.end
         else:
-            ptrs[n] = b.gep(arena, [ir.Constant(I64, offsets[n])], inbounds=True, source_etype=I8)
-        key = kernel_key(n)
-        fn = emitted.get(key)
-        if fn is None:
-            fn = emitted[key] = kernel_function(module, n, len(emitted))
-        before = b.call(clock, []) if profile else None
-        b.call(fn, [ptrs[n]] + [ptrs[i] for i in n.inputs])
-        if profile:
-            _count(b, counters, len(kernels), b.sub(b.call(clock, []), before))
-        kernels.append((fn.name, n))
+            emit.node(frame, graph.nodes[t])
+            t += 1
     if profile:
-        _count(b, counters, len(kernels), b.sub(b.call(clock, []), begin))
+        _count(b, emit.counters, len(emit.kernels), b.sub(emit.clock(b), begin))
     b.ret_void()
-    return Lowered(module, consts, sources, arena_bytes, offsets, kernels, profile)
+    return Lowered(module, consts, sources, arena_bytes, offsets, emit.kernels, profile)
+
+
+TABLES = ("inputs", "outputs", "consts", "arena")
+
+
+class _Frame:
+    """A function being emitted: its builder, the four pointer tables, and the data pointers it has
+    loaded so far (each function loads its own)."""
+
+    def __init__(self, b: ir.IRBuilder, tables: list):
+        self.b, self.tables, self.ptrs = b, list(tables), {}
+
+
+class _Emitter:
+    """Emits kernel calls into the entry point or into a region's branch functions."""
+
+    def __init__(self, module: ir.Module, graph: Graph, offsets: dict, output_slot: dict, const_index: dict,
+                 input_index: dict, counters: ir.GlobalVariable | None):
+        self.module, self.offsets, self.output_slot = module, offsets, output_slot
+        self.const_index, self.input_index, self.counters = const_index, input_index, counters
+        self.kernels: list = []
+        self.emitted: dict = {}  # identical kernels (an unrolled loop's steps) are emitted once and called again
+        self._clock = (ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+                       if counters is not None else None)
+
+    def clock(self, b: ir.IRBuilder):
+        return b.call(self._clock, []) if self._clock is not None else None
+
+    def pointer(self, frame: _Frame, n: Node) -> ir.Value:
+        ptr = frame.ptrs.get(n)
+        if ptr is not None:
+            return ptr
+        b, (args_in, args_out, args_const, arena) = frame.b, frame.tables
+        if is_alias(n):
+            ptr = self.pointer(frame, n.inputs[0])
+        elif n in self.input_index:
+            ptr = _load_slot(b, args_in, self.input_index[n])
+        elif n in self.const_index:
+            ptr = _load_slot(b, args_const, self.const_index[n])
+        elif n in self.output_slot:
+            ptr = _load_slot(b, args_out, self.output_slot[n])
+        else:
+            ptr = b.gep(arena, [ir.Constant(I64, self.offsets[n])], inbounds=True, source_etype=I8)
+        frame.ptrs[n] = ptr
+        return ptr
+
+    def node(self, frame: _Frame, n: Node) -> None:
+        if is_alias(n):
+            return
+        key = kernel_key(n)
+        fn = self.emitted.get(key)
+        if fn is None:
+            fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted))
+        b = frame.b
+        args = [self.pointer(frame, n)] + [self.pointer(frame, i) for i in n.inputs]
+        before = self.clock(b)
+        b.call(fn, args)
+        if self.counters is not None:
+            _count(b, self.counters, len(self.kernels), b.sub(self.clock(b), before))
+        self.kernels.append((fn.name, n))
+
+    def region(self, frame: _Frame, region) -> None:
+        """One function per branch; the entry hands ``region_worker(tables, start, end)`` — which runs
+        branches [start, end) in turn — to the pool, so each thread takes a branch (or, when the pool is
+        busy or absent, the calling thread runs them all in order)."""
+        from .threadpool import SYMBOL
+
+        name = f"region{region.index}"
+        branches = []
+        for k, nodes in enumerate(region.branches):
+            fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR] * len(TABLES)), f"{name}_branch{k}")
+            fn.linkage = "internal"
+            fn.attributes.add("noinline")
+            inner = _Frame(ir.IRBuilder(fn.append_basic_block("entry")), fn.args)
+            for n in nodes:
+                self.node(inner, n)
+            inner.b.ret_void()
+            branches.append(fn)
+        worker = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I64, I64]), f"{name}_worker")
+        worker.linkage = "internal"
+        ctx, start, end = worker.args
+        wb = ir.IRBuilder(worker.append_basic_block("entry"))
+        tables = [_load_slot(wb, ctx, k) for k in range(len(TABLES))]
+        from .loops import for_range
+
+        with for_range(wb, end, "branch", start=start) as k:
+            for index, fn in enumerate(branches):
+                with wb.if_then(wb.icmp_signed("==", k, ir.Constant(I64, index))):
+                    wb.call(fn, tables)
+        wb.ret_void()
+        b = frame.b
+        ctx = b.alloca(PTR, size=ir.Constant(I64, len(TABLES)))
+        for k, table in enumerate(frame.tables):
+            b.store(table, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
+        run = _runtime(self.module, SYMBOL, VOID, [PTR, PTR, I64, I64])
+        b.call(run, [worker, ctx, ir.Constant(I64, len(branches)), ir.Constant(I64, 1)])
+
+
+def _load_slot(b: ir.IRBuilder, table: ir.Value, k: int) -> ir.Value:
+    return b.load(b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
 
 
 def _profile_counters(module: ir.Module, count: int) -> ir.GlobalVariable:
@@ -160,7 +243,7 @@ def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
     for k, a in enumerate(fn.args[1:]):
         a.name = f"in{k}"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    extent = _parallel_extent(node)
+    extent = parallel_extent(node)
     if extent > 1:
         _emit_parallel(module, b, fn, node, extent)
     else:
@@ -169,7 +252,7 @@ def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
     return fn
 
 
-def _parallel_extent(node: Node) -> int:
+def parallel_extent(node: Node) -> int:
     """The outer loop extent to split across threads, or 0 to run the kernel on one thread."""
     from . import parallel
     from .kernels import _load_families

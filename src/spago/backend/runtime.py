@@ -112,12 +112,29 @@ class CompiledFunction:
         return list(dict.fromkeys(n.name.split(".")[0] for n in self.graph.inputs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        arrays = self._check_args(args, kwargs)
+        return self._run(self._check_args(args, kwargs), self.output_buffers())
+
+    def output_buffers(self) -> list:
+        """Fresh arrays for the flat outputs, for `call_into`."""
         outputs = [np.empty(o.shape, o.dtype) for o in self.graph.outputs]
         if self._threaded:
             for o in outputs:
                 if o.nbytes >= PREFAULT_BYTES:
                     o.fill(0)  # first touch here: page faults taken by several threads at once are far slower
+        return outputs
+
+    def call_into(self, out: list, *args: Any, **kwargs: Any) -> Any:
+        """Call, writing the results into ``out`` (arrays from `output_buffers`), and return them in the
+        function's output structure. A loop that calls many times reuses one set of buffers, so it pays
+        no allocation and no first-touch page faults per call; each call overwrites the previous results."""
+        if (not isinstance(out, list) or len(out) != len(self.graph.outputs)
+                or any(not isinstance(a, np.ndarray) or a.shape != o.shape or a.dtype != o.dtype
+                       or not a.flags.c_contiguous or not a.flags.writeable for a, o in zip(out, self.graph.outputs))):
+            raise SpagoError(f"{self.graph.name}: call_into needs a list of {len(self.graph.outputs)} writable "
+                             "C-contiguous arrays matching the outputs (use output_buffers())")
+        return self._run(self._check_args(args, kwargs), list(out))
+
+    def _run(self, arrays: list, outputs: list) -> Any:
         in_ptrs, out_ptrs = _pointer_array(arrays), _pointer_array(outputs)  # alive for the call
         start = time.perf_counter() if self._profile is not None else 0.0
         self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
@@ -127,11 +144,11 @@ class CompiledFunction:
             self._profile_calls += 1
         for k, src in enumerate(self._lowered.outputs):
             if src.kind == "input":
-                outputs[k] = arrays[src.index].reshape(outputs[k].shape).copy()
+                np.copyto(outputs[k], arrays[src.index].reshape(outputs[k].shape))
             elif src.kind == "const":
-                outputs[k] = self._consts[src.index].reshape(outputs[k].shape).copy()
+                np.copyto(outputs[k], self._consts[src.index].reshape(outputs[k].shape))
             elif src.kind == "output":
-                outputs[k] = outputs[src.index].reshape(outputs[k].shape).copy()
+                np.copyto(outputs[k], outputs[src.index].reshape(outputs[k].shape))
         if self.check:
             self._shadow_check(arrays, outputs)
         tree = self.graph.out_tree

@@ -4,8 +4,11 @@ A threaded kernel calls ``fn(ctx, start, end)`` over chunks of ``[0, extent)``. 
 publishes the job and takes chunks itself; the pool's workers take chunks too, from one shared counter.
 The caller then waits only for chunks a worker has actually claimed: a worker the OS has not scheduled
 (a busy machine) never holds the call up, unlike a fork-join runtime whose barrier waits for every
-thread; and if a claimed chunk takes long, the caller stops spinning and yields its core. Workers spin briefly between jobs (kernels follow each other closely), then sleep in short
-naps. If the pool is busy (another thread's call), the kernel simply runs on the calling thread.
+thread; and if a claimed chunk takes long, the caller stops spinning and yields its core. Workers spin briefly
+between jobs (kernels follow each other closely), then sleep. On Linux they sleep on a futex that the
+next job's caller wakes (if anyone sleeps; tens of microseconds, where a timed nap could cost a
+millisecond to a call that follows a pause); elsewhere they take short naps. If the pool is busy
+(another thread's call), the kernel simply runs on the calling thread.
 
 Job state is one 64-bit *ticket* — generation in the high half, next unclaimed index in the low half —
 claimed with compare-and-swap, so a worker holding a stale view of an old job can never claim work in a
@@ -21,15 +24,18 @@ import threading
 import llvmlite.binding as llvm
 
 SYMBOL = "spago_parallel_for"
-SPIN = 2000              # idle polls (with a pause instruction, ~50 µs) before a worker starts napping
+SPIN = 2000              # idle polls (with a pause instruction, ~50 µs) before a worker sleeps
 NAP_NS, LONG_NAP_NS = 50_000, 1_000_000
 LONG_IDLE = SPIN + 2000  # naps after which a worker naps longer (the process is probably idle)
+FUTEX_TIMEOUT_NS = 100_000_000  # a sleeping worker also looks again this often (a safety net)
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}  # syscall numbers (Linux)
+FUTEX_WAIT, FUTEX_WAKE = 128, 129  # the _PRIVATE forms: the word is this process's own
 
-# pool slots (i64): 0 ticket, 1 fn, 2 ctx, 3 extent, 4 chunk, 5 done, 6 stop, 7 busy
+# pool slots (i64): 0 ticket, 1 fn, 2 ctx, 3 extent, 4 chunk, 5 done, 6 stop, 7 busy, 8 sleepers
 _IR = r"""
-@spago_pool = global [8 x i64] zeroinitializer, align 64
+@spago_pool = global [16 x i64] zeroinitializer, align 64
+@spago_pool_wake = global i32 0, align 64
 
-declare i32 @nanosleep(ptr, ptr)
 declare i32 @sched_yield()
 {pause_decl}
 
@@ -39,9 +45,21 @@ define internal void @relax() {{
 }}
 
 define internal ptr @slot(i64 %k) {{
-  %p = getelementptr inbounds [8 x i64], ptr @spago_pool, i64 0, i64 %k
+  %p = getelementptr inbounds [16 x i64], ptr @spago_pool, i64 0, i64 %k
   ret ptr %p
 }}
+
+; whether ticket %t shows a job of another generation than %seen, still being handed out
+define internal i1 @job_in(i64 %t, i64 %seen) {{
+  %g = lshr i64 %t, 32
+  %next = and i64 %t, 4294967295
+  %fresh = icmp ne i64 %g, %seen
+  %ready = icmp ne i64 %next, 4294967295
+  %both = and i1 %fresh, %ready
+  ret i1 %both
+}}
+
+{wake_functions}
 
 define internal i64 @grab(i64 %gen, i64 %extent, i64 %chunk) {{
 entry:
@@ -116,6 +134,7 @@ go:
   %donep = call ptr @slot(i64 5)
   store atomic i64 0, ptr %donep seq_cst, align 8
   store atomic i64 %base, ptr @spago_pool seq_cst, align 8
+  call void @wake_sleepers()
   call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
   br label %wait
 wait:
@@ -140,25 +159,18 @@ end:
 
 define void @spago_pool_worker() {{
 entry:
-  %ts = alloca {{ i64, i64 }}
-  %nsp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 1
-  %secp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 0
-  store i64 0, ptr %secp
   %stopp = call ptr @slot(i64 6)
   br label %top
 top:
   %seen = phi i64 [ 0, %entry ], [ %seen, %relax ], [ %seen, %nap ], [ %seen2, %job ]
-  %count = phi i64 [ 0, %entry ], [ %count1, %relax ], [ %count1, %nap ], [ 0, %job ]
+  %count = phi i64 [ 0, %entry ], [ %count1, %relax ], [ %slept, %nap ], [ 0, %job ]
   %stop = load atomic i64, ptr %stopp seq_cst, align 8
   %halt = icmp ne i64 %stop, 0
   br i1 %halt, label %exit, label %poll
 poll:
   %t = load atomic i64, ptr @spago_pool seq_cst, align 8
   %g = lshr i64 %t, 32
-  %next = and i64 %t, 4294967295
-  %fresh = icmp ne i64 %g, %seen
-  %ready = icmp ne i64 %next, 4294967295
-  %both = and i1 %fresh, %ready
+  %both = call i1 @job_in(i64 %t, i64 %seen)
   %count1 = add i64 %count, 1
   br i1 %both, label %job, label %idle
 job:
@@ -182,22 +194,90 @@ relax:
   call void @relax()
   br label %top
 nap:
-  %long = icmp ugt i64 %count, {long_idle}
-  %ns = select i1 %long, i64 {long_nap}, i64 {nap}
-  store i64 %ns, ptr %nsp
-  %rc = call i32 @nanosleep(ptr %ts, ptr null)
+  %slept = call i64 @sleep(i64 %count, i64 %seen)
   br label %top
 exit:
   ret void
 }}
 """
 
+# Idle workers sleep on the futex word @spago_pool_wake. A worker counts itself in "sleepers" BEFORE it
+# reads the word and looks for a job once more; a caller publishes its job BEFORE it reads "sleepers"
+# (all sequentially consistent), so either the worker sees the job or the caller sees the sleeper, bumps
+# the word and wakes it: a wake-up is never lost. @sleep returns the idle count to go on with (0: spin
+# again after waking).
+_FUTEX = r"""
+declare i64 @syscall(i64, ...)
+
+define internal void @wake_sleepers() {{
+entry:
+  %sp = call ptr @slot(i64 8)
+  %n = load atomic i64, ptr %sp seq_cst, align 8
+  %any = icmp ne i64 %n, 0
+  br i1 %any, label %wake, label %done
+wake:
+  %old = atomicrmw add ptr @spago_pool_wake, i32 1 seq_cst
+  %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr @spago_pool_wake, i32 {futex_wake}, i32 2147483647)
+  br label %done
+done:
+  ret void
+}}
+
+define internal i64 @sleep(i64 %count, i64 %seen) {{
+entry:
+  %ts = alloca {{ i64, i64 }}
+  %secp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 0
+  store i64 0, ptr %secp
+  %nsp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 1
+  store i64 {futex_timeout}, ptr %nsp
+  %sp = call ptr @slot(i64 8)
+  %in = atomicrmw add ptr %sp, i64 1 seq_cst
+  %word = load atomic i32, ptr @spago_pool_wake seq_cst, align 4
+  %t = load atomic i64, ptr @spago_pool seq_cst, align 8
+  %job = call i1 @job_in(i64 %t, i64 %seen)
+  br i1 %job, label %out, label %wait
+wait:
+  %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr @spago_pool_wake, i32 {futex_wait}, i32 %word, ptr %ts)
+  br label %out
+out:
+  %left = atomicrmw sub ptr %sp, i64 1 seq_cst
+  ret i64 0
+}}
+"""
+
+# Without futexes: naps, longer ones once the process has been idle a while.
+_NAPS = r"""
+declare i32 @nanosleep(ptr, ptr)
+
+define internal void @wake_sleepers() {{
+  ret void
+}}
+
+define internal i64 @sleep(i64 %count, i64 %seen) {{
+  %ts = alloca {{ i64, i64 }}
+  %secp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 0
+  store i64 0, ptr %secp
+  %nsp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 1
+  %long = icmp ugt i64 %count, {long_idle}
+  %ns = select i1 %long, i64 {long_nap}, i64 {nap}
+  store i64 %ns, ptr %nsp
+  %rc = call i32 @nanosleep(ptr %ts, ptr null)
+  %next = add i64 %count, 1
+  ret i64 %next
+}}
+"""
+
 
 def _runtime_ir(triple: str) -> str:
     x86 = triple.startswith(("x86_64", "i386", "i686"))
+    arch = triple.split("-")[0]
+    futex = "linux" in triple and arch in SYS_FUTEX
+    wake = (_FUTEX.format(sys_futex=SYS_FUTEX.get(arch, 0), futex_wait=FUTEX_WAIT, futex_wake=FUTEX_WAKE,
+                          futex_timeout=FUTEX_TIMEOUT_NS) if futex
+            else _NAPS.format(long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS))
     return _IR.format(pause_decl="declare void @llvm.x86.sse2.pause()" if x86 else "",
                       pause_call="call void @llvm.x86.sse2.pause()" if x86 else "",
-                      spin=SPIN, long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS)
+                      spin=SPIN, wake_functions=wake)
 
 
 def _runtime_object() -> bytes:

@@ -93,7 +93,7 @@ class CompiledStep:
         updated: list = []
         state = [self.optimizer.state_of(p) for p in params]
         fn = compile(self._traced(updated), *self._inputs(1, state), tuple(batch), **self.compile_options)
-        hit = self._cache[key] = (fn, list(updated), [p._value for p in params])
+        hit = self._cache[key] = (fn, list(updated), [p._value for p in params], fn.output_buffers())
         return hit
 
     def _inputs(self, seed: int, state: list) -> tuple:
@@ -103,10 +103,12 @@ class CompiledStep:
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *batch: Any) -> float:
-        fn, updated, _ = self._specialize(batch)
+        fn, updated, _, buffers = self._specialize(batch)
         opt, params = self.optimizer, self.optimizer.params
         state = [opt.state_of(p) for p in params]
-        loss, new_values, new_states = fn(*self._inputs(self.generator.next_seed(), state), tuple(batch))
+        # the new values land in buffers kept from call to call, then are copied into the live arrays
+        loss, new_values, new_states = fn.call_into(buffers, *self._inputs(self.generator.next_seed(), state),
+                                                    tuple(batch))
         opt.steps += 1
         for k, value, new_state in zip(updated, new_values, new_states):
             params[k].assign(value)

@@ -28,9 +28,10 @@ class BufferPlan:
     start: int          # index of the kernel that writes it
     end: int            # index of the last kernel that reads it
     inplace_of: str | None = None  # the buffer this one overwrites in place
+    branches: frozenset = frozenset()  # (region, branch) pairs whose kernels write or read it
 
     def overlaps_in_time(self, other: "BufferPlan") -> bool:
-        return self.start <= other.end and other.start <= self.end
+        return (self.start <= other.end and other.start <= self.end) or _concurrent(self.branches, other.branches)
 
     def overlaps_in_space(self, other: "BufferPlan") -> bool:
         return self.offset < other.offset + other.size and other.offset < self.offset + self.size
@@ -120,6 +121,24 @@ class MemoryPlan:
         return path
 
 
+def _concurrent(a: frozenset, b: frozenset) -> bool:
+    """Whether two buffers are used by different branches of one region, which run at the same time."""
+    return any(r == q and k != j for r, k in a for q, j in b)
+
+
+def _branch_uses(graph: Graph) -> dict:
+    """Buffer -> the (region, branch) pairs of the kernels that write or read it."""
+    from .parallel_branches import regions
+
+    uses: dict = {}
+    for region in regions(graph):
+        for k, nodes in enumerate(region.branches):
+            for n in nodes:
+                for m in [n] + list(n.inputs):
+                    uses.setdefault(alias_root(m), set()).add((region.index, k))
+    return {n: frozenset(u) for n, u in uses.items()}
+
+
 def _align(n: int, alignment: int) -> int:
     return max(-(-n // alignment) * alignment, alignment)
 
@@ -142,16 +161,19 @@ def _aligned_inputs(node: Node) -> list:
     return [outer for outer, inner in zip(node.inputs, body.inputs) if inner not in through_view]
 
 
-def _place(sizes: Sequence[int], lives: Sequence[tuple], alignment: int) -> tuple[list, int]:
-    """Greedy interval packing: biggest first, each at the lowest free address over its lifetime."""
+def _place(sizes: Sequence[int], lives: Sequence[tuple], alignment: int,
+           branches: Sequence[frozenset] | None = None) -> tuple[list, int]:
+    """Greedy interval packing: biggest first, each at the lowest free address over its lifetime (and
+    apart from every buffer that a concurrently running branch uses)."""
     order = sorted(range(len(sizes)), key=lambda k: (-sizes[k], lives[k][0]))
     offsets = [0] * len(sizes)
     placed: list = []
     top = 0
+    branches = branches or [frozenset()] * len(sizes)
     for k in order:
         start, end = lives[k]
         busy = sorted((offsets[j], offsets[j] + sizes[j]) for j in placed
-                      if lives[j][0] <= end and start <= lives[j][1])
+                      if (lives[j][0] <= end and start <= lives[j][1]) or _concurrent(branches[j], branches[k]))
         offset = 0
         for lo, hi in busy:
             if offset + sizes[k] <= lo:
@@ -178,9 +200,10 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
 
     buffers = [n for n in graph.nodes if not is_alias(n) and n not in output_roots]
     naive = sum(_align(n.spec.nbytes, alignment) for n in buffers)
+    uses = _branch_uses(graph)
     # Storage groups: a buffer overwritten in place joins the group of the input it overwrites.
     group_of: dict = {}
-    groups: list = []  # [size, start, end, members]
+    groups: list = []  # [size, start, end, members, branch uses]
     inplace_of: dict = {}
     for n in buffers:
         t = position[n]
@@ -192,25 +215,29 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
                 r = alias_root(i)
                 g = group_of.get(r)
                 if (g is not None and i.shape == n.shape and i.spec.nbytes == n.spec.nbytes
-                        and groups[g][0] == size and groups[g][2] == t and r not in output_roots):
+                        and groups[g][0] == size and groups[g][2] == t and r not in output_roots
+                        and not _concurrent(groups[g][4], uses.get(n, frozenset()))):
                     target = (g, r)
                     break
         if target is not None:
             g, r = target
             groups[g][2] = end
             groups[g][3].append(n)
+            groups[g][4] |= uses.get(n, frozenset())
             group_of[n] = g
             inplace_of[n] = r
         else:
             group_of[n] = len(groups)
-            groups.append([size, t, end, [n]])
+            groups.append([size, t, end, [n], uses.get(n, frozenset())])
 
-    offsets, arena = _place([g[0] for g in groups], [(g[1], g[2]) for g in groups], alignment)
+    offsets, arena = _place([g[0] for g in groups], [(g[1], g[2]) for g in groups], alignment,
+                            [g[4] for g in groups])
     entries = [BufferPlan(n.name, n, groups[group_of[n]][0], offsets[group_of[n]], position[n],
                           max(last_use.get(n, position[n]), position[n]),
-                          inplace_of[n].name if n in inplace_of else None) for n in buffers]
+                          inplace_of[n].name if n in inplace_of else None, groups[group_of[n]][4])
+               for n in buffers]
     live = [0] * (len(graph.nodes) + 1)
-    for size, start, end, _ in groups:
+    for size, start, end, *_ in groups:
         for t in range(start, min(end, len(graph.nodes) - 1) + 1):
             live[t] += size
     return MemoryPlan(entries, arena, naive, max(live, default=0), len(graph.nodes))

@@ -163,7 +163,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
         return None
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
-    if m * n * k <= SMALL_PRODUCT or not m or not n:
+    if not m or not n:
         return None
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     nb = len(batch)
@@ -183,7 +183,8 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     rows, groups = m, list(batch)
     while groups and all(o[2][len(groups) - 1] == o[2][-1] * rows for o in ops):
         rows *= groups.pop()
-    if blas_layout(rows, k, ars, acs) is None:
+    # judged after folding: (32, 30, 256) @ (256, 9) is one product of 960 rows, not 32 small ones
+    if rows * n * k <= SMALL_PRODUCT or blas_layout(rows, k, ars, acs) is None:
         return None
     ng = len(groups)
     operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
