@@ -40,7 +40,7 @@ def fused_node(compiled):
 @pytest.mark.skipif(not parallel.enabled(), reason="one core: kernels are not threaded")
 @pytest.mark.parametrize("fn,shape,split", [
     (linear_gelu, (2, 256, 96), "rows"),       # tall: batch folded into 512 rows, cut by rows
-    (linear_gelu, (1, 40, 96), "cols"),        # one short sentence: cut by columns
+    (linear_gelu, (1, 100, 96), "cols"),       # one short sentence: cut by columns
     (linear_t_residual, (3, 24, 96), "cols"),  # transposed weight, residual epilogue
 ])
 def test_split_products_match_numpy(fn, shape, split):
@@ -111,3 +111,27 @@ def test_workers_sleep_when_idle_and_wake_for_the_next_call():
     cpu = time.process_time()
     time.sleep(0.3)
     assert time.process_time() - cpu < 0.1  # a spinning worker would burn the whole 0.3 s
+
+
+@pytest.mark.parametrize("m,k,n,a_transposed", [
+    (32, 128, 512, False),  # an LSTM step's recurrent product
+    (32, 512, 128, False),  # its gradient with respect to the state
+    (30, 200, 96, False),   # rows left over after whole tiles of 4; columns in tiles of 32
+    (13, 300, 64, True),    # A read through a transposed view
+])
+def test_register_tiled_products_match_numpy(m, k, n, a_transposed):
+    """Few rows, contiguous weight rows: the product runs register tiles instead of BLAS."""
+    from spago.backend.kernels.matmul import _tiled
+
+    a = rng.standard_normal((k, m) if a_transposed else (m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+
+    def f(a, w, bias):
+        return sp.tanh((a.transpose((1, 0)) if a_transposed else a) @ w + bias)
+
+    compiled = sp.compile(f, a, w, bias, cache=False)
+    node = fused_node(compiled)
+    assert matmul_plan(node) is None and _tiled(np.float32, m, n, k, (n, 1))
+    want = np.tanh((a.T if a_transposed else a) @ w + bias)
+    np.testing.assert_allclose(compiled(a, w, bias), want, rtol=1e-4, atol=1e-5)

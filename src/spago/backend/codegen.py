@@ -156,13 +156,22 @@ class _Emitter:
         frame.ptrs[n] = ptr
         return ptr
 
+    def inplace_inputs(self, n: Node) -> tuple:
+        """The inputs whose arena buffer ``n`` writes over (the planner gives an input and its reader one
+        offset only then: an input is alive while its reader runs)."""
+        if n not in self.offsets:
+            return ()
+        return tuple(k for k, i in enumerate(n.inputs)
+                     if i.shape == n.shape and self.offsets.get(alias_root(i)) == self.offsets[n])
+
     def node(self, frame: _Frame, n: Node) -> None:
         if is_alias(n):
             return
-        key = kernel_key(n)
+        inplace = self.inplace_inputs(n)
+        key = kernel_key(n) + (f"|inplace={inplace}" if inplace else "")
         fn = self.emitted.get(key)
         if fn is None:
-            fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted))
+            fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted), inplace)
         b = frame.b
         args = [self.pointer(frame, n)] + [self.pointer(frame, i) for i in n.inputs]
         before = self.clock(b)
@@ -233,8 +242,13 @@ def kernel_key(node: Node) -> str:
     return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}"
 
 
-def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
-    """Emit the LLVM function computing ``node`` (its name tells the family, for profiles and asm)."""
+def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = ()) -> ir.Function:
+    """Emit the LLVM function computing ``node`` (its name tells the family, for profiles and asm).
+
+    ``inplace``: the inputs whose buffer the output overwrites (the memory plan's in-place sharing). The
+    body then reads them through the output pointer, so LLVM sees each element read and written at
+    one address and vectorises the loop; with two pointers to one buffer its overlap check would fail at
+    run time and send every call down the scalar loop."""
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * (1 + len(node.inputs))),
                      f"k{index}_{family_of(node)}_{node.name}".replace(".", "_"))
     fn.linkage = "internal"
@@ -245,11 +259,18 @@ def kernel_function(module: ir.Module, node: Node, index: int) -> ir.Function:
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     extent = parallel_extent(node)
     if extent > 1:
-        _emit_parallel(module, b, fn, node, extent)
+        _emit_parallel(module, b, fn, node, extent, inplace)
     else:
-        emitter_for(node)(b, list(fn.args), node)
+        emitter_for(node)(b, _reading(list(fn.args), inplace), node)
     b.ret_void()
     return fn
+
+
+def _reading(args: list, inplace: tuple) -> list:
+    """The kernel's pointers, with the inputs it overwrites read through the output pointer."""
+    for k in inplace:
+        args[1 + k] = args[0]
+    return args
 
 
 def parallel_extent(node: Node) -> int:
@@ -267,7 +288,8 @@ def parallel_extent(node: Node) -> int:
     return extent_of(node)
 
 
-def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: Node, extent: int) -> None:
+def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: Node, extent: int,
+                   inplace: tuple = ()) -> None:
     """The kernel hands its pointers to ``spago_parallel_for`` (see `threadpool`), which runs the body
     on chunks [start, end) of the outer loop on the calling thread and the pool's workers."""
     from . import parallel
@@ -280,7 +302,7 @@ def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: No
     ctx, start, end = worker.args
     args = [wb.load(wb.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
             for k in range(len(fn.args))]
-    emitter_for(node)(wb, args, node, outer=(start, end))
+    emitter_for(node)(wb, _reading(args, inplace), node, outer=(start, end))
     wb.ret_void()
 
     ctx = b.alloca(PTR, size=ir.Constant(I64, len(fn.args)))

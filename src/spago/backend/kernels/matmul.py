@@ -24,6 +24,8 @@ from .reduce import identity
 
 
 SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
+TILED_PRODUCT = 1 << 22  # float32 products up to this with few rows run register tiles, not BLAS
+TILED_ROWS = 64          # "few rows": an RNN step's batch
 PIECES = 2               # column blocks per thread a short product is cut into
 
 
@@ -113,7 +115,10 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
             a_ptr = element_ptr(b, in_ptrs[ia], b.add(a_off, ir.Constant(I64, a_start)), dtype)
             b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
-            if np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
+            if _tiled(dtype, m, n, k, (brs, bcs)):
+                register_tiled_product(b, ir.Constant(I64, m), n, k, a_ptr, (ars, acs), b_ptr, brs, c_ptr, ldc,
+                                       rows=4, vectors=4 if n % (4 * LANES) == 0 else 2)
+            elif np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
                 call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
             else:
                 _loop_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
@@ -163,7 +168,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
         return None
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
-    if not m or not n:
+    if not m or not n or _tiled(mm.dtype, m, n, k, (brs, bcs)):
         return None
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     nb = len(batch)
@@ -208,6 +213,15 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     col_blocks = -(-n // block_cols)
     return MatmulPlan(mm, epilogue, tuple(groups), rows, n, k, block_rows, blocks, operands, acs,
                       (brs, bcs), list(leaves), col_blocks, block_cols)
+
+
+def _tiled(dtype, m: int, n: int, k: int, b_strides: tuple) -> bool:
+    """Whether a product runs `register_tiled_product`: float32 with B's rows contiguous, a few rows (an RNN
+    step: 32 x 128 by 128 x 512) and columns in whole tiles. It keeps its accumulators in registers and
+    reads the weight where it lies, where BLAS would first repack all of it — at these sizes ~25% faster
+    (40 µs against 50–56 µs for the step above, one thread)."""
+    return (np.dtype(dtype) == np.float32 and b_strides[1] == 1 and m <= TILED_ROWS and n % (2 * LANES) == 0
+            and SMALL_PRODUCT < m * n * k <= TILED_PRODUCT)
 
 
 def _epilogue_leaves(body, mm: Node, epilogue: list) -> dict:
