@@ -190,3 +190,11 @@ def test_exported_library_runs_the_branches_in_order(two_threads, tmp_path):
     outputs = (ctypes.c_void_p * 1)(out.ctypes.data)
     assert lib.chains_run(inputs, outputs) == 0
     np.testing.assert_allclose(out, fn(*a), rtol=1e-5, atol=1e-5)  # its own portable product: other rounding
+
+
+def test_scan_budget_bounds_the_search_and_keeps_finding_regions(two_threads, monkeypatch):
+    import spago.passes.parallel_branches as pb
+
+    monkeypatch.setattr(pb, "SCAN_BUDGET", 50)  # far fewer visits than starts x kernels: a thinned search
+    (region,) = regions(optimized(two_chains, *args()))
+    assert len(region.branches) == 2

@@ -26,6 +26,7 @@ MULTIPLY_ADDS_PER_NS = 40.0  # a matrix product on one core
 REGION_NS = 5000.0           # handing a region to the pool and waiting for every branch, with margin
 SPLIT_NS = 3000.0            # handing one kernel's chunks to the pool and waiting for the slowest
 JOIN_NS, JOIN_SHARE = 20000.0, 0.1  # a kernel reading two groups this heavy (and this share) joins them
+SCAN_BUDGET = 2_000_000      # kernels visited over all candidate starts (bounds the pass's time)
 
 
 @dataclass
@@ -107,6 +108,8 @@ def _choose(nodes: list, single: list, in_order: list, threads: int) -> list:
             readers[t] += 1
     # a stretch starts at the beginning or where the schedule forks
     starts = sorted({0} | {t + 1 for t in range(len(nodes) - 1) if readers[t] > 1})
+    stride = max(1, -(-len(starts) * len(nodes) // SCAN_BUDGET))  # a huge graph: every stride-th start
+    starts = starts[::stride]
     ends = {s: _grow(s, preds, single, in_order, threads)[0] for s in starts}
     # weighted interval scheduling over the candidates: value[s] = best total saving from s on
     value = [0.0] * (len(nodes) + 1)
