@@ -7,11 +7,14 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import spago as sp
 from spago.passes import default_passes, optimize
 from spago.passes.memory import plan_memory
 from spago.passes.parallel_branches import estimate_ns, multiply_adds, parallel_branches, regions
+
+from .dags import random_graphs
 
 RNG = np.random.default_rng(0)
 
@@ -198,3 +201,28 @@ def test_scan_budget_bounds_the_search_and_keeps_finding_regions(two_threads, mo
     monkeypatch.setattr(pb, "SCAN_BUDGET", 50)  # far fewer visits than starts x kernels: a thinned search
     (region,) = regions(optimized(two_chains, *args()))
     assert len(region.branches) == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sample=random_graphs(max_ops=20))
+def test_random_graphs_split_into_regions_stay_correct(sample, two_threads, monkeypatch):
+    """With regions made free, random programs get split wherever they have independent work: the
+    schedule stays a valid order with the same values, no two concurrent branches share memory, and the
+    compiled code (branches really running on two threads) computes what the interpreter does."""
+    import spago.passes.parallel_branches as pb
+
+    monkeypatch.setattr(pb, "REGION_NS", 0.0)
+    monkeypatch.setattr(pb, "LAUNCH_NS", 1.0)
+    monkeypatch.setattr(pb, "JOIN_NS", 1e12)  # never defer: every fork may start a region
+    graph, inputs = sample
+    optimized_graph, _ = optimize(graph)
+    optimized_graph.verify()
+    plan_memory(optimized_graph).check()
+    want = sp.ir.interpret(graph, *inputs)
+    got = sp.ir.interpret(optimized_graph, *inputs)
+    for w, g in zip(want if isinstance(want, (list, tuple)) else [want], got if isinstance(got, (list, tuple)) else [got]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    fn = sp.compile(graph, cache=False)
+    out = fn(*inputs)
+    for w, g in zip(want if isinstance(want, (list, tuple)) else [want], out if isinstance(out, (list, tuple)) else [out]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
