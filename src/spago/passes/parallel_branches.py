@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir.graph import Graph, Node
-from .schedule import alias_root, is_alias
+from .schedule import is_alias
 
 LAUNCH_NS = 300.0            # a kernel call, however small
 BYTES_PER_NS = 24.0          # streaming through buffers on one core
@@ -63,6 +63,8 @@ def estimate_ns(node: Node) -> float:
 
 
 def parallel_branches(graph: Graph) -> Graph:
+    """Mark regions of independent branches and reorder each branch by branch (a no-op with one thread:
+    the backend's thread count decides, since a region only pays when threads run it)."""
     from ..backend import parallel
 
     for n in graph.nodes:
