@@ -235,11 +235,13 @@ def _count(b: ir.IRBuilder, counters: ir.GlobalVariable, k: int, cycles: ir.Valu
 
 
 def kernel_key(node: Node) -> str:
-    """What a kernel's code depends on: op, attributes (a fused body by its structure) and operand types."""
+    """What a kernel's code depends on: op, attributes (a fused body by its structure), operand types, and
+    whether it runs inside a branch of a parallel region (then on one thread)."""
     from .cache import attribute_text
 
     attrs = ";".join(f"{k}={attribute_text(v)}" for k, v in sorted(node.attrs.items()))
-    return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}"
+    alone = "|in-branch" if "branch" in node.meta else ""
+    return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}{alone}"
 
 
 def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = ()) -> ir.Function:
@@ -281,8 +283,8 @@ def parallel_extent(node: Node) -> int:
     _load_families()
     family = family_of(node)
     extent_of = PARALLEL.get(family)
-    if extent_of is None or not parallel.enabled():
-        return 0
+    if extent_of is None or not parallel.enabled() or "branch" in node.meta:
+        return 0  # no pool, or the kernel runs inside a branch of a parallel region: on its branch's thread
     if family != "matmul" and node.spec.size < parallel.MIN_ELEMENTS:
         return 0  # a matrix product judges its own work (multiply-adds, not output size)
     return extent_of(node)
