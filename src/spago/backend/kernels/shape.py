@@ -1,11 +1,12 @@
 """Shape kernels: transpose, concat and pad, as strided copies (output written contiguously)."""
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
 from ..loops import contiguous_strides, for_range, strided_nest
-from ..types import I64, const, element_ptr, load, store
+from ..types import I64, PTR, const, element_ptr, load, store
 from . import family
 
 
@@ -40,13 +41,43 @@ def emit_reshape(b: ir.IRBuilder, args: list, node: Node) -> None:
 
 @family("concat")
 def emit_concat(b: ir.IRBuilder, args: list, node: Node) -> None:
+    """Each input is ``outer`` contiguous runs (the axes before ``axis`` index them), copied with memcpy.
+    Inputs of one shape (an unrolled loop's steps) share one run-time loop over a table of their
+    pointers, so the code stays small however many there are: 30 element loops, each vectorised and
+    unrolled, once made one concat 200,000 instructions and most of a training step's compile time."""
     axis = node.attrs["axis"]
-    out_strides = contiguous_strides(node.shape)
+    outer = int(np.prod(node.shape[:axis], dtype=np.int64))
+    out_row = int(np.prod(node.shape[axis:], dtype=np.int64))  # elements per outer index in the output
+    itemsize = np.dtype(node.dtype).itemsize
+    out = args[0]
+    shapes = {inp.shape for inp in node.inputs}
+    if len(shapes) == 1 and len(node.inputs) > 2:
+        run = node.inputs[0].spec.size // max(outer, 1)
+        table = b.alloca(PTR, size=ir.Constant(I64, len(node.inputs)))
+        for k, ptr in enumerate(args[1:]):
+            b.store(ptr, b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
+        with for_range(b, len(node.inputs), "piece") as k:
+            src = b.load(b.gep(table, [k], inbounds=True, source_etype=PTR), typ=PTR)
+            _copy_runs(b, out, b.mul(k, ir.Constant(I64, run)), out_row, src, run, outer, itemsize, node.dtype)
+        return
     start = 0
     for ptr, inp in zip(args[1:], node.inputs):
-        strided_copy(b, inp.shape, args[0], out_strides, start * out_strides[axis], ptr,
-                     contiguous_strides(inp.shape), 0, node.dtype)
-        start += inp.shape[axis]
+        run = inp.spec.size // max(outer, 1)
+        _copy_runs(b, out, ir.Constant(I64, start), out_row, ptr, run, outer, itemsize, node.dtype)
+        start += run
+
+
+def _copy_runs(b: ir.IRBuilder, dst, dst_start: ir.Value, dst_row: int, src, run: int, outer: int, itemsize: int,
+               dtype) -> None:
+    """dst[o·dst_row + dst_start + j] = src[o·run + j] for o < outer, j < run (one memcpy per o)."""
+    if not run:
+        return
+    memcpy = b.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+    size = ir.Constant(I64, run * itemsize)
+    with for_range(b, outer, "run") as o:
+        d = element_ptr(b, dst, b.add(b.mul(o, ir.Constant(I64, dst_row)), dst_start), dtype)
+        s = element_ptr(b, src, b.mul(o, ir.Constant(I64, run)), dtype)
+        b.call(memcpy, [d, s, size, ir.Constant(ir.IntType(1), 0)])
 
 
 @family("pad")
