@@ -12,7 +12,8 @@ from .ir.tracer import trace
 
 def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = None, inference: bool = True,
             dump_dir: str | None = None, name: str | None = None, cache: bool | None = None,
-            check: bool | None = None, profile: bool | None = None, **example_kwargs: Any):
+            check: bool | None = None, profile: bool | None = None, donate: dict | None = None,
+            **example_kwargs: Any):
     """Compile ``fn`` for the shapes and dtypes of the example arguments (arrays, Tensors or ``spago.spec``).
 
     Returns a `CompiledFunction` called like ``fn`` with NumPy arrays or Tensors, returning NumPy arrays
@@ -22,6 +23,12 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     ``check=True`` (or ``SPAGO_CHECK=1``) runs the reference interpreter beside the native code on every
     call and names the first kernel whose values diverge. ``profile=True`` (or ``SPAGO_PROFILE=1``) counts
     CPU cycles per kernel call, so ``report()["profile"]`` shows where the time goes.
+
+    ``donate`` maps flat output indices to where they may be written instead of a fresh array: an int is
+    a flat input index (that input's array is overwritten and returned as the output), an array is a
+    parameter's array (``inference=False``: updated in place). A training step thus updates weights and
+    optimiser state with no copies. Each is honoured only where it is safe — every other reader of the
+    input runs before the kernel that writes it — and otherwise the output gets its own array.
     """
     from .backend import cache as disk
     from .backend.codegen import ENTRY, PROFILE, lower
@@ -42,7 +49,8 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     check = check if check is not None else os.environ.get("SPAGO_CHECK", "0") not in ("", "0")
     start = time.perf_counter()
     profile = profile if profile is not None else os.environ.get("SPAGO_PROFILE", "0") not in ("", "0")
-    lowered = lower(optimized, optimized.name, debug=check, profile=profile)
+    lowered = lower(optimized, optimized.name, debug=check, profile=profile,
+                    donate=_donated_nodes(optimized, donate) if donate else None)
     stages["lower"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -63,6 +71,28 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     stages["load"] = time.perf_counter() - start
     return CompiledFunction(optimized, lowered, address, source_graph=graph, stages=stages, manager=manager,
                             object_code=obj, check=check, profile_counters=counters)
+
+
+def _donated_nodes(graph: Graph, donate: dict) -> dict:
+    """``donate`` with its targets as graph nodes (a spago error names a target that is neither)."""
+    from .errors import SpagoError
+
+    nodes = {}
+    for k, target in donate.items():
+        if not isinstance(k, int) or not 0 <= k < len(graph.outputs):
+            raise SpagoError(f"donate: {k!r} is not an output index of {graph.name} (it has {len(graph.outputs)})")
+        if isinstance(target, int) and not isinstance(target, bool):
+            if not 0 <= target < len(graph.inputs):
+                raise SpagoError(f"donate: output {k} -> input {target}, but {graph.name} has "
+                                 f"{len(graph.inputs)} array inputs")
+            nodes[k] = graph.inputs[target]
+            continue
+        found = [n for n in graph.params if n.data is target]
+        if not found:
+            raise SpagoError(f"donate: output {k} -> an array that is not a parameter of {graph.name} "
+                             "(parameters stay parameters only with inference=False)")
+        nodes[k] = found[0]
+    return nodes
 
 
 def _signature(args: tuple, kwargs: dict) -> tuple:

@@ -307,3 +307,93 @@ def test_call_into_reuses_output_buffers():
                 [np.asfortranarray(np.empty((2, 3), np.float32)), out[1]]):
         with pytest.raises(sp.SpagoError, match="call_into needs"):
             fn.call_into(bad, a, b)
+
+
+def test_donated_output_is_written_into_the_input():
+    def update(p, g):
+        return p - 0.1 * g, (g * g).sum()
+
+    p, g = rng.standard_normal((64, 32)).astype(np.float32), rng.standard_normal((64, 32)).astype(np.float32)
+    want = p - 0.1 * g
+    fn = sp.compile(update, p, g, donate={0: 0})
+    assert fn._lowered.outputs[0].kind == "donated"
+    new, _ = fn(p, g)
+    assert new is p  # the input's own array, overwritten
+    np.testing.assert_allclose(p, want, rtol=1e-6)
+
+
+def test_donation_is_refused_where_a_later_kernel_still_reads_the_input():
+    def f(p, g):
+        new = p - 0.1 * g
+        return new, (new * p).sum()  # p is read again after its update
+
+    p, g = rng.standard_normal((8, 8)).astype(np.float32), rng.standard_normal((8, 8)).astype(np.float32)
+    before = p.copy()
+    fn = sp.compile(f, p, g, donate={0: 0})
+    new, total = fn(p, g)
+    if fn._lowered.outputs[0].kind == "donated":  # fused into one safe kernel, or not donated at all
+        np.testing.assert_allclose(total, ((before - 0.1 * g) * before).sum(), rtol=1e-5)
+    else:
+        assert new is not p and np.array_equal(p, before)
+    np.testing.assert_allclose(new, before - 0.1 * g, rtol=1e-6)
+
+
+def test_donated_output_updates_a_parameter_in_place():
+    w = sp.tensor(rng.standard_normal((16, 16)).astype(np.float32))
+    w.name = "w"
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    weights = w.numpy()
+
+    def step(x):
+        g = x.transpose((1, 0)) @ (x @ w)
+        return w - 0.01 * g, g.sum()  # g has two readers: the update stays an elementwise kernel
+
+    want = weights - 0.01 * (x.T @ (x @ weights))
+    fn = sp.compile(step, x, inference=False, donate={0: weights})
+    new, _ = fn(x)
+    assert new is weights
+    np.testing.assert_allclose(weights, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_product_never_writes_over_an_operand_of_its_epilogue():
+    """C = A·B is stored before the epilogue reads w: writing C over w would corrupt it."""
+    w = sp.tensor(rng.standard_normal((16, 16)).astype(np.float32))
+    w.name = "w"
+    x = rng.standard_normal((16, 16)).astype(np.float32)
+    weights = w.numpy()
+    fn = sp.compile(lambda x: w - 0.01 * (x @ x), x, inference=False, donate={0: weights})
+    assert fn._lowered.outputs[0].kind != "donated"
+
+
+def test_donate_names_what_is_wrong():
+    x = np.ones((2, 2), np.float32)
+    with pytest.raises(sp.SpagoError, match="not an output index"):
+        sp.compile(lambda a: a * 2.0, x, donate={3: 0})
+    with pytest.raises(sp.SpagoError, match="array inputs"):
+        sp.compile(lambda a: a * 2.0, x, donate={0: 5})
+    with pytest.raises(sp.SpagoError, match="not a parameter"):
+        sp.compile(lambda a: a * 2.0, x, donate={0: np.ones((2, 2), np.float32)})
+
+
+def test_shadow_checks_and_export_do_without_donation(tmp_path):
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    checked = sp.compile(lambda a: a * 2.0 + 1.0, x, donate={0: 0}, check=True)
+    assert checked._lowered.outputs[0].kind != "donated"
+    y = x.copy()
+    np.testing.assert_allclose(checked(y), x * 2.0 + 1.0)
+    donated = sp.compile(lambda a: a * 2.0 + 1.0, x, donate={0: 0})
+    if shutil.which("cc") is not None:
+        with pytest.raises(sp.SpagoError, match="without donate"):
+            donated.export(str(tmp_path / "lib"))
+
+
+def test_training_compiles_read_zero_dimensional_parameters_live():
+    from spago import nn
+
+    scale = nn.Param(np.float32(2.0))
+    scale.name = "scale"
+    x = np.ones(3, np.float32)
+    fn = sp.compile(lambda v: v * scale, x, inference=False)
+    np.testing.assert_allclose(fn(x), 2.0)
+    scale.assign(np.float32(5.0))
+    np.testing.assert_allclose(fn(x), 5.0)  # the parameter's own array, not a copy taken at compile time

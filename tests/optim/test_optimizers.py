@@ -318,3 +318,23 @@ def test_parameters_without_gradient_are_left_alone():
     opt.step()
     assert model.unused.numpy().tolist() == [1.0, 1.0]
     assert not any(a.any() for a in model.unused.state.values())
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+def test_compiled_step_writes_parameters_and_state_in_place(name):
+    """New values go straight into the Params' and the state's own arrays: no copies after the call."""
+    model = mlp()
+    opt = OPTIMISERS[name][0](model)
+    x = XB.astype("float64")
+    step = optim.compile_step(ce_loss, model, opt, x, YB)
+    arrays = [p._value for p in model.parameters()]
+    step(x, YB)
+    from spago.passes.schedule import alias_root
+
+    graph = step.compiled.graph
+    for k, source in enumerate(step.compiled._lowered.outputs[1:], 1):  # all but the loss
+        writer = alias_root(graph.outputs[k])
+        # the one exception: an update fused into its gradient's product (plain SGD), whose epilogue
+        # reads the parameter after the product is stored — so it gets its own array and a copy
+        assert source.kind == "donated" or writer.attrs.get("pattern") == "matmul", (name, k, writer.format())
+    assert all(p._value is a for p, a in zip(model.parameters(), arrays))

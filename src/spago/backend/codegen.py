@@ -24,8 +24,9 @@ PROFILE = "spago_profile_cycles"  # profiling builds: i64 per kernel call site, 
 class OutputSource:
     """Where output ``k`` comes from: written by a kernel, or copied after the call from another array."""
 
-    kind: str       # "kernel" | "input" | "const" | "output"
+    kind: str       # "kernel" | "input" | "const" | "output" | "donated"
     index: int = 0  # which input / const / output to copy from (unused for "kernel")
+    table: str = ""  # "donated": the kernel wrote it into input ``index`` ("input") or const ``index`` ("const")
 
 
 @dataclass
@@ -63,20 +64,33 @@ def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[
     return offsets, plan.arena_bytes
 
 
-def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool = False) -> Lowered:
+def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool = False,
+          donate: dict | None = None) -> Lowered:
     """The module for ``graph``; ``profile`` brackets every kernel call with cycle-counter reads and adds
-    the difference to that call's slot of the global ``PROFILE`` array (the last slot: the whole call)."""
+    the difference to that call's slot of the global ``PROFILE`` array (the last slot: the whole call).
+    ``donate`` maps output indices to the input or parameter node whose memory may receive them (see
+    `spago.compile`); each is honoured only where `safe_to_write_over` allows."""
     module = ir.Module(name=name)
     consts = graph.params + graph.consts
     const_index = {n: k for k, n in enumerate(consts)}
     input_index = {n: k for k, n in enumerate(graph.inputs)}
 
-    # Which kernel writes straight into which output array; the rest are copied after the call.
+    # Which kernel writes straight into which output array (or donated input); the rest are copied after.
     sources: list = []
     output_slot: dict = {}
+    written_over: dict = {}  # kernel -> the input or parameter node whose memory it writes
     for k, o in enumerate(graph.outputs):
         root = alias_root(o)
-        if root.kind == "op" and root not in output_slot:
+        target = (donate or {}).get(k)
+        if (target is not None and not debug and root.kind == "op" and root not in output_slot
+                and root not in written_over and target not in written_over.values()
+                and safe_to_write_over(graph, o, target)):
+            written_over[root] = target
+            table, index = ("input", input_index[target]) if target in input_index else ("const", const_index[target])
+            sources.append(OutputSource("donated", index, table))
+        elif root.kind == "op" and root in written_over:  # a second output of the same kernel
+            sources.append(OutputSource("output", next(j for j in range(k) if alias_root(graph.outputs[j]) is root)))
+        elif root.kind == "op" and root not in output_slot:
             output_slot[root] = k
             sources.append(OutputSource("kernel"))
         elif root.kind == "op":
@@ -85,7 +99,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
             sources.append(OutputSource("input", input_index[root]))
         else:
             sources.append(OutputSource("const", const_index[root]))
-    offsets, arena_bytes = plan_offsets(graph, set(output_slot), debug)
+    offsets, arena_bytes = plan_offsets(graph, set(output_slot) | set(written_over), debug)
 
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, PTR, PTR]), ENTRY)
     for a, nm in zip(entry.args, TABLES):
@@ -93,7 +107,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     calls = [n for n in graph.nodes if not is_alias(n)]
     emit = _Emitter(module, graph, offsets, output_slot, const_index, input_index,
-                    _profile_counters(module, len(calls) + 1) if profile else None)
+                    _profile_counters(module, len(calls) + 1) if profile else None, written_over)
     begin = emit.clock(b)
     frame = _Frame(b, entry.args)
     region_at = {r.start: r for r in regions(graph)}
@@ -127,8 +141,9 @@ class _Emitter:
     """Emits kernel calls into the entry point or into a region's branch functions."""
 
     def __init__(self, module: ir.Module, graph: Graph, offsets: dict, output_slot: dict, const_index: dict,
-                 input_index: dict, counters: ir.GlobalVariable | None):
+                 input_index: dict, counters: ir.GlobalVariable | None, written_over: dict):
         self.module, self.offsets, self.output_slot = module, offsets, output_slot
+        self.written_over = written_over
         self.const_index, self.input_index, self.counters = const_index, input_index, counters
         self.kernels: list = []
         self.emitted: dict = {}  # identical kernels (an unrolled loop's steps) are emitted once and called again
@@ -145,6 +160,8 @@ class _Emitter:
         b, (args_in, args_out, args_const, arena) = frame.b, frame.tables
         if is_alias(n):
             ptr = self.pointer(frame, n.inputs[0])
+        elif n in self.written_over:
+            ptr = self.pointer(frame, self.written_over[n])
         elif n in self.input_index:
             ptr = _load_slot(b, args_in, self.input_index[n])
         elif n in self.const_index:
@@ -158,7 +175,9 @@ class _Emitter:
 
     def inplace_inputs(self, n: Node) -> tuple:
         """The inputs whose arena buffer ``n`` writes over (the planner gives an input and its reader one
-        offset only then: an input is alive while its reader runs)."""
+        offset only then: an input is alive while its reader runs), or the donated input it writes into."""
+        if n in self.written_over:
+            return tuple(k for k, i in enumerate(n.inputs) if alias_root(i) is self.written_over[n])
         if n not in self.offsets:
             return ()
         return tuple(k for k, i in enumerate(n.inputs)
@@ -215,6 +234,33 @@ class _Emitter:
             b.store(table, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
         run = _runtime(self.module, SYMBOL, VOID, [PTR, PTR, I64, I64])
         b.call(run, [worker, ctx, ir.Constant(I64, len(branches)), ir.Constant(I64, 1)])
+
+
+def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:
+    """Whether the kernel computing ``output`` may write it straight into ``target``'s memory (an input or
+    parameter of the same shape and dtype): every other kernel that reads ``target`` runs before it, none
+    beside it in another branch of its region, and it reads ``target`` itself (if at all) element for
+    element as an elementwise kernel — so each element is read before it is overwritten, and only then."""
+    from ..passes.memory import _aligned_inputs, _inplace_candidate
+
+    writer = alias_root(output)
+    if (writer.kind != "op" or target.kind not in ("input", "param") or output.shape != target.shape
+            or writer.spec != target.spec):
+        return False
+    position = {n: t for t, n in enumerate(graph.nodes)}
+    region = writer.meta.get("branch")
+    for n in graph.nodes:
+        if not any(alias_root(i) is target for i in n.inputs):
+            continue
+        if n is writer:
+            aligned = {alias_root(i) for i in _aligned_inputs(n)} if _inplace_candidate(n) else set()
+            if target not in aligned or any(alias_root(i) is target and i.shape != n.shape for i in n.inputs):
+                return False
+            continue
+        other = n.meta.get("branch")
+        if position[n] > position[writer] or (region and other and other[0] == region[0] and other[1] != region[1]):
+            return False
+    return True
 
 
 def _load_slot(b: ir.IRBuilder, table: ir.Value, k: int) -> ir.Value:

@@ -115,6 +115,9 @@ def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, bl
             copies.append(f"    memcpy(outputs[{k}], consts[{src.index}], {size});")
         elif src.kind == "output":
             copies.append(f"    memcpy(outputs[{k}], outputs[{src.index}], {size});")
+        elif src.kind == "donated":
+            raise SpagoError(f"{g.name}: output {k} is written into the memory of an input or parameter "
+                             "(donate=), which an exported library treats as read-only; compile it without donate")
     nconst = max(len(offsets), 1)
     offs = ", ".join(str(o) for o in offsets) or "0"
     parts = ["#include <stdlib.h>", "#include <string.h>", "#include <stdio.h>", "#include <stdint.h>",

@@ -48,7 +48,7 @@ class CompiledFunction:
         self.source_graph = source_graph
         self._lowered = lowered
         self._entry = ENTRY_TYPE(address)
-        self._consts = [np.ascontiguousarray(n.data) for n in lowered.consts]
+        self._consts = [_contiguous(n.data) for n in lowered.consts]
         self._const_ptrs = _pointer_array(self._consts)
         self._local = threading.local()
         stages = dict(stages or {})
@@ -143,7 +143,9 @@ class CompiledFunction:
             self._profile_seconds += time.perf_counter() - start
             self._profile_calls += 1
         for k, src in enumerate(self._lowered.outputs):
-            if src.kind == "input":
+            if src.kind == "donated":  # the kernel wrote it into that input's (or parameter's) own array
+                outputs[k] = (arrays if src.table == "input" else self._consts)[src.index]
+            elif src.kind == "input":
                 np.copyto(outputs[k], arrays[src.index].reshape(outputs[k].shape))
             elif src.kind == "const":
                 np.copyto(outputs[k], self._consts[src.index].reshape(outputs[k].shape))
@@ -306,4 +308,10 @@ def _check_array(node, value: Any, fname: str) -> np.ndarray:
             raise SpagoError(f"{where} has dtype {value.dtype}, expected {node.dtype.name} "
                              "(cast it explicitly; converting would lose precision)")
         value = value.astype(node.dtype)
-    return np.ascontiguousarray(value)
+    return _contiguous(value)
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it is C-contiguous — a 0-d array included, which ``np.ascontiguousarray`` would
+    copy into shape (1,) — so a parameter is read, and a donated output written, in the caller's array."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..errors import SpagoError
+from ..ir.pytree import flatten
 from ..ops.random import Generator, default_generator, seed_offset
 from ..tensor import Tensor
 from .clip import clip_by_norm, clip_by_value
@@ -82,6 +83,7 @@ class CompiledStep:
 
     def _specialize(self, batch: tuple):
         from ..compiler import _signature, compile
+        from ..ir.tracer import trace
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
@@ -92,9 +94,28 @@ class CompiledStep:
             return hit
         updated: list = []
         state = [self.optimizer.state_of(p) for p in params]
-        fn = compile(self._traced(updated), *self._inputs(1, state), tuple(batch), **self.compile_options)
+        args = (*self._inputs(1, state), tuple(batch))
+        graph = trace(self._traced(updated), *args)
+        fn = compile(graph, donate=self._donations(graph, args, updated, state), **self.compile_options)
         hit = self._cache[key] = (fn, list(updated), [p._value for p in params], fn.output_buffers())
         return hit
+
+    def _donations(self, graph, args: tuple, updated: list, state: list) -> dict:
+        """New parameter values go straight into the Params' arrays, new optimiser state into the state
+        arrays (flat output index -> parameter array or flat input index)."""
+        opt, params = self.optimizer, self.optimizer.params
+        leaves, paths, _ = flatten((args, {}))
+        inputs = [leaf for leaf, p in zip(leaves, paths) if p not in graph.static_args]
+        input_index = {id(a): i for i, a in enumerate(inputs)}
+        marks = ("loss", [f"value {k}" for k in updated],
+                 [{name: f"state {k} {name}" for name in opt.state_names} for k in updated])
+        slot = {mark: i for i, mark in enumerate(flatten(marks)[0])}
+        donate = {slot[f"value {k}"]: params[k]._value for k in updated}
+        for k in updated:
+            for name in opt.state_names:
+                if id(state[k][name]) in input_index:
+                    donate[slot[f"state {k} {name}"]] = input_index[id(state[k][name])]
+        return donate
 
     def _inputs(self, seed: int, state: list) -> tuple:
         opt = self.optimizer
@@ -106,14 +127,17 @@ class CompiledStep:
         fn, updated, _, buffers = self._specialize(batch)
         opt, params = self.optimizer, self.optimizer.params
         state = [opt.state_of(p) for p in params]
-        # the new values land in buffers kept from call to call, then are copied into the live arrays
+        # new values are written into the live arrays where that is safe (donated outputs come back as
+        # those arrays); the others land in buffers kept from call to call and are copied over
         loss, new_values, new_states = fn.call_into(buffers, *self._inputs(self.generator.next_seed(), state),
                                                     tuple(batch))
         opt.steps += 1
         for k, value, new_state in zip(updated, new_values, new_states):
-            params[k].assign(value)
+            if value is not params[k]._value:
+                params[k].assign(value)
             for name, a in new_state.items():
-                np.copyto(state[k][name], a)
+                if a is not state[k][name]:
+                    np.copyto(state[k][name], a)
         return float(loss)
 
     @property
