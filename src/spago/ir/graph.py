@@ -137,10 +137,11 @@ class Graph:
             raise IRError(f"graph {self.name}: cannot replace %{old.name} ({old.spec}) by %{new.name} ({new.spec})")
         count = 0
         for n in self.nodes:
-            for k, i in enumerate(n.inputs):
-                if i is old:
-                    n.inputs[k] = new
-                    count += 1
+            if old in n.inputs:  # nodes compare by identity: a C-speed scan, and most nodes don't read it
+                for k, i in enumerate(n.inputs):
+                    if i is old:
+                        n.inputs[k] = new
+                        count += 1
         for k, o in enumerate(self.outputs):
             if o is old:
                 self.outputs[k] = new
@@ -204,6 +205,28 @@ class Graph:
                 f"{len(self.consts)} consts, {len(self.nodes)} ops, {len(self.outputs)} outputs>")
 
     # -- checking ---------------------------------------------------------------------
+    @staticmethod
+    def _problem(n: "Node", names: set, defined: set) -> str:
+        """What is wrong with op node ``n`` (empty if nothing); the caller names the node."""
+        if n.kind != "op" or n.op is None:
+            return "op nodes must have an op"
+        if OPS.get(n.op.name) is not n.op:
+            return f"op {n.op.name!r} is not in the registry"
+        if n.name in names:
+            return f"the name %{n.name} is defined twice"
+        for i in n.inputs:
+            if i not in defined:
+                return f"input %{i.name} is used before it is defined (or is not in the graph)"
+        try:
+            expected = n.op.shape_rule(*[i.spec for i in n.inputs], **n.attrs)
+        except SpagoError as exc:
+            return f"its op rejects its inputs: {exc}"
+        except TypeError as exc:
+            return f"wrong inputs or attributes for {n.op.name}: {exc}"
+        if expected != n.spec:
+            return f"declared {n.spec} but {n.op.name} of its inputs gives {expected}"
+        return ""
+
     def verify(self) -> "Graph":
         """Check names, definition before use, and every node's type against its op's shape rule."""
         defined: set = set()
@@ -220,25 +243,10 @@ class Graph:
                                   f"but holds {n.data.dtype}{list(n.data.shape)}")
             defined.add(n)
         for n in self.nodes:
-            where = f"graph {self.name}, node {n.format()}"
-            if n.kind != "op" or n.op is None:
-                raise IRError(f"{where}: op nodes must have an op")
-            if OPS.get(n.op.name) is not n.op:
-                raise IRError(f"{where}: op {n.op.name!r} is not in the registry")
-            if n.name in names:
-                raise IRError(f"{where}: the name %{n.name} is defined twice")
+            problem = self._problem(n, names, defined)
+            if problem:
+                raise IRError(f"graph {self.name}, node {n.format()}: {problem}")
             names.add(n.name)
-            for i in n.inputs:
-                if i not in defined:
-                    raise IRError(f"{where}: input %{i.name} is used before it is defined (or is not in the graph)")
-            try:
-                expected = n.op.shape_rule(*[i.spec for i in n.inputs], **n.attrs)
-            except SpagoError as exc:
-                raise IRError(f"{where}: its op rejects its inputs: {exc}") from None
-            except TypeError as exc:
-                raise IRError(f"{where}: wrong inputs or attributes for {n.op.name}: {exc}") from None
-            if expected != n.spec:
-                raise IRError(f"{where}: declared {n.spec} but {n.op.name} of its inputs gives {expected}")
             defined.add(n)
         if not self.outputs:
             raise IRError(f"graph {self.name}: no outputs")
