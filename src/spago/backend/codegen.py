@@ -14,7 +14,7 @@ from ..ir.graph import Graph, Node
 from ..passes.parallel_branches import regions
 from ..passes.schedule import alias_root, is_alias
 from .kernels import PARALLEL, emitter_for, family_of
-from .types import I8, I32, I64, PTR, VOID
+from .types import I8, I32, I64, PTR, VOID, load_pointer, pointer_table
 
 ENTRY = "spago_entry"
 PROFILE = "spago_profile_cycles"  # profiling builds: i64 per kernel call site, then the whole entry's cycles
@@ -77,24 +77,24 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
 
     # Which kernel writes straight into which output array (or donated input); the rest are copied after.
     sources: list = []
-    output_slot: dict = {}
-    written_over: dict = {}  # kernel -> the input or parameter node whose memory it writes
+    first: dict = {}         # kernel -> the first output it computes (later ones copy it)
+    output_slot: dict = {}   # kernel -> the output array it writes
+    written_over: dict = {}  # kernel -> the input or parameter node whose memory it writes instead
     for k, o in enumerate(graph.outputs):
         root = alias_root(o)
         target = (donate or {}).get(k)
-        if (target is not None and not debug and root.kind == "op" and root not in output_slot
-                and root not in written_over and target not in written_over.values()
-                and safe_to_write_over(graph, o, target)):
-            written_over[root] = target
-            table, index = ("input", input_index[target]) if target in input_index else ("const", const_index[target])
-            sources.append(OutputSource("donated", index, table))
-        elif root.kind == "op" and root in written_over:  # a second output of the same kernel
-            sources.append(OutputSource("output", next(j for j in range(k) if alias_root(graph.outputs[j]) is root)))
-        elif root.kind == "op" and root not in output_slot:
-            output_slot[root] = k
-            sources.append(OutputSource("kernel"))
+        if root.kind == "op" and root in first:
+            sources.append(OutputSource("output", first[root]))
         elif root.kind == "op":
-            sources.append(OutputSource("output", output_slot[root]))
+            first[root] = k
+            if (target is not None and not debug and target not in written_over.values()
+                    and safe_to_write_over(graph, o, target)):
+                written_over[root] = target
+                table, index = ("input", input_index[target]) if target in input_index else ("const", const_index[target])
+                sources.append(OutputSource("donated", index, table))
+            else:
+                output_slot[root] = k
+                sources.append(OutputSource("kernel"))
         elif root.kind == "input":
             sources.append(OutputSource("input", input_index[root]))
         else:
@@ -163,11 +163,11 @@ class _Emitter:
         elif n in self.written_over:
             ptr = self.pointer(frame, self.written_over[n])
         elif n in self.input_index:
-            ptr = _load_slot(b, args_in, self.input_index[n])
+            ptr = load_pointer(b, args_in, self.input_index[n])
         elif n in self.const_index:
-            ptr = _load_slot(b, args_const, self.const_index[n])
+            ptr = load_pointer(b, args_const, self.const_index[n])
         elif n in self.output_slot:
-            ptr = _load_slot(b, args_out, self.output_slot[n])
+            ptr = load_pointer(b, args_out, self.output_slot[n])
         else:
             ptr = b.gep(arena, [ir.Constant(I64, self.offsets[n])], inbounds=True, source_etype=I8)
         frame.ptrs[n] = ptr
@@ -203,8 +203,6 @@ class _Emitter:
         """One function per branch; the entry hands ``region_worker(tables, start, end)`` — which runs
         branches [start, end) in turn — to the pool, so each thread takes a branch (or, when the pool is
         busy or absent, the calling thread runs them all in order)."""
-        from .threadpool import SYMBOL
-
         name = f"region{region.index}"
         branches = []
         for k, nodes in enumerate(region.branches):
@@ -220,7 +218,7 @@ class _Emitter:
         worker.linkage = "internal"
         ctx, start, end = worker.args
         wb = ir.IRBuilder(worker.append_basic_block("entry"))
-        tables = [_load_slot(wb, ctx, k) for k in range(len(TABLES))]
+        tables = [load_pointer(wb, ctx, k) for k in range(len(TABLES))]
         from .loops import for_range
 
         with for_range(wb, end, "branch", start=start) as k:
@@ -228,12 +226,7 @@ class _Emitter:
                 with wb.if_then(wb.icmp_signed("==", k, ir.Constant(I64, index))):
                     wb.call(fn, tables)
         wb.ret_void()
-        b = frame.b
-        ctx = b.alloca(PTR, size=ir.Constant(I64, len(TABLES)))
-        for k, table in enumerate(frame.tables):
-            b.store(table, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
-        run = _runtime(self.module, SYMBOL, VOID, [PTR, PTR, I64, I64])
-        b.call(run, [worker, ctx, ir.Constant(I64, len(branches)), ir.Constant(I64, 1)])
+        _hand_to_pool(frame.b, worker, frame.tables, len(branches), 1)
 
 
 def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:
@@ -247,24 +240,21 @@ def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:
     if (writer.kind != "op" or target.kind not in ("input", "param") or output.shape != target.shape
             or writer.spec != target.spec):
         return False
-    position = {n: t for t, n in enumerate(graph.nodes)}
     region = writer.meta.get("branch")
+    after = False  # past the writer in the schedule
     for n in graph.nodes:
-        if not any(alias_root(i) is target for i in n.inputs):
-            continue
+        reads = any(alias_root(i) is target for i in n.inputs)
         if n is writer:
+            after = True
             aligned = {alias_root(i) for i in _aligned_inputs(n)} if _inplace_candidate(n) else set()
-            if target not in aligned or any(alias_root(i) is target and i.shape != n.shape for i in n.inputs):
+            if reads and (target not in aligned
+                          or any(alias_root(i) is target and i.shape != n.shape for i in n.inputs)):
                 return False
-            continue
-        other = n.meta.get("branch")
-        if position[n] > position[writer] or (region and other and other[0] == region[0] and other[1] != region[1]):
-            return False
+        elif reads:
+            other = n.meta.get("branch")
+            if after or (region and other and other[0] == region[0] and other[1] != region[1]):
+                return False
     return True
-
-
-def _load_slot(b: ir.IRBuilder, table: ir.Value, k: int) -> ir.Value:
-    return b.load(b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
 
 
 def _profile_counters(module: ir.Module, count: int) -> ir.GlobalVariable:
@@ -329,7 +319,7 @@ def parallel_extent(node: Node) -> int:
     _load_families()
     family = family_of(node)
     extent_of = PARALLEL.get(family)
-    if extent_of is None or not parallel.enabled() or "branch" in node.meta:
+    if extent_of is None or parallel.threads_for(node) < 2:
         return 0  # no pool, or the kernel runs inside a branch of a parallel region: on its branch's thread
     if family != "matmul" and node.spec.size < parallel.MIN_ELEMENTS:
         return 0  # a matrix product judges its own work (multiply-adds, not output size)
@@ -341,23 +331,24 @@ def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: No
     """The kernel hands its pointers to ``spago_parallel_for`` (see `threadpool`), which runs the body
     on chunks [start, end) of the outer loop on the calling thread and the pool's workers."""
     from . import parallel
-    from .threadpool import SYMBOL
 
     chunk = max(1, extent // (min(parallel.threads(), extent) * 4))
     worker = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), fn.name + "_worker")
     worker.linkage = "internal"
     wb = ir.IRBuilder(worker.append_basic_block("entry"))
     ctx, start, end = worker.args
-    args = [wb.load(wb.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR), typ=PTR)
-            for k in range(len(fn.args))]
+    args = [load_pointer(wb, ctx, k) for k in range(len(fn.args))]
     emitter_for(node)(wb, _reading(args, inplace), node, outer=(start, end))
     wb.ret_void()
+    _hand_to_pool(b, worker, list(fn.args), extent, chunk)
 
-    ctx = b.alloca(PTR, size=ir.Constant(I64, len(fn.args)))
-    for k, a in enumerate(fn.args):
-        b.store(a, b.gep(ctx, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
-    run = _runtime(module, SYMBOL, VOID, [PTR, PTR, I64, I64])
-    b.call(run, [worker, ctx, ir.Constant(I64, extent), ir.Constant(I64, chunk)])
+
+def _hand_to_pool(b: ir.IRBuilder, worker: ir.Function, pointers: list, extent: int, chunk: int) -> None:
+    """``spago_parallel_for(worker, pointers, extent, chunk)``: the worker gets the pointers as a table."""
+    from .threadpool import SYMBOL
+
+    run = _runtime(b.module, SYMBOL, VOID, [PTR, PTR, I64, I64])
+    b.call(run, [worker, pointer_table(b, pointers), ir.Constant(I64, extent), ir.Constant(I64, chunk)])
 
 
 def _runtime(module: ir.Module, name: str, ret, params) -> ir.Function:

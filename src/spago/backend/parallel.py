@@ -28,6 +28,12 @@ def enabled() -> bool:
     return threads() >= 2
 
 
+def threads_for(node) -> int:
+    """The threads a kernel may use: one inside a branch of a parallel region (the branch's thread, the
+    pool being busy with the region) or without a pool, else the pool's."""
+    return 1 if "branch" in node.meta or not enabled() else threads()
+
+
 def setting() -> str:
     """What the generated code depends on (part of the disk-cache key)."""
     return f"pool={enabled()},threads={threads()},min={MIN_ELEMENTS},{MIN_PRODUCT}"

@@ -43,6 +43,20 @@ def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype) -> ir.V
     return b.gep(base, [index], inbounds=True, source_etype=storage_type(dtype))
 
 
+def pointer_table(b: ir.IRBuilder, pointers: list) -> ir.Value:
+    """A stack array holding ``pointers`` (for a worker function, or a run-time loop over buffers)."""
+    table = b.alloca(PTR, size=ir.Constant(I64, len(pointers)))
+    for k, p in enumerate(pointers):
+        b.store(p, b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
+    return table
+
+
+def load_pointer(b: ir.IRBuilder, table: ir.Value, k) -> ir.Value:
+    """Entry ``k`` (an int or an i64 value) of an array of pointers."""
+    index = k if isinstance(k, ir.Value) else ir.Constant(I64, k)
+    return b.load(b.gep(table, [index], inbounds=True, source_etype=PTR), typ=PTR)
+
+
 def const(dtype, value) -> ir.Constant:
     t = compute_type(dtype)
     if isinstance(t, (ir.FloatType, ir.DoubleType)):

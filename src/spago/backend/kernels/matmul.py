@@ -17,7 +17,7 @@ from ...ir.graph import Node
 from ...passes.views import blas_layout, is_view, view_of
 from ..loops import accumulate, broadcast_strides, contiguous_strides, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
-from .. import scalar
+from .. import parallel, scalar
 from . import family
 from .elementwise import eval_graph
 from .reduce import identity
@@ -84,8 +84,6 @@ def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
 
 def matmul_extent(node: Node) -> int:
     """Work items threads can share, or 0 when the product is too small to be worth a second thread."""
-    from .. import parallel
-
     plan = matmul_plan(node)
     if plan is None or plan.items < 2:
         return 0
@@ -115,7 +113,7 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
             a_ptr = element_ptr(b, in_ptrs[ia], b.add(a_off, ir.Constant(I64, a_start)), dtype)
             b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
-            if _tiled(dtype, m, n, k, (brs, bcs), _threads_for(node)):
+            if _tiled(dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
                 register_tiled_product(b, ir.Constant(I64, m), n, k, a_ptr, (ars, acs), b_ptr, brs, c_ptr, ldc,
                                        rows=4, vectors=4 if n % (4 * LANES) == 0 else 2)
             elif np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
@@ -158,8 +156,6 @@ class MatmulPlan:
 def matmul_plan(node: Node) -> MatmulPlan | None:
     """The blocked plan of a float matrix-matrix product worth a BLAS call, or None (vector products,
     integer and small products keep the simple loop nest)."""
-    from .. import parallel
-
     if node.op.name != "fused" and node.op.name != "matmul":
         return None
     mm, epilogue, views, out_strides = operand_views(node)
@@ -168,7 +164,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
         return None
     a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
-    if not m or not n or _tiled(mm.dtype, m, n, k, (brs, bcs), _threads_for(node)):
+    if not m or not n or _tiled(mm.dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
         return None
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     nb = len(batch)
@@ -194,7 +190,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     ng = len(groups)
     operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
     count = int(np.prod(groups, dtype=np.int64))
-    threads = _threads_for(node)
+    threads = parallel.threads_for(node)
     # Tall products: one block of rows per thread (each block repacks all of B inside BLAS, so no more
     # blocks than needed). Short ones (a sentence): a few column blocks per thread, each repacking only
     # the small A, so that a thread the OS preempts holds up only a small piece. Row blocks pay an extra
@@ -213,14 +209,6 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     col_blocks = -(-n // block_cols)
     return MatmulPlan(mm, epilogue, tuple(groups), rows, n, k, block_rows, blocks, operands, acs,
                       (brs, bcs), list(leaves), col_blocks, block_cols)
-
-
-def _threads_for(node: Node) -> int:
-    """The threads a product's kernel can use: one inside a branch of a parallel region (its thread is
-    the branch's), else the pool's."""
-    from .. import parallel
-
-    return 1 if "branch" in node.meta or not parallel.enabled() else parallel.threads()
 
 
 def _tiled(dtype, m: int, n: int, k: int, b_strides: tuple, threads: int) -> bool:

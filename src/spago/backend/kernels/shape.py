@@ -6,7 +6,7 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from ..loops import contiguous_strides, for_range, strided_nest
-from ..types import I64, PTR, const, element_ptr, load, store
+from ..types import I64, PTR, const, element_ptr, load, load_pointer, pointer_table, store
 from . import family
 
 
@@ -53,11 +53,9 @@ def emit_concat(b: ir.IRBuilder, args: list, node: Node) -> None:
     shapes = {inp.shape for inp in node.inputs}
     if len(shapes) == 1 and len(node.inputs) > 2:
         run = node.inputs[0].spec.size // max(outer, 1)
-        table = b.alloca(PTR, size=ir.Constant(I64, len(node.inputs)))
-        for k, ptr in enumerate(args[1:]):
-            b.store(ptr, b.gep(table, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR))
+        table = pointer_table(b, args[1:])
         with for_range(b, len(node.inputs), "piece") as k:
-            src = b.load(b.gep(table, [k], inbounds=True, source_etype=PTR), typ=PTR)
+            src = load_pointer(b, table, k)
             _copy_runs(b, out, b.mul(k, ir.Constant(I64, run)), out_row, src, run, outer, itemsize, node.dtype)
         return
     start = 0
