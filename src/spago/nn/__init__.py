@@ -12,5 +12,6 @@ from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
+from .cells import *  # noqa: F401,F403
 from .crf import *  # noqa: F401,F403
 from .tagger import *  # noqa: F401,F403
