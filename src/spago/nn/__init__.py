@@ -11,6 +11,7 @@ from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .attention_variants import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .cells import *  # noqa: F401,F403
 from .crf import *  # noqa: F401,F403
