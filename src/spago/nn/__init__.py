@@ -15,4 +15,10 @@ from .attention_variants import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .cells import *  # noqa: F401,F403
 from .crf import *  # noqa: F401,F403
+from .blocks import *  # noqa: F401,F403
+from .mixers import *  # noqa: F401,F403
+from .bls import *  # noqa: F401,F403
+from .encoding import *  # noqa: F401,F403
+from .rae import *  # noqa: F401,F403
+from .graph_encoders import *  # noqa: F401,F403
 from .tagger import *  # noqa: F401,F403
