@@ -44,7 +44,7 @@ def main(mutation: str = "rand1", generations: int = 200, seed: int = 0, quiet: 
     start = mse(model, X_VALID)
     de = optim.DifferentialEvolution(model, score=lambda v, batch: mse(model, X_TRAIN),
                                      validate=lambda v: -mse(model, X_VALID), population_size=20,
-                                     mutation=mutation, adaptive=True, seed=seed, bound=4.0)
+                                     mutation=mutation, adaptive=True, seed=seed, bound=4.0, init_range=1.5)
     curve = []
     for g in range(generations):
         de.optimize(1)

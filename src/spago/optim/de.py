@@ -15,6 +15,8 @@ With ``adaptive``, a member whose trial wins redraws F, CR and w each with proba
 CR ~ U(0, 1)), so good settings spread with the members that use them. After each batch the targets are
 validated (higher is better) and the best-ever one is kept; with ``reset_after`` the population restarts
 around it when the best has not improved for that many batches. One seed makes every run identical.
+DEGL pulls every member towards the best ones, so with a fixed F = 0.5 (the Go spaGO's default) it can
+stall early; ``adaptive=True`` or F ≈ 0.8 keeps it moving.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class DifferentialEvolution:
                  validate: Callable[[np.ndarray], float] | None = None, *, population_size: int = 20,
                  mutation: str = "rand1", factor: float = 0.5, crossover_rate: float = 0.9,
                  weight_factor: float = 0.5, neighborhood_radius: float = 0.1, bound: float = 6.0,
-                 adaptive: bool = False, reset_after: int = 0, seed: int = 0,
+                 adaptive: bool = False, reset_after: int = 0, init_range: float | None = None, seed: int = 0,
                  on_new_best: Callable[[np.ndarray, float], None] | None = None):
         from ..nn.module import Module
 
@@ -73,7 +75,7 @@ class DifferentialEvolution:
         self.score_fn, self.on_new_best = score, on_new_best
         self.validate_fn = validate if validate is not None else (lambda v: -self._score(v, 0))
         self._defaults = (float(factor), float(crossover_rate), float(weight_factor))
-        self._start = start
+        self._start, self.init_range = start, init_range
         self.rng = np.random.default_rng(seed)
         self.best_vector: np.ndarray | None = None
         self.best_score = -np.inf
@@ -83,9 +85,11 @@ class DifferentialEvolution:
 
     # -- the population -----------------------------------------------------------------------------
     def _new_population(self) -> None:
-        """Members ~ U(−a, a), a = √(6/(n+1)) (Xavier's bound for the vector), clipped to the bound; member 0
-        is the starting vector (or the best one so far, after a reset)."""
-        a = min(np.sqrt(6.0 / (self.size + 1)), self.bound)
+        """Members ~ U(−a, a), a = ``init_range`` or by default √(6/(n+1)) (Xavier's bound for the vector, as the
+        Go spaGO), within the bound; member 0 is the starting vector (or the best one so far, after a reset).
+        DE reaches beyond the initial range only slowly, so a small population needs a range that covers
+        the optimum."""
+        a = min(self.init_range or np.sqrt(6.0 / (self.size + 1)), self.bound)
         self.targets = self.rng.uniform(-a, a, (self.population_size, self.size))
         keep = self.best_vector if self.best_vector is not None else self._start
         if keep is not None:
