@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..autograd import no_grad
 from ..errors import ShapeError, SpagoError
 from ..ops.elementwise import _t
 from ..tensor import Tensor
@@ -72,8 +73,9 @@ class BLS(Module):
             raise ShapeError(f"BLS.fit: expected x (N, {self.input_size}) and y (N, {self.output_size}), "
                              f"got {x.shape} and {y.shape}")
         training = self.training
-        self.eval()
-        a = self.hidden(x.astype(self.features.weight.dtype)).numpy().astype(np.float64)
+        self.eval()  # no dropout while collecting the features
+        with no_grad():
+            a = self.hidden(x.astype(self.features.weight.dtype)).numpy().astype(np.float64)
         self.train(training)
         a = np.concatenate([a, np.ones((len(a), 1))], axis=1)
         w = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ y)
