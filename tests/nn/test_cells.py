@@ -250,3 +250,11 @@ def test_bad_states_and_inputs_are_named():
         nn.FSMNCell(3, 4, order=0)
     with pytest.raises(SpagoError, match="does not divide"):
         nn.TPRCell(3, 6, d_roles=4)
+
+
+def test_layers_save_and_load_with_their_options(tmp_path):
+    layer = nn.NRU(3, 4, memory_size=8, k=2, layer_norm=True, generator=Generator(0))
+    spago.save(layer, tmp_path / "nru.safetensors")
+    again = spago.load(nn.NRU, tmp_path / "nru.safetensors")
+    assert cell_of(again).memory_size == 8 and cell_of(again).norm is not None
+    np.testing.assert_array_equal(again(X)[0].numpy(), layer(X)[0].numpy())
