@@ -184,7 +184,12 @@ def test_lstmsc_skips_to_the_state_its_policy_picks():
     for _, p in layer.named_parameters():
         p.assign(RNG.uniform(-1, 1, p.shape).astype(np.float32))
     out, state = layer(X)
-    assert out.shape == (2, 4, 4) and len(state) == 6
+    assert out.shape == (2, 4, 4) and len(state) == 7
+    # the last state part is Σ_t log π(k_t): a REINFORCE loss on it reaches the policy's weights
+    log_prob = state[-1]
+    assert log_prob.shape == (1, 2, 1) and np.all(log_prob.numpy() < 0)
+    (log_prob * -1.0).sum().backward()
+    assert np.abs(cell.policy.weight.grad.numpy()).max() > 0
     # λ = 0: the policy's pick is ignored, and the cell is an LSTM (i, f, g, o) on (h_{t−1}, c_{t−1})
     cell.lam = 0.0
     w_ih, b_ih, w_hh = (value(p)[:16] for p in (cell.weight_ih, cell.bias_ih, cell.weight_hh))

@@ -147,8 +147,10 @@ class LSTMSCCell(Cell):
         i, f, o = σ(W·x + U·h̃ + b),  g = tanh(W_g·x + U_g·h̃ + b_g)
         c_t = f ⊙ c̃ + i ⊙ g,  h_t = o ⊙ tanh(c_t)
 
-    The choice is an argmax, so no gradient reaches the policy through it (the paper trains it with
-    REINFORCE). The state is the last K hidden vectors, then the last K cells."""
+    The choice is an argmax, so no gradient reaches the policy through it; the paper trains the policy with
+    REINFORCE, for which the state carries Σ_t log π(k_t), the log-probability of the skips taken (a loss
+    term −reward·Σ log π trains it). The state is the last K hidden vectors, the last K cells, then that
+    sum (B, 1)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, skips: int = 3, lam: float = 0.5,
                  policy_size: int | None = None, dtype="float32", generator=None):
@@ -160,15 +162,16 @@ class LSTMSCCell(Cell):
         self.policy = Linear(m, k, bias, dtype, generator)
 
     def state_shapes(self) -> tuple:
-        return ((self.hidden_size,),) * (2 * self.skips)
+        return ((self.hidden_size,),) * (2 * self.skips) + ((1,),)
 
     def step(self, p, state):
         k, hs = self.skips, self.hidden_size
-        hist_h, hist_c = state[:k], state[k:]
+        hist_h, hist_c, log_prob = state[:k], state[k:2 * k], state[-1]
         p_gates, p_pol = ops.split(p, [4 * hs], axis=-1)
         w_pol = self.weight_hh[4 * hs:]
         scores = self.policy(ops.tanh(p_pol + hist_h[0] @ w_pol.T))
         pick = ops.one_hot(ops.argmax(scores, axis=-1), k, dtype=p.dtype)  # (B, K)
+        log_prob = log_prob + ops.sum(pick * ops.log_softmax(scores, axis=-1), axis=-1, keepdims=True)
         skip_h = sum(pick[:, j:j + 1] * hist_h[j] for j in range(k))
         skip_c = sum(pick[:, j:j + 1] * hist_c[j] for j in range(k))
         h_prev = self.lam * skip_h + (1.0 - self.lam) * hist_h[0]
@@ -176,7 +179,7 @@ class LSTMSCCell(Cell):
         i, f, g, o = ops.split(p_gates + h_prev @ self.weight_hh[:4 * hs].T, 4, axis=-1)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
-        return h, shift(hist_h, h) + shift(hist_c, c)
+        return h, shift(hist_h, h) + shift(hist_c, c) + (log_prob,)
 
 
 class LSTMSC(CellRNN):
