@@ -11,6 +11,14 @@ from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .attention_variants import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
+from .cells import *  # noqa: F401,F403
 from .crf import *  # noqa: F401,F403
+from .blocks import *  # noqa: F401,F403
+from .mixers import *  # noqa: F401,F403
+from .bls import *  # noqa: F401,F403
+from .encoding import *  # noqa: F401,F403
+from .rae import *  # noqa: F401,F403
+from .graph_encoders import *  # noqa: F401,F403
 from .tagger import *  # noqa: F401,F403

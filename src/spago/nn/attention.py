@@ -162,5 +162,35 @@ class MultiHeadAttention(Module):
         out = self.out_proj(ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (b, s, self.embed_dim)))
         return (out, weights) if need_weights else out
 
+    def decode_step(self, query, cache: tuple | None = None):
+        """Incremental causal self-attention with a key/value cache: ``query`` (B, n, E) are the next n
+        positions, ``cache`` the (keys, values) of the positions before, each (B, H, P, E/H), or None at the
+        start. Returns (output (B, n, E), new cache). Decoding a sequence one step at a time this way gives
+        the same outputs as ``forward(x, causal=True)`` on the whole of it, with each step projecting only
+        its new positions."""
+        query = _t(query)
+        self._check("query", query, self.embed_dim, None)
+        if self.kdim != self.embed_dim or self.vdim != self.embed_dim:
+            raise ShapeError(f"{self._path or 'MultiHeadAttention'}: decode_step is self-attention; it needs "
+                             f"kdim = vdim = embed_dim, got {self.kdim} and {self.vdim}")
+        k, v = self._heads(self.k_proj(query)), self._heads(self.v_proj(query))
+        past = 0
+        if cache is not None:
+            if not isinstance(cache, (tuple, list)) or len(cache) != 2:
+                raise ShapeError(f"{self._path or 'MultiHeadAttention'}: expected the cache as (keys, values), "
+                                 f"got {type(cache).__name__}")
+            ck, cv = _t(cache[0]), _t(cache[1])
+            want = (query.shape[0], self.num_heads, ck.shape[2] if ck.ndim == 4 else -1, self.head_dim)
+            if ck.shape != want or cv.shape != want:
+                raise ShapeError(f"{self._path or 'MultiHeadAttention'}: expected cached keys and values of shape "
+                                 f"(B, H, P, E/H) = {want}, got {ck.shape} and {cv.shape}")
+            past = ck.shape[2]
+            k, v = ops.concat([ck, k], axis=2), ops.concat([cv, v], axis=2)
+        n = query.shape[1]
+        mask = np.tril(np.ones((n, past + n), dtype=bool), k=past)  # new position i sees keys up to past + i
+        out = scaled_dot_product_attention(self._heads(self.q_proj(query)), k, v, mask)
+        out = self.out_proj(ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (query.shape[0], n, self.embed_dim)))
+        return out, (k, v)
+
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout:g}"

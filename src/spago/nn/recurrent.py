@@ -133,15 +133,36 @@ class LSTMCell(RNNCellBase):
         c' = f ⊙ c + i ⊙ g
         h' = o ⊙ tanh(c')
 
-    The gates are stacked i, f, g, o in the rows of the weights, as in PyTorch. The state is (h, c)."""
+    The gates are stacked i, f, g, o in the rows of the weights, as in PyTorch. The state is (h, c).
+
+    ``refined_gates`` (Cheng et al., 2020, "Refined Gate: A Simple and Effective Gating Mechanism for Recurrent
+    Units", as the Go spaGO has it) multiplies the input and output gates by the input, i ⊙ x and o ⊙ x, which
+    needs input_size = hidden_size."""
 
     gates = 4
 
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, refined_gates: bool = False,
+                 dtype="float32", generator=None):
+        if refined_gates and input_size != hidden_size:
+            raise SpagoError(f"LSTMCell: refined_gates needs input_size = hidden_size, got {input_size} and "
+                             f"{hidden_size}")
+        super().__init__(input_size, hidden_size, bias, dtype, generator)
+        self.refined_gates = bool(refined_gates)
+
+    def project(self, x):
+        p = super().project(x)
+        return ops.concat([p, x], axis=-1) if self.refined_gates else p  # the step needs x itself
+
     def step(self, p, state):
         h, c = state
+        if self.refined_gates:
+            p, x = ops.split(p, [4 * self.hidden_size], axis=-1)
         i, f, g, o = ops.split(p + self.recurrent(h), 4, axis=-1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        h = ops.sigmoid(o) * ops.tanh(c)
+        i, o = ops.sigmoid(i), ops.sigmoid(o)
+        if self.refined_gates:
+            i, o = i * x, o * x
+        c = ops.sigmoid(f) * c + i * ops.tanh(g)
+        h = o * ops.tanh(c)
         return h, (h, c)
 
     def initial_state(self, batch: int, dtype):

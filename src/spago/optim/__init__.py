@@ -16,3 +16,4 @@ from .schedules import (  # noqa: F401
 )
 from .step import CompiledStep, compile_step  # noqa: F401
 from .trainer import Trainer  # noqa: F401
+from .de import DifferentialEvolution  # noqa: F401
