@@ -256,6 +256,12 @@ def cast(x, dtype):
     return bind(cast_op, [x], {"dtype": dtype})
 
 
+def clone(x):
+    """A copy of ``x`` in new memory that stays on the tape (gradients flow through it), as PyTorch's."""
+    x = _t(x)
+    return bind(cast_op, [x], {"dtype": x.dtype})
+
+
 def _clip_spec(x: Spec, lo, hi) -> Spec:
     if lo is not None and hi is not None and lo > hi:
         raise DTypeError(f"clip bounds out of order: min {lo} > max {hi}")

@@ -25,6 +25,22 @@ class Generator:
         with self._lock:
             return int(self._rng.integers(0, 2**63 - 1))
 
+    def state_dict(self) -> dict:
+        """The position of the stream (JSON-able), so a resumed run draws what an uninterrupted one would."""
+        with self._lock:
+            return {"bit_generator": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a position `state_dict` returned."""
+        try:
+            with self._lock:
+                self._rng.bit_generator.state = state["bit_generator"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpagoError(f"Generator.load_state_dict: not a generator state ({exc})") from None
+
+    def __repr__(self) -> str:
+        return f"Generator({self._rng.bit_generator.state['bit_generator']})"
+
     def numpy(self) -> np.random.Generator:
         return np.random.default_rng(self.next_seed())
 

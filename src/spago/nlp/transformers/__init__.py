@@ -19,3 +19,6 @@ from .weights import load_weights  # noqa: F401
 from .importer import (  # noqa: F401
     DEFAULT_BUCKETS, MODEL_CLASSES, TransformerModel, build_model, convert, from_pretrained, save_pretrained,
 )
+from ..._exports import public_names as _public_names  # noqa: E402
+
+__all__ = _public_names(globals(), modules=())
