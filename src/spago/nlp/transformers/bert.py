@@ -15,6 +15,7 @@ from ... import ops
 from ...errors import ShapeError, SpagoError
 from ...nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Param
 from .config import BertConfig
+from .outputs import ModelOutput
 
 __all__ = [
     "activation", "extended_attention_mask", "BertEmbeddings", "BertSelfAttention", "BertSelfOutput",
@@ -201,7 +202,8 @@ class BertPooler(Module):
 class BertModel(Module):
     """The BERT encoder: embeddings, transformer layers and (optionally) the pooler.
 
-    ``forward`` returns a dict keyed like Hugging Face outputs: ``last_hidden_state``, ``pooler_output``
+    ``forward`` returns a `ModelOutput` (a dict with attribute access and integer indexing) keyed like Hugging
+    Face outputs: ``last_hidden_state``, ``pooler_output``
     (with a pooler) and ``hidden_states`` (stacked (layers+1, B, S, H), when asked for)."""
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
@@ -215,11 +217,13 @@ class BertModel(Module):
         return self.embeddings(input_ids, token_type_ids)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        """input_ids (B, S) int token ids; attention_mask (B, S), 1 on real tokens and 0 on padding (None: all
+        ones); token_type_ids (B, S) segment ids (None: zeros). Returns a `ModelOutput`."""
         input_ids, attention_mask, token_type_ids = _check_ids(
             input_ids, attention_mask, token_type_ids, self.config.max_position_embeddings)
         x = self.embed(input_ids, token_type_ids)
         mask = extended_attention_mask(attention_mask, x.dtype)
-        out: dict = {}
+        out = ModelOutput()
         if output_hidden_states:
             h, states = self.encoder(x, mask, output_hidden_states=True)
         else:
@@ -247,9 +251,11 @@ class _Head(Module):
         return self.base.config
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        """input_ids (B, S) int token ids; attention_mask (B, S), 1 on real tokens and 0 on padding (None: all
+        ones); token_type_ids (B, S) segment ids (None: zeros). Returns a `ModelOutput`: the head's outputs
+        first (so ``out[0]`` is ``logits`` as in Hugging Face), then the encoder's."""
         out = self.base(input_ids, attention_mask, token_type_ids, output_hidden_states)
-        out.update(self.head(out))
-        return out
+        return ModelOutput({**self.head(out), **out})
 
     def head(self, out: dict) -> dict:
         raise SpagoError(f"{type(self).__name__} must define head()")

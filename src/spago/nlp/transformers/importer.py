@@ -23,6 +23,7 @@ from ...nn import Module
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, load_config
 from .pooling import Pooling, SentenceEmbedding, read_sentence_transformer
+from .outputs import ModelOutput
 from .checkpoint import find_weights_file, read_state_dict
 from .weights import load_weights
 
@@ -179,14 +180,14 @@ class TransformerModel:
         return fn
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-                 output_hidden_states: bool = False) -> dict[str, np.ndarray]:
+                 output_hidden_states: bool = False) -> ModelOutput:
         ids, mask, types = self._check(input_ids, attention_mask, token_type_ids)
         if not self.compiled:
             from ...autograd import no_grad
 
             with no_grad():
                 out = self.module(ids, mask, types, output_hidden_states)
-            return {k: v.numpy() for k, v in out.items()}
+            return ModelOutput((k, v.numpy()) for k, v in out.items())
         batch, length = ids.shape
         size = self.bucket(length)
         if size > length:
@@ -194,7 +195,7 @@ class TransformerModel:
             ids = np.pad(ids, pad, constant_values=self.config.pad_token_id)
             mask, types = np.pad(mask, pad), np.pad(types, pad)
         out = self.compiled_function(batch, size, output_hidden_states)(ids, mask, types)
-        return {k: self._unpad(k, v, length) for k, v in out.items()}
+        return ModelOutput((k, self._unpad(k, v, length)) for k, v in out.items())
 
     def _unpad(self, key: str, value: np.ndarray, length: int) -> np.ndarray:
         axis = _SEQUENCE_AXIS.get(key)
