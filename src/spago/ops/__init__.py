@@ -28,8 +28,6 @@ from .elementwise import clone  # noqa: F401
 from ._util import accept_torch_names as _accept_torch_names
 from .._exports import public_names as _public_names
 
-cat = concat  # PyTorch's name
-
 
 def _torch_names() -> None:
     """Every public op function taking ``axis``/``keepdims`` also takes PyTorch's ``dim``/``keepdim``."""
@@ -41,5 +39,6 @@ def _torch_names() -> None:
 
 
 _torch_names()
+cat = concat  # PyTorch's name
 
 __all__ = _public_names(globals())  # without sum, max, min, abs, pow: reach them as ops.sum …

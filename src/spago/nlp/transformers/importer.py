@@ -237,18 +237,25 @@ class TransformerModel:
         out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         return out
 
-    def encode(self, texts: str | Sequence[str], batch_size: int = 32, truncation: bool = False) -> np.ndarray:
+    def encode(self, texts: str | Sequence[str], batch_size: int = 32, truncation: bool = False,
+               normalize_embeddings: bool = False, show_progress_bar: bool = False) -> np.ndarray:
         """Sentence embeddings (N, H): the folder's pooling (sentence-transformers), or else L2-normalised
         mean pooling. Texts are batched by length so little padding is computed; ``truncation`` as in
-        `tokenize`."""
+        `tokenize`. As in sentence-transformers, ``normalize_embeddings=True`` scales every row to unit
+        length and ``show_progress_bar=True`` shows a tqdm bar over the batches."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not texts:
             raise SpagoError("encode: expected at least one text")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise SpagoError(f"encode: batch_size must be a positive int, got {batch_size!r}")
+        from tqdm.auto import tqdm
+
         pooling = self.pooling or Pooling(("mean",), normalize=True)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result: list = [None] * len(texts)
-        for start in range(0, len(texts), batch_size):
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="encoding", unit="batch", disable=not show_progress_bar):
             chunk = order[start:start + batch_size]
             enc = self.tokenize([texts[i] for i in chunk], truncation=truncation)
             out = self(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
@@ -258,6 +265,9 @@ class TransformerModel:
             for row, i in enumerate(chunk):
                 result[i] = emb[row]
         stacked = np.stack(result)
+        if normalize_embeddings:
+            norms = np.linalg.norm(stacked.astype(np.float64), axis=-1, keepdims=True)
+            stacked = (stacked / np.maximum(norms, 1e-12)).astype(stacked.dtype)
         return stacked[0] if single else stacked
 
     # -- saving ---------------------------------------------------------------------------
