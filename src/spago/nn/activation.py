@@ -21,6 +21,7 @@ class Activation(Module):
         self.options = options
 
     def forward(self, x):
+        """x of any shape, elementwise (Softmax / LogSoftmax: over ``axis``, the last by default)."""
         return type(self).fn(x, **self.options)
 
     def extra_repr(self) -> str:

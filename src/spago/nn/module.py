@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import dtypes
-from ..errors import ShapeError, SpagoError
+from ..errors import DTypeError, ShapeError, SpagoError
 from ..tensor import Tensor
 
 
@@ -272,8 +272,16 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ..ir.tracer import module_scope
 
-        with module_scope(self._path) if self._path else contextlib.nullcontext():
-            return self.forward(*args, **kwargs)
+        try:
+            with module_scope(self._path) if self._path else contextlib.nullcontext():
+                return self.forward(*args, **kwargs)
+        except DTypeError as exc:  # name the innermost layer, as its shape errors do
+            if getattr(exc, "layer", None) is not None:
+                raise
+            label = f"{self._path} ({type(self).__name__})" if self._path else type(self).__name__
+            named = type(exc)(f"{label}: {exc}")
+            named.layer = label
+            raise named.with_traceback(exc.__traceback__) from None
 
     def extra_repr(self) -> str:
         return ""
@@ -330,6 +338,7 @@ class Sequential(ModuleList):
         super().__init__(list(modules))
 
     def forward(self, x: Any) -> Any:
+        """x through every module in turn; the layout is whatever the first module takes."""
         for m in self._modules.values():
             x = m(x)
         return x

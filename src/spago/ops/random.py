@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import threading
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import dtypes
 from ..errors import SpagoError
+from ._types import TensorLike
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class Generator:
@@ -110,7 +116,7 @@ def _current_offset():
     return stack[-1] if stack else None
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator: Generator | None = None):
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
     """Zero each entry with probability ``p`` and scale the rest by 1/(1−p); the identity when not training."""
     from .elementwise import _t
 

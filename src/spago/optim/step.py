@@ -142,6 +142,13 @@ class CompiledStep:
                     np.copyto(state[k][name], a)
         return float(loss)
 
+    def __repr__(self) -> str:
+        clip = "".join(f", {k}={v:g}" for k, v in (("clip_norm", self.clip_norm), ("clip_value", self.clip_value))
+                       if v is not None)
+        name = getattr(self.loss_fn, "__qualname__", type(self.loss_fn).__name__)
+        return (f"<CompiledStep {name} of {type(self.model).__name__} with {self.optimizer!r}{clip}: "
+                f"{len(self._cache)} specialisation(s) compiled>")
+
     @property
     def compiled(self):
         """The compiled function of the most recent specialisation (for reports and inspection)."""
