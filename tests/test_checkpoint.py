@@ -159,5 +159,7 @@ def test_mismatches_are_clear_errors(tmp_path):
         sp.load_checkpoint(tmp_path / "weights.safetensors")
     with pytest.raises(SpagoError, match="no such file"):
         sp.load_checkpoint(tmp_path / "missing.safetensors")
+    with pytest.raises(SpagoError, match="encoder= is a Linear; a checkpoint holds one model"):
+        sp.save_checkpoint(path, model=model, encoder=nn.Linear(2, 2))
     with pytest.raises(SpagoError, match="model must be a spago Module"):
         sp.save_checkpoint(path, model=object())

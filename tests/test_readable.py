@@ -107,7 +107,10 @@ def test_reprs():
     assert "requires_grad=True" in repr(x)
     assert repr(nn.Param(np.zeros((2, 3), np.float32))) == "Param(float32[2,3])"
     assert repr(nn.Linear(2, 3).weight) == "Param(weight: float32[3,2])"
-    assert repr(sp.Generator(3)).startswith("Generator(")
+    assert repr(sp.Generator(3)) == "Generator(seed=3)"
+    restored = sp.Generator()
+    restored.load_state_dict(sp.Generator(3).state_dict())
+    assert repr(restored) == "Generator(seed='restored')"
     fn = sp.jit(lambda a: a * 2.0)
     fn(np.ones(2, np.float32))
     assert repr(fn) == "<JitFunction test_reprs.<locals>.<lambda>: 1 of at most 32 signatures compiled>"

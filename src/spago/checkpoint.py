@@ -37,8 +37,15 @@ def _split_extra(extra: dict) -> tuple[dict, dict]:
     """(JSON-encoded values, arrays) of the user's extra values; anything else is an error naming it."""
     from .tensor import Tensor
 
+    from .nn.module import Module
+    from .ops.random import Generator
+    from .optim.optimizer import Optimizer
+
     values, arrays = {}, {}
     for key, value in extra.items():
+        if isinstance(value, (Module, Optimizer, Generator)):
+            raise SpagoError(f"save_checkpoint: {key}= is a {type(value).__name__}; a checkpoint holds one model, "
+                             "one optimizer and one generator, given as model=, optimizer= and generator=")
         if isinstance(value, (Tensor, np.ndarray)):
             arrays[key] = np.ascontiguousarray(value.numpy() if isinstance(value, Tensor) else value)
             continue

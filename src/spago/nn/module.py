@@ -34,7 +34,8 @@ class Param(Tensor):
         """Overwrite the value in place (same array, so compiled code that holds it sees the change)."""
         value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
         if value.shape != self.shape:
-            raise ShapeError(f"cannot assign shape {value.shape} to parameter {self.name or ''} of shape {self.shape}")
+            which = f"parameter {self.name}" if self.name else "a parameter"
+            raise ShapeError(f"cannot assign shape {value.shape} to {which} of shape {self.shape}")
         np.copyto(self._value, value, casting="same_kind")
 
     def __repr__(self) -> str:

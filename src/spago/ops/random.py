@@ -23,6 +23,7 @@ class Generator:
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int | None) -> "Generator":
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         return self
@@ -41,11 +42,12 @@ class Generator:
         try:
             with self._lock:
                 self._rng.bit_generator.state = state["bit_generator"]
+                self.seed = "restored"
         except (KeyError, TypeError, ValueError) as exc:
             raise SpagoError(f"Generator.load_state_dict: not a generator state ({exc})") from None
 
     def __repr__(self) -> str:
-        return f"Generator({self._rng.bit_generator.state['bit_generator']})"
+        return f"Generator(seed={self.seed!r})"
 
     def numpy(self) -> np.random.Generator:
         return np.random.default_rng(self.next_seed())

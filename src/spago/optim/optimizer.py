@@ -33,7 +33,8 @@ def collect_params(params: Any) -> list:
         if not isinstance(p, Param):
             raise SpagoError(f"optimisers update Params (nn.Param), got {type(p).__name__}")
         if p.dtype.kind != "f":
-            raise DTypeError(f"parameter {p.name or '?'} is {p.dtype.name}; optimisers need floating parameters")
+            raise DTypeError(f"parameter {p.name or f'of shape {p.shape}'} is {p.dtype.name}; optimisers need "
+                             "floating parameters")
         if id(p) not in seen:
             seen.add(id(p))
             out.append(p)
