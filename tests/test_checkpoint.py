@@ -149,6 +149,11 @@ def test_mismatches_are_clear_errors(tmp_path):
     wide = Net(hidden=5)
     with pytest.raises(SpagoError, match=r"does not match the checkpoint: wrong shape for fc1.weight"):
         sp.load_checkpoint(path, model=wide, optimizer=optim.Adam(wide))
+    untouched = Net(seed=5)
+    before = untouched.state_dict()
+    with pytest.raises(SpagoError, match="the state is for 4 parameters, this optimiser has 2"):
+        sp.load_checkpoint(path, model=untouched, optimizer=optim.Adam(untouched.fc1))
+    assert all(np.array_equal(before[k], v) for k, v in untouched.state_dict().items())  # nothing loaded
     other = Net()
     with pytest.raises(SpagoError, match="optimiser is Adam, not SGD"):
         sp.load_checkpoint(path, model=other, optimizer=optim.SGD(other, lr=0.1))

@@ -117,7 +117,8 @@ def load_checkpoint(path: str | os.PathLike, *, model: Any = None, optimizer: An
                     generator: Any = None) -> dict:
     """Restore what `save_checkpoint` wrote into ``model``, ``optimizer`` and ``generator`` (each optional)
     and return the extra values as a dict (arrays come back as NumPy arrays). Asking for a part the file
-    does not hold, or a model / optimiser that does not match it, is an error naming the difference."""
+    does not hold, or a model / optimiser that does not match it, is an error naming the difference, raised
+    before anything is loaded."""
     from .nn.module import state_mismatch
 
     path = os.fspath(path)
@@ -134,9 +135,14 @@ def load_checkpoint(path: str | os.PathLike, *, model: Any = None, optimizer: An
         problems = state_mismatch(dict(model.named_tensors()), state)
         if problems:
             raise SpagoError(f"{path}: the model does not match the checkpoint: " + "; ".join(problems))
-    if optimizer is not None and type(optimizer).__name__ != header["optimizer"]["class"]:
-        raise SpagoError(f"{path}: the checkpoint's optimiser is {header['optimizer']['class']}, "
-                         f"not {type(optimizer).__name__}")
+    if optimizer is not None:
+        if type(optimizer).__name__ != header["optimizer"]["class"]:
+            raise SpagoError(f"{path}: the checkpoint's optimiser is {header['optimizer']['class']}, "
+                             f"not {type(optimizer).__name__}")
+        try:  # before anything changes: the optimiser's parameters must be the saved ones
+            optimizer._check_params(header["optimizer"].get("params"))
+        except SpagoError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
     if model is not None:
         _match_dtypes(model, state, path)
         model.load_state_dict(state)
