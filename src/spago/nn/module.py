@@ -45,6 +45,12 @@ class Param(Tensor):
 Parameter = Param  # PyTorch's name
 
 
+def zero_grads(params: Any, set_to_none: bool = True) -> None:
+    """``p.grad = None`` for every parameter, or zeros of its shape when ``set_to_none`` is False."""
+    for p in params:
+        p.grad = None if set_to_none or p.grad is None else Tensor._wrap(np.zeros(p.shape, p.dtype))
+
+
 def _names(keys: list) -> str:
     shown = ", ".join(keys[:8])
     return f"{len(keys)} tensor(s): {shown}" + (" …" if len(keys) > 8 else "")
@@ -222,8 +228,6 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient (``set_to_none=False``: set it to zeros)."""
-        from ..optim.optimizer import zero_grads
-
         zero_grads(self.parameters(), set_to_none)
 
     def flatten_parameters(self) -> np.ndarray:

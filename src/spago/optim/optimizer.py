@@ -43,12 +43,6 @@ def collect_params(params: Any) -> list:
     return out
 
 
-def zero_grads(params: Any, set_to_none: bool = True) -> None:
-    """``p.grad = None`` for every parameter, or zeros of its shape when ``set_to_none`` is False."""
-    for p in params:
-        p.grad = None if set_to_none or p.grad is None else Tensor._wrap(np.zeros(p.shape, p.dtype))
-
-
 def scalar(value: float, dtype) -> Tensor:
     """A 0-d tensor of ``dtype`` holding ``value`` (rounded as a float64 input cast to ``dtype`` would be)."""
     return Tensor._wrap(np.asarray(np.float64(value)).astype(dtype))
@@ -201,6 +195,8 @@ class Optimizer(abc.ABC):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (``set_to_none=False``: set them to zeros instead, as PyTorch can)."""
+        from ..nn.module import zero_grads
+
         zero_grads(self.params, set_to_none)
 
     def compile_step(self, loss_fn, model, *example_batch: Any, clip_norm: float | None = None, **options: Any):
