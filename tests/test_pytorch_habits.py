@@ -138,6 +138,20 @@ def test_buffers_are_saved_but_not_trained(tmp_path):
     other = sp.load(Net(), tmp_path / "net.safetensors")
     assert other.a.count.tolist() == [1.0] and other.b.count.tolist() == [0.0]
     assert net.double().a.count.dtype == np.float64
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("calls", np.zeros(1, np.float32))
+
+        def forward(self, x):
+            self.calls = self.calls + 1.0
+            return x * 2.0
+
+    counting = Counting()
+    counting(np.ones(2, np.float32))
+    with pytest.raises(SpagoError, match="calls: a buffer cannot be assigned while the module is traced"):
+        sp.trace(counting, np.ones(2, np.float32))
+    assert counting.calls.tolist() == [1.0] and "calls" in counting._buffers
     with pytest.raises(SpagoError, match="already a parameter"):
         net.register_buffer("scale", np.zeros(1))
     with pytest.raises(SpagoError, match="is a Param"):

@@ -101,6 +101,11 @@ class Module:
         if name in self._buffers:
             self._buffers.pop(name)
             if isinstance(value, (Tensor, np.ndarray)):  # a new value for a buffer stays a buffer
+                if isinstance(value, Tensor) and not value.is_concrete:
+                    self._buffers[name] = getattr(self, name)
+                    raise SpagoError(f"{self._qualified(name)}: a buffer cannot be assigned while the module is "
+                                     "traced (its new value does not exist yet); update it eagerly, outside the "
+                                     "compiled function")
                 self.register_buffer(name, value)
                 return
         if isinstance(value, Param):
@@ -119,7 +124,9 @@ class Module:
 
     def register_buffer(self, name: str, value: Any) -> None:
         """Keep ``value`` (a non-trainable tensor, e.g. running statistics) as attribute ``name``: it is saved
-        and loaded with the parameters (``state_dict``, ``spago.save``) but no optimiser updates it."""
+        and loaded with the parameters (``state_dict``, ``spago.save``) but no optimiser updates it. Assigning a
+        new value to the attribute keeps it a buffer; a traced (compiled) forward may read a buffer, but
+        assigning one while tracing is an error, since the value does not exist yet."""
         if "_buffers" not in self.__dict__:
             raise SpagoError(f"{type(self).__name__}.__init__ must call super().__init__() before register_buffer")
         if not isinstance(name, str) or not name.isidentifier():

@@ -102,9 +102,8 @@ class Optimizer(abc.ABC):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what `state_dict` returned: hyperparameters, step count and state arrays (copied).
-        Another optimiser class, another number of
-        parameters, other hyperparameter names or mis-shaped arrays are errors naming what differs; nothing
-        changes unless everything fits."""
+        Another optimiser class, another number of parameters, other hyperparameter names or mis-shaped
+        arrays are errors naming what differs; nothing changes unless everything fits."""
         name = type(self).__name__
         if not isinstance(state_dict, dict) or not {"class", "steps", "hyperparameters", "state"} <= set(state_dict):
             raise SpagoError(f"{name}.load_state_dict expects what Optimizer.state_dict() returns "
@@ -114,6 +113,8 @@ class Optimizer(abc.ABC):
         hyper, own = dict(state_dict["hyperparameters"]), self.hyperparameters()
         if set(hyper) != set(own):
             raise SpagoError(f"{name}.load_state_dict: hyperparameters {sorted(hyper)} do not match {sorted(own)}")
+        if not hyper["lr"] > 0:
+            raise SpagoError(f"{name}.load_state_dict: the learning rate must be positive, got {hyper['lr']}")
         self._check_params(state_dict.get("params"))
         steps = state_dict["steps"]
         if isinstance(steps, bool) or int(steps) != steps or steps < 0:
