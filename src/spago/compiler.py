@@ -155,6 +155,10 @@ class JitFunction:
     def cache_info(self) -> dict:
         return {"size": len(self._cache), "maxsize": self.maxsize}
 
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        return f"<JitFunction {name}: {len(self._cache)} of at most {self.maxsize} signatures compiled>"
+
 
 def jit(fn: Callable | None = None, *, maxsize: int = 32, **options: Any):
     """Decorator: compile ``fn`` per input signature, like ``jax.jit`` (shapes are static)."""

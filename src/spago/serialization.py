@@ -231,7 +231,7 @@ def save(module: Any, path: str | os.PathLike) -> None:
 
     if not isinstance(module, Module):
         raise SpagoError(f"spago.save expects a Module, got {type(module).__name__}")
-    tensors = {name: np.ascontiguousarray(p.numpy()) for name, p in module.named_parameters()}
+    tensors = {name: np.ascontiguousarray(p.numpy()) for name, p in module.named_tensors()}
     header = {"class": qualname(type(module)), "config": getattr(module, "_config", {}),
               "spago_version": __version__, "dtype": _file_dtype(list(tensors.values()))}
     metadata = {METADATA_KEY: json.dumps(header)}

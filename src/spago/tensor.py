@@ -116,8 +116,14 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    @property
+    def grad_fn(self) -> str | None:
+        """The name of the op that made this tensor on the tape (``None`` for leaves), as PyTorch shows it."""
+        return None if self._node is None else f"<{self._node.op.name}>"
+
     def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
+        grad = f", grad_fn={self.grad_fn}" if self._node is not None else \
+            ", requires_grad=True" if self.requires_grad else ""
         if not self.is_concrete:
             return f"Tensor(<traced {self._value}>, {self.spec}{grad})"
         body = np.array2string(self._value, separator=", ", precision=4)
@@ -138,6 +144,12 @@ class Tensor:
         return self
 
     def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Fill ``.grad`` of every leaf this tensor depends on that requires grad (adding to what is there).
+
+        ``grad`` is d(something)/d(self), of this tensor's shape; it may be omitted for a one-element
+        tensor (then it is 1). The tape is freed afterwards unless ``retain_graph``; ``create_graph``
+        records the backward pass itself, for higher-order gradients. While tracing, the same call emits
+        the backward pass as IR nodes."""
         from .autograd import backward
 
         backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
@@ -156,6 +168,14 @@ class Tensor:
         from .ops import cast
 
         return cast(self, dtype)
+
+    def float(self) -> "Tensor":
+        """This tensor as float32 (itself if it already is)."""
+        return self.astype(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        """This tensor as float64 (itself if it already is)."""
+        return self.astype(dtypes.float64)
 
 
 def _to_array(data: Any, dtype=None) -> np.ndarray:
@@ -197,6 +217,17 @@ def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory, as PyTorch's ``from_numpy`` (the dtype must be one spago has:
+    float32, float64, int32, int64 or bool)."""
+    if not isinstance(array, np.ndarray):
+        raise SpagoError(f"from_numpy expects a NumPy array, got {type(array).__name__}")
+    if array.dtype not in dtypes.SUPPORTED:
+        raise DTypeError(f"from_numpy: spago has no {array.dtype} tensors; expected one of "
+                         f"{', '.join(sorted(d.name for d in dtypes.SUPPORTED))}")
+    return Tensor._wrap(array)
+
+
 def as_tensor(x: Any, dtype=None) -> Tensor:
     """``x`` as a Tensor; Tensors pass through (cast only if ``dtype`` differs)."""
     if isinstance(x, Tensor):
@@ -230,7 +261,7 @@ def _install_methods() -> None:
         "exp": ops.exp, "log": ops.log, "log1p": ops.log1p, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "abs": ops.abs,
         "square": ops.square, "reciprocal": ops.reciprocal, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan,
         "tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "erf": ops.erf, "sign": ops.sign,
-        "neg": ops.neg, "pad": ops.pad,
+        "neg": ops.neg, "pad": ops.pad, "clone": ops.clone,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)

@@ -12,6 +12,7 @@ class TreeDef:
     kind: str
     children: tuple = ()
     keys: tuple = ()
+    container: type = dict  # the dict class to rebuild (a model's ModelOutput comes back as one)
 
     @property
     def num_leaves(self) -> int:
@@ -50,7 +51,7 @@ def flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None, path: str =
         if isinstance(node, dict):
             keys = tuple(node)
             kids = tuple(walk(node[k], f"{where}.{k}" if where else str(k)) for k in keys)
-            return TreeDef("dict", kids, keys)
+            return TreeDef("dict", kids, keys, type(node))
         leaves.append(node)
         paths.append(where)
         return TreeDef("leaf")
@@ -70,7 +71,7 @@ def unflatten(treedef: TreeDef, leaves: list) -> Any:
             return None
         kids = [build(c) for c in td.children]
         if td.kind == "dict":
-            return dict(zip(td.keys, kids))
+            return td.container(zip(td.keys, kids))
         return tuple(kids) if td.kind == "tuple" else kids
 
     tree = build(treedef)

@@ -2,7 +2,7 @@
 
 Each layer lives in its own file with its equations and paper in the docstring.
 """
-from .module import Module, ModuleList, Param, Sequential  # noqa: F401
+from .module import Module, ModuleList, Param, Parameter, Sequential  # noqa: F401
 from . import init  # noqa: F401
 from .linear import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
@@ -22,3 +22,7 @@ from .encoding import *  # noqa: F401,F403
 from .rae import *  # noqa: F401,F403
 from .graph_encoders import *  # noqa: F401,F403
 from .tagger import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .._exports import public_names as _public_names
+
+__all__ = _public_names(globals(), modules=("init",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import ops
-from .module import Module
+from .module import Module, function_layer
 
 __all__ = ["Activation", "ReLU", "ReLU6", "LeakyReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Swish", "Mish",
            "Sigmoid", "Tanh", "Softplus", "Softsign", "HardSigmoid", "HardTanh", "LogSigmoid", "Softmax",
@@ -21,6 +21,7 @@ class Activation(Module):
         self.options = options
 
     def forward(self, x):
+        """x of any shape, elementwise (Softmax / LogSoftmax: over ``axis``, the last by default)."""
         return type(self).fn(x, **self.options)
 
     def extra_repr(self) -> str:
@@ -28,16 +29,7 @@ class Activation(Module):
 
 
 def _activation(name: str, fn: Callable, doc: str, **defaults: Any) -> type:
-    def __init__(self, **options: Any):
-        unknown = set(options) - set(defaults)
-        if unknown:
-            from ..errors import SpagoError
-
-            raise SpagoError(f"{name}: unknown option(s) {sorted(unknown)}; expected {sorted(defaults) or 'none'}")
-        Activation.__init__(self, **{**defaults, **options})
-
-    return type(name, (Activation,), {"fn": staticmethod(fn), "__init__": __init__, "__doc__": doc,
-                                      "__module__": __name__})
+    return function_layer(Activation, name, fn, doc, __name__, **defaults)
 
 
 ReLU = _activation("ReLU", ops.relu, "max(0, x).")

@@ -136,6 +136,8 @@ class _ConvND(Module):
         self.bias = init.uniform(Param(np.zeros(out_channels), dtype), -bound, bound, generator) if bias else None
 
     def forward(self, x):
+        """Channels-first as in PyTorch: x (N, C_in, L) for Conv1D, (N, C_in, H, W) for Conv2D → (N, C_out, ...).
+        No mask: pad sequences yourself."""
         return _conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.rank,
                      self._path or type(self).__name__)
 

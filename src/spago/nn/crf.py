@@ -120,7 +120,8 @@ class CRF(Module):
         return ops.mean(per) if reduction == "mean" else ops.sum(per)
 
     def forward(self, emissions, tags, mask=None):
-        """The mean negative log-likelihood (the training loss)."""
+        """The mean negative log-likelihood (the training loss) of ``tags`` (B, T) ints given ``emissions``
+        (B, T, num_tags), batch-first; ``mask`` (B, T), 1 on real tokens and 0 on padding (a prefix of ones)."""
         return self.nll(emissions, tags, mask)
 
     # -- decoding ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ class Dropout(Module):
         self.p, self.generator = float(p), generator
 
     def forward(self, x):
+        """x of any shape, returned with the same shape (zeros where dropped, in training mode only)."""
         return ops.dropout(x, self.p, self.training, self.generator)
 
     def extra_repr(self) -> str:

@@ -17,6 +17,7 @@ class Identity(Module):
     """y = x."""
 
     def forward(self, x):
+        """Any input, returned as it is."""
         return x
 
 
@@ -36,6 +37,7 @@ class Linear(Module):
         self.bias = init.uniform(Param(np.zeros(out_features), dtype), -bound, bound, generator) if bias else None
 
     def forward(self, x):
+        """x (..., in_features), any leading axes (batch-first: (B, in) or (B, T, in)) → (..., out_features)."""
         x = ops.elementwise._t(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ShapeError(f"{self._path or 'Linear'}: expected input with last axis {self.in_features}, "
@@ -63,6 +65,8 @@ class Embedding(Module):
             self.weight.numpy()[padding_idx] = 0.0
 
     def forward(self, ids):
+        """ids: integer indices of any shape (e.g. (B, T)) → vectors (*ids.shape, embedding_dim). No mask:
+        padded positions look up their padding id like any other."""
         ids = ops.elementwise._t(ids)
         if ids.dtype.kind not in "iu":
             raise SpagoError(f"{self._path or 'Embedding'}: ids must be integers, got {ids.dtype.name}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import ShapeError, SpagoError
+from ..errors import DTypeError, ShapeError, SpagoError
 from ..tensor import Tensor
 
 
@@ -34,11 +34,21 @@ class Param(Tensor):
         """Overwrite the value in place (same array, so compiled code that holds it sees the change)."""
         value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
         if value.shape != self.shape:
-            raise ShapeError(f"cannot assign shape {value.shape} to parameter {self.name or ''} of shape {self.shape}")
+            which = f"parameter {self.name}" if self.name else "a parameter"
+            raise ShapeError(f"cannot assign shape {value.shape} to {which} of shape {self.shape}")
         np.copyto(self._value, value, casting="same_kind")
 
     def __repr__(self) -> str:
-        return f"Param({self.name or '?'}: {self.spec})"
+        return f"Param({self.name}: {self.spec})" if self.name else f"Param({self.spec})"
+
+
+Parameter = Param  # PyTorch's name
+
+
+def zero_grads(params: Any, set_to_none: bool = True) -> None:
+    """``p.grad = None`` for every parameter, or zeros of its shape when ``set_to_none`` is False."""
+    for p in params:
+        p.grad = None if set_to_none or p.grad is None else Tensor._wrap(np.zeros(p.shape, p.dtype))
 
 
 def _names(keys: list) -> str:
@@ -78,6 +88,7 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "training", True)
 
@@ -87,6 +98,16 @@ class Module:
             raise SpagoError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
         self._params.pop(name, None)
         self._modules.pop(name, None)
+        if name in self._buffers:
+            self._buffers.pop(name)
+            if isinstance(value, (Tensor, np.ndarray)):  # a new value for a buffer stays a buffer
+                if isinstance(value, Tensor) and not value.is_concrete:
+                    self._buffers[name] = getattr(self, name)
+                    raise SpagoError(f"{self._qualified(name)}: a buffer cannot be assigned while the module is "
+                                     "traced (its new value does not exist yet); update it eagerly, outside the "
+                                     "compiled function")
+                self.register_buffer(name, value)
+                return
         if isinstance(value, Param):
             self._params[name] = value
             value.name = self._qualified(name)
@@ -98,14 +119,34 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._params.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         object.__delattr__(self, name)
 
+    def register_buffer(self, name: str, value: Any) -> None:
+        """Keep ``value`` (a non-trainable tensor, e.g. running statistics) as attribute ``name``: it is saved
+        and loaded with the parameters (``state_dict``, ``spago.save``) but no optimiser updates it. Assigning a
+        new value to the attribute keeps it a buffer; a traced (compiled) forward may read a buffer, but
+        assigning one while tracing is an error, since the value does not exist yet."""
+        if "_buffers" not in self.__dict__:
+            raise SpagoError(f"{type(self).__name__}.__init__ must call super().__init__() before register_buffer")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SpagoError(f"register_buffer: the name must be an identifier, got {name!r}")
+        if name in self._params or name in self._modules:
+            raise SpagoError(f"register_buffer: {name!r} is already a parameter or sub-module of "
+                             f"{type(self).__name__}")
+        if isinstance(value, Param):
+            raise SpagoError(f"register_buffer: {name!r} is a Param; buffers are not trained (assign Params as "
+                             "attributes instead)")
+        buffer = Tensor(value.detach() if isinstance(value, Tensor) else value)
+        buffer.name = self._qualified(name)
+        self._buffers[name] = buffer
+        object.__setattr__(self, name, buffer)
     def _qualified(self, name: str) -> str:
         return f"{self._path}.{name}" if self._path else name
 
     def _set_path(self, path: str) -> None:
         object.__setattr__(self, "_path", path)
-        for name, p in self._params.items():
+        for name, p in [*self._params.items(), *self._buffers.items()]:
             p.name = self._qualified(name)
         for name, m in self._modules.items():
             m._set_path(self._qualified(name))
@@ -116,8 +157,40 @@ class Module:
         for name, m in self._modules.items():
             yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every sub-module, depth first."""
+        for _, m in self.named_modules():
+            yield m
+
     def children(self) -> Iterator["Module"]:
+        """The direct sub-modules."""
         return iter(self._modules.values())
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(attribute name, sub-module) for the direct sub-modules."""
+        return iter(self._modules.items())
+
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+        """Call ``fn`` on every sub-module and then on this one (PyTorch's order, e.g. for custom init)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, flag: bool = True) -> "Module":
+        """Set ``requires_grad`` on every parameter (False freezes them: no gradient reaches them)."""
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(dotted path, buffer) for every registered buffer."""
+        for path, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                yield (f"{path}.{name}" if path else name), b
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _, b in self.named_buffers()]
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
         """(dotted path, parameter) for every parameter, each once, in registration order."""
@@ -132,19 +205,25 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     # -- state ----------------------------------------------------------------------------
+    def named_tensors(self) -> Iterator[tuple[str, Tensor]]:
+        """Parameters, then buffers: what `state_dict` holds."""
+        yield from self.named_parameters()
+        yield from self.named_buffers()
+
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter's value, by dotted path."""
-        return OrderedDict((name, p.numpy().copy()) for name, p in self.named_parameters())
+        """Copies of every parameter's and buffer's value, by dotted path."""
+        return OrderedDict((name, p.numpy().copy()) for name, p in self.named_tensors())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy values into the parameters; missing, unexpected and mis-shaped entries are named."""
-        own = dict(self.named_parameters())
+        """Copy values into the parameters and buffers; missing, unexpected and mis-shaped entries are named."""
+        own = dict(self.named_tensors())
         problems = state_mismatch(own, state, strict)
         if problems:
             raise SpagoError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         for k, p in own.items():
             if k in state:
-                p.assign(state[k])
+                value = state[k].numpy() if isinstance(state[k], Tensor) else np.asarray(state[k])
+                np.copyto(p._value, value, casting="same_kind")
 
     def train(self, mode: bool = True) -> "Module":
         for _, m in self.named_modules():
@@ -154,9 +233,9 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (``set_to_none=False``: set it to zeros)."""
+        zero_grads(self.parameters(), set_to_none)
 
     def flatten_parameters(self) -> np.ndarray:
         """Move every parameter into one contiguous buffer and return it: each parameter's array becomes a
@@ -179,7 +258,7 @@ class Module:
     def to(self, dtype) -> "Module":
         """Cast every floating parameter to ``dtype`` in place (``float64`` for gradient checks)."""
         dtype = dtypes.as_dtype(dtype)
-        for p in self.parameters():
+        for p in [*self.parameters(), *(b for b in self.buffers() if dtypes.is_float(b.dtype))]:
             if p.dtype != dtype:
                 p._value = p.numpy().astype(dtype)
                 p.spec = type(p.spec)(p.shape, dtype)
@@ -197,13 +276,24 @@ class Module:
 
     # -- calling ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation, written with ops on Tensors; call the module (``model(x)``), not ``forward``,
+        so the call runs in the module's trace scope. Each layer's ``forward`` docstring states its input
+        layout (spago is batch-first: ``(batch, ..., features)``) and, where it takes one, its mask format."""
         raise SpagoError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ..ir.tracer import module_scope
 
-        with module_scope(self._path) if self._path else contextlib.nullcontext():
-            return self.forward(*args, **kwargs)
+        try:
+            with module_scope(self._path) if self._path else contextlib.nullcontext():
+                return self.forward(*args, **kwargs)
+        except DTypeError as exc:  # name the innermost layer, as its shape errors do
+            if getattr(exc, "layer", None) is not None:
+                raise
+            label = f"{self._path} ({type(self).__name__})" if self._path else type(self).__name__
+            named = type(exc)(f"{label}: {exc}")
+            named.layer = label
+            raise named.with_traceback(exc.__traceback__) from None
 
     def extra_repr(self) -> str:
         return ""
@@ -214,6 +304,21 @@ class Module:
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
         return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
+
+
+def function_layer(base: type, name: str, fn: Callable, doc: str, module: str, **defaults: Any) -> type:
+    """A subclass ``name`` of ``base`` (whose ``__init__(**options)`` stores the options and whose ``forward``
+    calls ``fn``) taking exactly the options in ``defaults``; PyTorch's ``dim=`` is accepted for ``axis=``."""
+    from ..ops._util import rename_keywords
+
+    def __init__(self, **options: Any):
+        options = rename_keywords(options, defaults, name)
+        unknown = set(options) - set(defaults)
+        if unknown:
+            raise SpagoError(f"{name}: unknown option(s) {sorted(unknown)}; expected {sorted(defaults) or 'none'}")
+        base.__init__(self, **{**defaults, **options})
+
+    return type(name, (base,), {"fn": staticmethod(fn), "__init__": __init__, "__doc__": doc, "__module__": module})
 
 
 class ModuleList(Module):
@@ -245,6 +350,7 @@ class Sequential(ModuleList):
         super().__init__(list(modules))
 
     def forward(self, x: Any) -> Any:
+        """x through every module in turn; the layout is whatever the first module takes."""
         for m in self._modules.values():
             x = m(x)
         return x

@@ -23,6 +23,7 @@ class LayerNorm(Module):
         self.bias = Param(np.zeros(normalized_shape), dtype) if elementwise_affine else None
 
     def forward(self, x):
+        """x (..., normalized_shape): normalised over the trailing axes, any leading (batch) axes."""
         x = ops.elementwise._t(x)
         if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
             raise ShapeError(f"{self._path or 'LayerNorm'}: expected last axis {self.normalized_shape}, "
@@ -42,6 +43,7 @@ class RMSNorm(Module):
         self.weight = Param(np.ones(normalized_shape), dtype)
 
     def forward(self, x):
+        """x (..., normalized_shape): normalised over the trailing axes, any leading (batch) axes."""
         x = ops.elementwise._t(x)
         if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
             raise ShapeError(f"{self._path or 'RMSNorm'}: expected last axis {self.normalized_shape}, "

@@ -53,6 +53,7 @@ class _MaxPoolND(Module):
                                                                  type(self).__name__)
 
     def forward(self, x):
+        """Channels-first as in PyTorch: x (N, C, L) for MaxPool1D, (N, C, H, W) for MaxPool2D → (N, C, ...)."""
         return _max_pool(x, self.kernel_size, self.stride, self.padding, self.rank, self._path or type(self).__name__)
 
     def extra_repr(self) -> str:

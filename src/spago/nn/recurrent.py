@@ -25,8 +25,8 @@ from . import init
 from .dropout import Dropout
 from .module import Module, ModuleList, Param
 
-__all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "StackedRNN",
-           "RNN", "LSTM", "GRU", "MERGE_MODES"]
+__all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "TimeLayout", "Recurrent", "Bidirectional",
+           "StackedRNN", "RNN", "LSTM", "GRU", "MERGE_MODES"]
 
 MERGE_MODES = ("concat", "sum", "prod", "avg")
 
@@ -95,7 +95,8 @@ class RNNCellBase(Module):
         return x
 
     def forward(self, x, state=None):
-        """One step on x (B, I): the new state (h, or (h, c) for the LSTM), as PyTorch's cells return it."""
+        """One step on x (B, I) (a cell has no time axis); ``state`` (B, H), (h, c) for the LSTM, or None for
+        zeros. Returns the new state, as PyTorch's cells do."""
         x = self.check_input(x, 2)
         state = self.initial_state(x.shape[0], x.dtype) if state is None else \
             self.check_state(state, x.shape[0], x.dtype)
@@ -198,6 +199,28 @@ class GRUCell(RNNCellBase):
         return h, h
 
 
+class TimeLayout(Module):
+    """Sequence layers are batch-first: x is (batch, time, features) and outputs (batch, time, features), as
+    with PyTorch's ``batch_first=True``. Built with ``batch_first=False`` a layer takes and returns time-first
+    tensors (time, batch, features) instead; a ``mask`` is (batch, time) either way, 1 on real steps. The
+    layout is converted at the call, around ``forward``."""
+
+    batch_first = True
+
+    def __call__(self, x, *args: Any, **kwargs: Any):
+        if self.batch_first:
+            return super().__call__(x, *args, **kwargs)
+        x = ops.elementwise._t(x)
+        if x.ndim != 3:
+            raise ShapeError(f"{self._path or type(self).__name__}: expected time-first input (time, batch, "
+                             f"features) since batch_first=False, got shape {x.shape}")
+        out, state = super().__call__(ops.swapaxes(x, 0, 1), *args, **kwargs)
+        return ops.swapaxes(out, 0, 1), state
+
+    def layout_repr(self) -> str:
+        return f"batch_first={self.batch_first}"
+
+
 def _time_mask(mask, batch: int, steps: int, dtype, where: str):
     """The mask as a (T, B, 1) tensor of 0/1 in ``dtype``, checked against the input."""
     m = ops.elementwise._t(mask)
@@ -213,20 +236,23 @@ def _blend(m, new, old):
     return old + m * (new - old)
 
 
-class Recurrent(Module):
+class Recurrent(TimeLayout):
     """Runs a cell over a batch-first sequence x (B, T, I): forward in time, or backward if ``reverse``.
 
     Returns (outputs (B, T, H), last state). With a ``mask`` the state is carried over padded steps and
-    their outputs are zero."""
+    their outputs are zero. ``batch_first=False``: x and outputs are (T, B, ·) (see `TimeLayout`)."""
 
-    def __init__(self, cell: RNNCellBase, reverse: bool = False):
+    def __init__(self, cell: RNNCellBase, reverse: bool = False, batch_first: bool = True):
         super().__init__()
+        self.batch_first = bool(batch_first)
         if not isinstance(cell, RNNCellBase):
             raise SpagoError(f"Recurrent: expected a recurrent cell (RNNCellBase), got {type(cell).__name__}")
         self.cell, self.reverse = cell, bool(reverse)
         self.input_size, self.output_size = cell.input_size, cell.hidden_size
 
     def forward(self, x, state=None, mask=None):
+        """x (B, T, I) batch-first; ``state`` the cell's state (B, H), or (h, c) for the LSTM; ``mask`` (B, T),
+        1 on real steps and 0 on padding (a prefix of each row). Returns (outputs (B, T, H), last state)."""
         cell = self.cell
         x = cell.check_input(x, 3)
         batch, steps, _ = x.shape
@@ -246,7 +272,7 @@ class Recurrent(Module):
         return ops.stack(outputs, axis=1), state
 
     def extra_repr(self) -> str:
-        return "reverse=True" if self.reverse else ""
+        return ("reverse=True, " if self.reverse else "") + self.layout_repr()
 
 
 def _merge(a, b, mode: str):
@@ -263,17 +289,19 @@ def _flip_time(x):
     return None if x is None else ops.elementwise._t(x)[:, ::-1]
 
 
-class Bidirectional(Module):
+class Bidirectional(TimeLayout):
     """Two recurrent networks over one sequence, one reading it forward and one backward (Schuster & Paliwal,
     1997); their outputs are merged step by step by ``merge``: "concat" (2H features), "sum", "prod" or "avg".
 
     ``factory()`` makes a cell (it runs inside a `Recurrent`) or any layer called as
     ``layer(x, state=None, mask=None) -> (outputs, last state)`` (the backward one then reads the
     sequence flipped in time, so with a mask its padding comes first and is skipped).
-    The state is the pair (forward state, backward state)."""
+    The state is the pair (forward state, backward state). Batch-first: x (B, T, I) -> (B, T, ·), or
+    (T, B, ·) with ``batch_first=False`` (see `TimeLayout`)."""
 
-    def __init__(self, factory: Callable[[], Module], merge: str = "concat"):
+    def __init__(self, factory: Callable[[], Module], merge: str = "concat", batch_first: bool = True):
         super().__init__()
+        self.batch_first = bool(batch_first)
         if merge not in MERGE_MODES:
             raise SpagoError(f"Bidirectional: merge must be one of {MERGE_MODES}, got {merge!r}")
         fw, bw = factory(), factory()
@@ -287,6 +315,8 @@ class Bidirectional(Module):
         self.output_size = None if inner is None else inner * (2 if merge == "concat" else 1)
 
     def forward(self, x, state=None, mask=None):
+        """x (B, T, I) batch-first; ``state`` the pair (forward state, backward state) or None; ``mask`` (B, T),
+        1 on real steps. Returns (merged outputs (B, T, ·), (forward last state, backward last state))."""
         if state is None:
             fw_state = bw_state = None
         elif isinstance(state, (tuple, list)) and len(state) == 2:
@@ -303,15 +333,17 @@ class Bidirectional(Module):
         return _merge(fw_out, bw_out, self.merge), (fw_last, bw_last)
 
     def extra_repr(self) -> str:
-        return f"merge={self.merge!r}"
+        return f"merge={self.merge!r}, {self.layout_repr()}"
 
 
-class StackedRNN(Module):
+class StackedRNN(TimeLayout):
     """Recurrent layers applied one after another, each reading the previous one's outputs, with dropout
-    (Zaremba et al., 2014) between them in training mode. Returns (last outputs, [last state per layer])."""
+    (Zaremba et al., 2014) between them in training mode. Returns (last outputs, [last state per layer]).
+    Batch-first (B, T, ·), or time-first (T, B, ·) with ``batch_first=False`` (see `TimeLayout`)."""
 
-    def __init__(self, layers: list, dropout: float = 0.0, generator=None):
+    def __init__(self, layers: list, dropout: float = 0.0, generator=None, batch_first: bool = True):
         super().__init__()
+        self.batch_first = bool(batch_first)
         if not layers:
             raise SpagoError("StackedRNN: needs at least one layer")
         self.layers = ModuleList(list(layers))
@@ -321,6 +353,8 @@ class StackedRNN(Module):
         return len(self.layers)
 
     def forward(self, x, states=None, mask=None):
+        """x (B, T, I) batch-first; ``states`` one initial state per layer, or None; ``mask`` (B, T), 1 on real
+        steps. Returns (outputs of the last layer, [last state per layer])."""
         if states is not None and len(states) != len(self.layers):
             raise ShapeError(f"{self._path or 'StackedRNN'}: expected {len(self.layers)} states, one per layer, "
                              f"got {len(states)}")
@@ -332,18 +366,25 @@ class StackedRNN(Module):
             last.append(s)
         return x, last
 
+    def extra_repr(self) -> str:
+        return self.layout_repr()
 
-class _RNNBase(Module):
+
+class _RNNBase(TimeLayout):
     """`num_layers` stacked layers of one cell type, optionally bidirectional, shaped like PyTorch's:
     ``forward(x (B, T, I), state=None, mask=None) -> (outputs (B, T, D·H or H), last state)`` where each
-    state tensor is (num_layers·D, B, H), D = 2 if bidirectional, indexed layer·D + direction."""
+    state tensor is (num_layers·D, B, H), D = 2 if bidirectional, indexed layer·D + direction.
+
+    Batch-first by default (spago's layout, PyTorch's ``batch_first=True``); ``batch_first=False`` takes and
+    returns time-first (T, B, ·) tensors as PyTorch's default does. The mask is (B, T) either way."""
 
     cell_type: type = RNNCellBase
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  bidirectional: bool = False, merge: str = "concat", dropout: float = 0.0, dtype="float32",
-                 generator=None, **cell_options: Any):
+                 generator=None, batch_first: bool = True, **cell_options: Any):
         super().__init__()
+        self.batch_first = bool(batch_first)
         if num_layers < 1:
             raise SpagoError(f"{type(self).__name__}: num_layers must be at least 1, got {num_layers}")
         if merge not in MERGE_MODES:
@@ -391,6 +432,9 @@ class _RNNBase(Module):
         return [tuple(per[layer * d:(layer + 1) * d]) if d == 2 else per[layer] for layer in range(self.num_layers)]
 
     def forward(self, x, state=None, mask=None):
+        """x (B, T, I) batch-first (converted from (T, B, I) at the call when ``batch_first=False``); ``state``
+        None or the initial state tensors (num_layers·D, B, H) — (h_0, c_0) for the LSTM; ``mask`` (B, T),
+        1 on real steps and 0 on padding. Returns (outputs, last state in the same form as ``state``)."""
         x = ops.elementwise._t(x)
         if x.ndim != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(f"{self._path or type(self).__name__}: expected input of shape (batch, time, "
@@ -403,22 +447,25 @@ class _RNNBase(Module):
         extra = f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
         if self.bidirectional:
             extra += f", bidirectional=True, merge={self.merge!r}"
-        return f"{self.input_size}, {self.hidden_size}{extra}"
+        return f"{self.input_size}, {self.hidden_size}{extra}, {self.layout_repr()}"
 
 
 class RNN(_RNNBase):
-    """Stacked Elman RNN layers (see `RNNCell`); ``nonlinearity`` "tanh" or "relu"."""
+    """Stacked Elman RNN layers (see `RNNCell`); ``nonlinearity`` "tanh" or "relu". Batch-first (B, T, I)
+    unless ``batch_first=False``."""
 
     cell_type = RNNCell
 
 
 class LSTM(_RNNBase):
-    """Stacked LSTM layers (see `LSTMCell`); the state is (h_n, c_n), each (num_layers·D, B, H)."""
+    """Stacked LSTM layers (see `LSTMCell`); the state is (h_n, c_n), each (num_layers·D, B, H). Batch-first
+    (B, T, I) unless ``batch_first=False``."""
 
     cell_type = LSTMCell
 
 
 class GRU(_RNNBase):
-    """Stacked GRU layers (see `GRUCell`); the state is h_n (num_layers·D, B, H)."""
+    """Stacked GRU layers (see `GRUCell`); the state is h_n (num_layers·D, B, H). Batch-first (B, T, I)
+    unless ``batch_first=False``."""
 
     cell_type = GRUCell

@@ -115,7 +115,8 @@ class BiLSTMCRF(Module):
         self.crf = CRF(num_tags, dtype=dtype, generator=generator)
 
     def forward(self, ids, mask=None):
-        """Emission scores (B, T, num_tags) for token ids (B, T)."""
+        """Emission scores (B, T, num_tags) for token ids (B, T), batch-first; ``mask`` (B, T) is 1 on real
+        tokens and 0 on padding (a prefix of ones per row), or None when nothing is padded."""
         x = self.embedding(ids)
         if self.dropout is not None:
             x = self.dropout(x)

@@ -24,3 +24,21 @@ from .indexing import embedding, gather, getitem, one_hot, take  # noqa: F401
 from .random import Generator, dropout, manual_seed  # noqa: F401
 from .creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like  # noqa: F401
 from . import fused as _fused  # noqa: F401,E402  (registers the fused-kernel op)
+from .elementwise import clone  # noqa: F401
+from ._util import accept_torch_names as _accept_torch_names
+from .._exports import public_names as _public_names
+
+
+def _torch_names() -> None:
+    """Every public op function taking ``axis``/``keepdims`` also takes PyTorch's ``dim``/``keepdim``."""
+    import inspect
+
+    for name, value in list(globals().items()):
+        if not name.startswith("_") and inspect.isfunction(value):
+            globals()[name] = _accept_torch_names(value)
+
+
+_torch_names()
+cat = concat  # PyTorch's name
+
+__all__ = _public_names(globals())  # without sum, max, min, abs, pow: reach them as ops.sum …

@@ -1,12 +1,14 @@
 """Small helpers shared by the op modules: shape rules and the broadcasting reduction of gradients."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+import inspect
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import AxisError, DTypeError, ShapeError
+from ..errors import AxisError, DTypeError, ShapeError, SpagoError
 from .registry import Spec
 
 
@@ -63,3 +65,35 @@ def sum_to(g, shape: tuple):
     axes = tuple(range(lead)) + tuple(i + lead for i, d in enumerate(shape) if d == 1 and g.shape[i + lead] != 1)
     out = sum_(g, axis=axes, keepdims=True) if axes else g
     return reshape(out, shape)
+
+
+# PyTorch's keyword names -> spago's (NumPy's), accepted by every op function that takes the latter
+TORCH_NAMES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis"}
+
+
+def rename_keywords(kwargs: dict, accepted: Any, owner: str) -> dict:
+    """``kwargs`` with PyTorch's names (``dim``, ``keepdim``, ``start_dim``) turned into spago's where
+    ``accepted`` holds spago's name; giving both names is an error."""
+    if not any(k in TORCH_NAMES for k in kwargs):
+        return kwargs
+    out = dict(kwargs)
+    for theirs, ours in TORCH_NAMES.items():
+        if theirs in out and ours in accepted:
+            if ours in out:
+                raise SpagoError(f"{owner}: give {ours}= or {theirs}=, not both")
+            out[ours] = out.pop(theirs)
+    return out
+
+
+def accept_torch_names(fn: Callable) -> Callable:
+    """``fn`` also taking PyTorch's keyword names for its ``axis``/``keepdims``/``start_axis`` (one wrapper
+    for the whole op API, applied in ``spago.ops``); functions without those parameters come back as they are."""
+    params = inspect.signature(fn).parameters
+    if not any(ours in params for ours in TORCH_NAMES.values()):
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **(rename_keywords(kwargs, params, fn.__name__) if kwargs else kwargs))
+
+    return wrapper

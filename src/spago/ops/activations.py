@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from ._types import TensorLike
 from .elementwise import _erf_kernel, _sigmoid_kernel, _t, apply_unary, cast, erf, exp, sigmoid, tanh, unary, where
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -84,27 +90,27 @@ threshold_op = unary("threshold", lambda x, threshold, value: np.where(x > thres
 log_sigmoid_op = unary("log_sigmoid", lambda x: -_softplus_kernel(-x), lambda g, y, x: (g * sigmoid(-x),))
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
     """max(x, 0)."""
     return apply_unary(relu_op, x)
 
 
-def relu6(x):
+def relu6(x: TensorLike) -> Tensor:
     """min(max(x, 0), 6)."""
     return apply_unary(relu6_op, x)
 
 
-def leaky_relu(x, alpha: float = 0.01):
+def leaky_relu(x: TensorLike, alpha: float = 0.01) -> Tensor:
     """x for x > 0, alpha·x otherwise."""
     return apply_unary(leaky_relu_op, x, alpha=float(alpha))
 
 
-def elu(x, alpha: float = 1.0):
+def elu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha·(exp(x) − 1) otherwise (Clevert et al., 2015)."""
     return apply_unary(elu_op, x, alpha=float(alpha))
 
 
-def celu(x, alpha: float = 1.0):
+def celu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """max(0, x) + min(0, alpha·(exp(x/alpha) − 1)) (Barron, 2017)."""
     if alpha == 0:
         from ..errors import SpagoError
@@ -113,12 +119,12 @@ def celu(x, alpha: float = 1.0):
     return apply_unary(celu_op, x, alpha=float(alpha))
 
 
-def selu(x):
+def selu(x: TensorLike) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants (Klambauer et al., 2017)."""
     return apply_unary(selu_op, x)
 
 
-def gelu(x, approximate: str = "none"):
+def gelu(x: TensorLike, approximate: str = "none") -> Tensor:
     """x·Φ(x) (Hendrycks & Gimpel, 2016); ``approximate="tanh"`` gives the tanh form (BERT's gelu_new)."""
     if approximate not in ("none", "tanh"):
         from ..errors import SpagoError
@@ -127,12 +133,12 @@ def gelu(x, approximate: str = "none"):
     return apply_unary(gelu_op, x, approximate=approximate)
 
 
-def silu(x):
+def silu(x: TensorLike) -> Tensor:
     """x·sigmoid(x) (Ramachandran et al., 2017: swish with beta = 1)."""
     return apply_unary(silu_op, x)
 
 
-def swish(x, beta=None):
+def swish(x: TensorLike, beta: float | None=None) -> Tensor:
     """x·sigmoid(beta·x); ``beta`` may be a trainable tensor (then its gradient is computed too)."""
     if beta is None:
         return silu(x)
@@ -140,22 +146,22 @@ def swish(x, beta=None):
     return x * sigmoid(_t(beta, like=x) * x)
 
 
-def mish(x):
+def mish(x: TensorLike) -> Tensor:
     """x·tanh(softplus(x)) (Misra, 2019)."""
     return apply_unary(mish_op, x)
 
 
-def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+def softplus(x: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """(1/beta)·log(1 + exp(beta·x)), linear once beta·x > threshold."""
     return apply_unary(softplus_op, x, beta=float(beta), threshold=float(threshold))
 
 
-def softsign(x):
+def softsign(x: TensorLike) -> Tensor:
     """x / (1 + |x|)."""
     return apply_unary(softsign_op, x)
 
 
-def softshrink(x, lambd: float = 0.5):
+def softshrink(x: TensorLike, lambd: float = 0.5) -> Tensor:
     """x − λ above λ, x + λ below −λ, 0 between."""
     if lambd < 0:
         from ..errors import SpagoError
@@ -164,21 +170,21 @@ def softshrink(x, lambd: float = 0.5):
     return apply_unary(softshrink_op, x, lambd=float(lambd))
 
 
-def hard_sigmoid(x):
+def hard_sigmoid(x: TensorLike) -> Tensor:
     """clip(0.2·x + 0.5, 0, 1), as in the Go spaGO."""
     return apply_unary(hard_sigmoid_op, x)
 
 
-def hard_tanh(x):
+def hard_tanh(x: TensorLike) -> Tensor:
     """clip(x, −1, 1)."""
     return apply_unary(hard_tanh_op, x)
 
 
-def threshold(x, threshold: float, value: float):
+def threshold(x: TensorLike, threshold: float, value: float) -> Tensor:
     """x where x > threshold, else value."""
     return apply_unary(threshold_op, x, threshold=float(threshold), value=float(value))
 
 
-def log_sigmoid(x):
+def log_sigmoid(x: TensorLike) -> Tensor:
     """log(sigmoid(x)) = −softplus(−x), stable for large |x|."""
     return apply_unary(log_sigmoid_op, x)

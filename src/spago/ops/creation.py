@@ -1,10 +1,16 @@
 """Tensors made from nothing: zeros, ones, full, arange, eye, and seeded random draws."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 
 from .. import dtypes
+from ._types import DTypeLike, ShapeLike, TensorLike
 from .random import Generator, default_generator
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _shape(shape) -> tuple:
@@ -20,27 +26,27 @@ def _make(array, requires_grad=False):
     return t.requires_grad_(True) if requires_grad else t
 
 
-def zeros(*shape, dtype="float32", requires_grad: bool = False):
+def zeros(*shape: int | Sequence[int], dtype: DTypeLike="float32", requires_grad: bool = False) -> Tensor:
     return _make(np.zeros(_shape(shape), dtypes.as_dtype(dtype)), requires_grad)
 
 
-def ones(*shape, dtype="float32", requires_grad: bool = False):
+def ones(*shape: int | Sequence[int], dtype: DTypeLike="float32", requires_grad: bool = False) -> Tensor:
     return _make(np.ones(_shape(shape), dtypes.as_dtype(dtype)), requires_grad)
 
 
-def full(shape, value, dtype="float32", requires_grad: bool = False):
+def full(shape: ShapeLike, value: float, dtype: DTypeLike="float32", requires_grad: bool = False) -> Tensor:
     return _make(np.full(_shape((shape,)), value, dtypes.as_dtype(dtype)), requires_grad)
 
 
-def zeros_like(x, dtype=None):
+def zeros_like(x: TensorLike, dtype: DTypeLike | None=None) -> Tensor:
     return zeros(x.shape, dtype=dtype or x.dtype)
 
 
-def ones_like(x, dtype=None):
+def ones_like(x: TensorLike, dtype: DTypeLike | None=None) -> Tensor:
     return ones(x.shape, dtype=dtype or x.dtype)
 
 
-def arange(start, stop=None, step=1, dtype=None):
+def arange(start: float, stop: float | None=None, step: float=1, dtype: DTypeLike | None=None) -> Tensor:
     if stop is None:
         start, stop = 0, start
     if dtype is None:
@@ -48,17 +54,17 @@ def arange(start, stop=None, step=1, dtype=None):
     return _make(np.arange(start, stop, step, dtype=dtypes.as_dtype(dtype)))
 
 
-def eye(n: int, m: int | None = None, dtype="float32"):
+def eye(n: int, m: int | None = None, dtype: DTypeLike="float32") -> Tensor:
     return _make(np.eye(n, m, dtype=dtypes.as_dtype(dtype)))
 
 
-def randn(*shape, dtype="float32", generator: Generator | None = None, requires_grad: bool = False):
+def randn(*shape: int | Sequence[int], dtype: DTypeLike="float32", generator: Generator | None = None, requires_grad: bool = False) -> Tensor:
     """Standard normal draws from ``generator`` (default: the global one, see ``spago.manual_seed``)."""
     rng = (generator or default_generator).numpy()
     return _make(rng.standard_normal(_shape(shape)).astype(dtypes.as_dtype(dtype)), requires_grad)
 
 
-def rand(*shape, dtype="float32", generator: Generator | None = None, requires_grad: bool = False):
+def rand(*shape: int | Sequence[int], dtype: DTypeLike="float32", generator: Generator | None = None, requires_grad: bool = False) -> Tensor:
     """Uniform draws in [0, 1)."""
     rng = (generator or default_generator).numpy()
     return _make(rng.random(_shape(shape)).astype(dtypes.as_dtype(dtype)), requires_grad)

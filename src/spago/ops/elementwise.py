@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import DTypeError
+from ._types import DTypeLike, TensorLike
 from ._util import broadcast_shapes, float_spec, sum_to
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _t(x, like=None):
@@ -36,7 +40,7 @@ def apply_unary(op: Op, x: Any, **attrs):
 
 
 def _public(op: Op):
-    def fn(x):
+    def fn(x: TensorLike) -> Tensor:
         return bind(op, [_t(x)], {})
 
     fn.__name__ = fn.__qualname__ = op.name
@@ -183,7 +187,7 @@ _COMPARE = {name: register(Op(name, _compare_spec, fn, None, "elementwise"))
 
 
 def _binary(op: Op):
-    def fn(a, b):
+    def fn(a: TensorLike, b: TensorLike) -> Tensor:
         from ..tensor import Tensor
 
         if not isinstance(a, Tensor):
@@ -220,7 +224,7 @@ def _where_grad(g, y, c, a, b):
 where_op = register(Op("where", _where_spec, np.where, _where_grad, "elementwise"))
 
 
-def where(condition, a, b):
+def where(condition: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``; no gradient flows through the condition."""
     from ..tensor import Tensor
 
@@ -247,13 +251,19 @@ def _cast_grad(g, y, x, dtype):
 cast_op = register(Op("cast", _cast_spec, lambda x, dtype: x.astype(dtype), _cast_grad, "elementwise"))
 
 
-def cast(x, dtype):
+def cast(x: TensorLike, dtype: DTypeLike) -> Tensor:
     """Convert to ``dtype``; a cast to the same dtype returns ``x`` itself."""
     x = _t(x)
     dtype = dtypes.as_dtype(dtype)
     if x.dtype == dtype:
         return x
     return bind(cast_op, [x], {"dtype": dtype})
+
+
+def clone(x: TensorLike) -> Tensor:
+    """A copy of ``x`` in new memory that stays on the tape (gradients flow through it), as PyTorch's."""
+    x = _t(x)
+    return bind(cast_op, [x], {"dtype": x.dtype})
 
 
 def _clip_spec(x: Spec, lo, hi) -> Spec:
@@ -279,7 +289,7 @@ def _inside(x, lo, hi):
 clip_op = register(Op("clip", _clip_spec, lambda x, lo, hi: np.clip(x, lo, hi), _clip_grad, "elementwise"))
 
 
-def clip(x, min=None, max=None):
+def clip(x: TensorLike, min: float | None=None, max: float | None=None) -> Tensor:
     """Limit values to [min, max] (either may be None); the gradient is zero outside."""
     if min is None and max is None:
         return _t(x)

@@ -2,11 +2,17 @@
 (embedding lookup) with its scatter-add gradient, and ``one_hot``."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import dtypes
 from ..errors import DTypeError, ShapeError, SpagoError
+from ._types import DTypeLike, TensorLike
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 # An index is stored as a hashable tuple of entries, so graphs can compare and print it:
@@ -123,7 +129,7 @@ unindex_op = register(Op("unindex", lambda g, index, shape: Spec(shape, g.dtype)
                          doc="Scatter-add ``g`` into zeros of ``shape`` at ``index``: the gradient of getitem."))
 
 
-def getitem(x, key):
+def getitem(x: TensorLike, key: Any) -> Tensor:
     """``x[key]`` with NumPy semantics (basic and integer-array indexing)."""
     from ..tensor import Tensor
     from .elementwise import _t
@@ -163,7 +169,7 @@ scatter_add_op = register(Op("scatter_add", _scatter_add_spec, _scatter_add_kern
                              doc="Add rows of ``g`` into zeros at ``idx`` along ``axis``: the gradient of take."))
 
 
-def take(x, indices, axis: int = 0):
+def take(x: TensorLike, indices: TensorLike, axis: int = 0) -> Tensor:
     """Pick entries along ``axis`` by integer ``indices`` (an embedding lookup is ``take(table, ids)``).
 
     The gradient scatter-adds into the rows that were picked, so repeated ids accumulate.
@@ -185,7 +191,7 @@ def take(x, indices, axis: int = 0):
 gather = take
 
 
-def embedding(table, ids):
+def embedding(table: TensorLike, ids: TensorLike) -> Tensor:
     """Rows of ``table`` for integer ``ids`` of any shape."""
     return take(table, ids, axis=0)
 
@@ -202,7 +208,7 @@ one_hot_op = register(Op("one_hot", _one_hot_spec,
                          lambda idx, depth, dtype: (idx[..., None] == np.arange(depth)).astype(dtype), None, "opaque"))
 
 
-def one_hot(indices, depth: int, dtype="float32"):
+def one_hot(indices: TensorLike, depth: int, dtype: DTypeLike="float32") -> Tensor:
     """One-hot vectors of length ``depth`` along a new last axis; not differentiable."""
     from .elementwise import _t
 

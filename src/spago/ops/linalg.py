@@ -1,12 +1,18 @@
 """Matrix products: ``matmul`` with NumPy's rules (vectors, matrices, broadcast batches) and ``dot``."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
+from ._types import TensorLike
 from ._util import broadcast_shapes, sum_to
 from .registry import Op, Spec, bind, register
 from .. import dtypes
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _matmul_spec(a: Spec, b: Spec) -> Spec:
@@ -60,7 +66,7 @@ def _matmul_kernel(a, b):
 matmul_op = register(Op("matmul", _matmul_spec, _matmul_kernel, _matmul_grad, "matmul"))
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """Matrix product with NumPy semantics: 1-D operands are vectors, leading axes are broadcast batches."""
     from .elementwise import _promote, _t
 
@@ -68,7 +74,7 @@ def matmul(a, b):
     return bind(matmul_op, [a, b], {})
 
 
-def dot(a, b):
+def dot(a: TensorLike, b: TensorLike) -> Tensor:
     """Inner product of two tensors of the same shape: sum(a * b)."""
     from .elementwise import _t
     from .reductions import sum

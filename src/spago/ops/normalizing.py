@@ -1,15 +1,21 @@
 """Normalising maps over an axis: softmax and log_softmax (composites), sparsemax (a primitive)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from ._types import TensorLike
 from ._util import float_spec, normalize_axis
 from .elementwise import _t, cast, exp
 from .reductions import logsumexp, max, sum
 from .registry import Op, bind, register
 
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
-def softmax(x, axis: int = -1):
+
+def softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) over ``axis``, shifted by the maximum for stability."""
     x = _t(x)
     axis = normalize_axis(axis, x.ndim, "softmax")
@@ -17,7 +23,7 @@ def softmax(x, axis: int = -1):
     return e / sum(e, axis, keepdims=True)
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """x − logsumexp(x) over ``axis``."""
     x = _t(x)
     axis = normalize_axis(axis, x.ndim, "log_softmax")
@@ -46,7 +52,7 @@ sparsemax_op = register(Op("sparsemax", lambda x, axis: float_spec(x), _sparsema
                            doc="Sparse alternative to softmax: a projection onto the probability simplex."))
 
 
-def sparsemax(x, axis: int = -1):
+def sparsemax(x: TensorLike, axis: int = -1) -> Tensor:
     """Projection of ``x`` onto the probability simplex along ``axis`` (Martins & Astudillo, 2016).
 
     A primitive rather than a composite because it needs a sort; its gradient is written with ops.
@@ -55,7 +61,7 @@ def sparsemax(x, axis: int = -1):
     return bind(sparsemax_op, [x], {"axis": normalize_axis(axis, x.ndim, "sparsemax")})
 
 
-def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
+def layer_norm(x: TensorLike, weight: TensorLike | None=None, bias: TensorLike | None=None, eps: float = 1e-5) -> Tensor:
     """(x − mean) / √(var + eps) · weight + bias over the last axis (Ba, Kiros & Hinton, 2016).
 
     Written as the exact pattern the row-wise fusion pass recognises, so compiled it is one kernel."""
@@ -73,7 +79,7 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
     return y
 
 
-def rms_norm(x, weight=None, eps: float = 1e-6):
+def rms_norm(x: TensorLike, weight: TensorLike | None=None, eps: float = 1e-6) -> Tensor:
     """x / √(mean(x²) + eps) · weight over the last axis (Zhang & Sennrich, 2019)."""
     x = _t(x)
     from .elementwise import rsqrt

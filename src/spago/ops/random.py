@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import threading
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import dtypes
 from ..errors import SpagoError
+from ._types import TensorLike
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class Generator:
@@ -17,6 +23,7 @@ class Generator:
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int | None) -> "Generator":
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         return self
@@ -24,6 +31,23 @@ class Generator:
     def next_seed(self) -> int:
         with self._lock:
             return int(self._rng.integers(0, 2**63 - 1))
+
+    def state_dict(self) -> dict:
+        """The position of the stream (JSON-able), so a resumed run draws what an uninterrupted one would."""
+        with self._lock:
+            return {"bit_generator": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a position `state_dict` returned."""
+        try:
+            with self._lock:
+                self._rng.bit_generator.state = state["bit_generator"]
+                self.seed = "restored"
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpagoError(f"Generator.load_state_dict: not a generator state ({exc})") from None
+
+    def __repr__(self) -> str:
+        return f"Generator(seed={self.seed!r})"
 
     def numpy(self) -> np.random.Generator:
         return np.random.default_rng(self.next_seed())
@@ -94,7 +118,7 @@ def _current_offset():
     return stack[-1] if stack else None
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator: Generator | None = None):
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
     """Zero each entry with probability ``p`` and scale the rest by 1/(1−p); the identity when not training."""
     from .elementwise import _t
 

@@ -1,12 +1,18 @@
 """Reductions over axes (sum, max, min, argmax) and the composites built on them (mean, var, logsumexp)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import dtypes
 from ..errors import DTypeError
+from ._types import Axis, TensorLike
 from ._util import normalize_axes, reduced_shape
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _reduce_spec(x: Spec, axes: tuple, keepdims: bool) -> Spec:
@@ -57,22 +63,22 @@ def _reduce(op: Op, x, axis, keepdims: bool):
     return bind(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
 
 
-def sum(x, axis=None, keepdims: bool = False):
+def sum(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (None: all axes)."""
     return _reduce(sum_op, x, axis, keepdims)
 
 
-def max(x, axis=None, keepdims: bool = False):
+def max(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Largest value over ``axis``; the gradient is shared among tied maxima."""
     return _reduce(max_op, x, axis, keepdims)
 
 
-def min(x, axis=None, keepdims: bool = False):
+def min(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Smallest value over ``axis``; the gradient is shared among tied minima."""
     return _reduce(min_op, x, axis, keepdims)
 
 
-def mean(x, axis=None, keepdims: bool = False):
+def mean(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``."""
     from .elementwise import _t
 
@@ -84,7 +90,7 @@ def mean(x, axis=None, keepdims: bool = False):
     return sum(x, axes, keepdims) * (1.0 / count if count else float("nan"))
 
 
-def var(x, axis=None, keepdims: bool = False, ddof: int = 0):
+def var(x: TensorLike, axis: Axis | None=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis`` (``ddof=1`` for the unbiased estimate)."""
     from .elementwise import _t, square
 
@@ -95,7 +101,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0):
     return sum(square(centred), axes, keepdims) * (1.0 / count if count > 0 else float("nan"))
 
 
-def std(x, axis=None, keepdims: bool = False, ddof: int = 0):
+def std(x: TensorLike, axis: Axis | None=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     from .elementwise import sqrt
 
     return sqrt(var(x, axis, keepdims, ddof))
@@ -128,17 +134,17 @@ def _arg(op, x, axis, keepdims):
     return bind(op, [x], {"axis": axis, "keepdims": bool(keepdims)})
 
 
-def argmax(x, axis=None, keepdims: bool = False):
+def argmax(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (flattened when ``axis`` is None); int64, not differentiable."""
     return _arg(argmax_op, x, axis, keepdims)
 
 
-def argmin(x, axis=None, keepdims: bool = False):
+def argmin(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value; int64, not differentiable."""
     return _arg(argmin_op, x, axis, keepdims)
 
 
-def logsumexp(x, axis=None, keepdims: bool = False):
+def logsumexp(x: TensorLike, axis: Axis | None=None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably by shifting by the (constant) maximum."""
     from .elementwise import _t, exp, log
 

@@ -108,7 +108,7 @@ def _modes() -> list:
     return _state.modes
 
 
-def current_mode():
+def current_mode() -> Any:
     return _modes()[-1]
 
 
@@ -130,7 +130,7 @@ def describe(specs: Sequence[Spec]) -> str:
     return ", ".join(str(s) for s in specs)
 
 
-def bind(op: Op, inputs: Sequence, attrs: dict | None = None):
+def bind(op: Op, inputs: Sequence, attrs: dict | None = None) -> Any:
     """Apply ``op`` to Tensors ``inputs`` in the current mode, after checking its shape rule."""
     attrs = attrs or {}
     specs = [t.spec for t in inputs]

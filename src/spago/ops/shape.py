@@ -1,13 +1,17 @@
 """Shape primitives: reshape, transpose, broadcast_to, concat, pad; and composites expand_dims, squeeze, stack, split."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
+from ._types import Axis, ShapeLike, TensorLike
 from ._util import broadcast_shapes, normalize_axis, sum_to
 from .registry import Op, Spec, bind, register
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _t(x):
@@ -40,7 +44,7 @@ def _resolve_shape(shape, size: int, old: tuple) -> tuple:
     return shape
 
 
-def reshape(x, *shape):
+def reshape(x: TensorLike, *shape: int | Sequence[int]) -> Tensor:
     """Same values, new shape; one dimension may be -1."""
     x = _t(x)
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
@@ -64,7 +68,7 @@ def _transpose_grad(g, y, x, axes):
 transpose_op = register(Op("transpose", _transpose_spec, lambda x, axes: np.transpose(x, axes), _transpose_grad, "shape"))
 
 
-def transpose(x, axes: Sequence[int] | None = None):
+def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute axes (default: reverse them)."""
     x = _t(x)
     if axes is None:
@@ -77,13 +81,13 @@ def transpose(x, axes: Sequence[int] | None = None):
     return bind(transpose_op, [x], {"axes": axes})
 
 
-def permute(x, *axes):
+def permute(x: TensorLike, *axes: int | Sequence[int]) -> Tensor:
     if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
         axes = tuple(axes[0])
     return transpose(x, axes)
 
 
-def swapaxes(x, a: int, b: int):
+def swapaxes(x: TensorLike, a: int, b: int) -> Tensor:
     x = _t(x)
     axes = list(range(x.ndim))
     a, b = normalize_axis(a, x.ndim, "swapaxes"), normalize_axis(b, x.ndim, "swapaxes")
@@ -103,7 +107,7 @@ broadcast_to_op = register(Op("broadcast_to", _broadcast_spec, lambda x, shape: 
                               lambda g, y, x, shape: (sum_to(g, x.shape),), "elementwise"))
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: ShapeLike) -> Tensor:
     """Repeat along axes of size 1 (and new leading axes) to reach ``shape``."""
     x = _t(x)
     shape = tuple(int(d) for d in shape)
@@ -112,14 +116,14 @@ def broadcast_to(x, shape):
     return bind(broadcast_to_op, [x], {"shape": shape})
 
 
-def expand_dims(x, axis: int):
+def expand_dims(x: TensorLike, axis: int) -> Tensor:
     """Insert an axis of size 1 at ``axis``."""
     x = _t(x)
     axis = normalize_axis(axis, x.ndim + 1, "expand_dims")
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
-def squeeze(x, axis=None):
+def squeeze(x: TensorLike, axis: Axis | None=None) -> Tensor:
     """Remove axes of size 1 (all of them, or the given ones, which must have size 1)."""
     from ._util import normalize_axes
 
@@ -134,7 +138,7 @@ def squeeze(x, axis=None):
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-def flatten(x, start_axis: int = 0):
+def flatten(x: TensorLike, start_axis: int = 0) -> Tensor:
     x = _t(x)
     start_axis = normalize_axis(start_axis, x.ndim, "flatten") if x.ndim else 0
     return reshape(x, x.shape[:start_axis] + (-1,))
@@ -166,7 +170,7 @@ def _concat_grad(g, y, *xs, axis):
 concat_op = register(Op("concat", _concat_spec, lambda *xs, axis: np.concatenate(xs, axis=axis), _concat_grad, "shape"))
 
 
-def concat(tensors: Sequence, axis: int = 0):
+def concat(tensors: Sequence, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     xs = [_t(x) for x in tensors]
     if not xs:
@@ -186,7 +190,7 @@ def concat(tensors: Sequence, axis: int = 0):
 concatenate = concat
 
 
-def stack(tensors: Sequence, axis: int = 0):
+def stack(tensors: Sequence, axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
     xs = [_t(x) for x in tensors]
     if not xs:
@@ -198,7 +202,7 @@ def stack(tensors: Sequence, axis: int = 0):
     return concat([expand_dims(x, axis) for x in xs], axis)
 
 
-def split(x, indices_or_sections, axis: int = 0) -> list:
+def split(x: TensorLike, indices_or_sections: int | Sequence[int], axis: int = 0) -> list:
     """Split into equal sections (an int) or at the given indices, as NumPy's split."""
     from .indexing import getitem
 
@@ -217,7 +221,7 @@ def split(x, indices_or_sections, axis: int = 0) -> list:
     return [getitem(x, lead + (slice(a, max(a, b)),)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def chunk(x, chunks: int, axis: int = 0) -> list:
+def chunk(x: TensorLike, chunks: int, axis: int = 0) -> list:
     return split(x, chunks, axis)
 
 
@@ -242,7 +246,7 @@ pad_op = register(Op("pad", _pad_spec,
                      _pad_grad, "shape"))
 
 
-def pad(x, pad_width, value: float = 0.0):
+def pad(x: TensorLike, pad_width: Any, value: float = 0.0) -> Tensor:
     """Pad with a constant: ``pad_width`` is one (before, after) pair per axis, or one pair for all."""
     x = _t(x)
     pw = np.asarray(pad_width, dtype=np.int64)

@@ -17,3 +17,6 @@ from .schedules import (  # noqa: F401
 from .step import CompiledStep, compile_step  # noqa: F401
 from .trainer import Trainer  # noqa: F401
 from .de import DifferentialEvolution  # noqa: F401
+from .._exports import public_names as _public_names  # noqa: E402
+
+__all__ = _public_names(globals(), modules=())

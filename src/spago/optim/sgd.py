@@ -21,7 +21,13 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0.0:
             raise SpagoError("SGD: Nesterov momentum needs momentum > 0")
         self.nesterov = bool(nesterov)
-        self.state_names = ("velocity",) if self.momentum > 0 else ()
+
+    @property
+    def state_names(self) -> tuple:
+        return self._state_names_for({"momentum": self.momentum})
+
+    def _state_names_for(self, hyper: dict) -> tuple:
+        return ("velocity",) if hyper["momentum"] > 0 else ()
 
     def update(self, value, grad, state, step, lr):
         if self.momentum == 0.0:

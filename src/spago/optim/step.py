@@ -29,7 +29,7 @@ class CompiledStep:
     Batches of a new shape, or a model switched between ``train()`` and ``eval()``, compile a new
     specialisation. If a parameter's array is replaced (``Module.to``, ``flatten_parameters``), the step
     recompiles so it never writes to a stale array. The optimiser's hyperparameters other than ``lr`` are
-    fixed when the step is compiled."""
+    constants of the compiled code: changing one (``load_state_dict``, ``param_groups``) compiles anew."""
 
     def __init__(self, loss_fn: Callable, model: Any, optimizer: Optimizer, *, clip_norm: float | None = None,
                  norm_type: float = 2.0, clip_value: float | None = None, generator: Generator | None = None,
@@ -87,7 +87,9 @@ class CompiledStep:
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
-        key = (_signature(batch, {}), modes)  # train() / eval() changes what the step computes (dropout)
+        hyper = tuple(sorted((k, v) for k, v in self.optimizer.hyperparameters().items() if k != "lr"))
+        # train() / eval() changes what the step computes (dropout); hyperparameters other than lr are constants
+        key = (_signature(batch, {}), modes, hyper)
         params = self.optimizer.params
         hit = self._cache.get(key)
         if hit is not None and all(p._value is v for p, v in zip(params, hit[2])):
@@ -139,6 +141,13 @@ class CompiledStep:
                 if a is not state[k][name]:
                     np.copyto(state[k][name], a)
         return float(loss)
+
+    def __repr__(self) -> str:
+        clip = "".join(f", {k}={v:g}" for k, v in (("clip_norm", self.clip_norm), ("clip_value", self.clip_value))
+                       if v is not None)
+        name = getattr(self.loss_fn, "__qualname__", type(self.loss_fn).__name__)
+        return (f"<CompiledStep {name} of {type(self.model).__name__} with {self.optimizer!r}{clip}: "
+                f"{len(self._cache)} specialisation(s) compiled>")
 
     @property
     def compiled(self):

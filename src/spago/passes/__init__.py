@@ -28,6 +28,8 @@ from typing import Sequence
 from ..ir.graph import Graph
 from .manager import Pass, PassManager, PassRecord, pass_name  # noqa: F401
 
+__all__ = ["Pass", "PassManager", "PassRecord", "pass_name", "default_passes", "optimize"]
+
 
 def default_passes(inference: bool = True) -> list:
     from .batch_matmul import batch_matmul

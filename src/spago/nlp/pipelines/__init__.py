@@ -14,7 +14,8 @@ from spago.nlp.pipelines.fill_mask import FillMask
 from spago.nlp.pipelines.question_answering import QuestionAnswering
 from spago.nlp.pipelines.semantic_search import SemanticSearch, SentenceEncoder, read_csv_column
 from spago.nlp.pipelines.token_classification import TokenClassification
+from spago.nlp.pipelines.factory import TASKS, pipeline
 
 __all__ = ["Pipeline", "QuestionAnswering", "TokenClassification", "FillMask", "NextSentencePrediction",
            "SequenceClassification", "ReplacedTokenDetection", "SentenceEncoder", "SemanticSearch",
-           "read_csv_column"]
+           "read_csv_column", "TASKS", "pipeline"]

@@ -3,15 +3,17 @@ a list of encodings through the model as one padded batch."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from spago.errors import SpagoError
 from spago.nlp.tokenizers import BertTokenizer, Encoding
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "accepts_lists"]
 
 
 class Pipeline:
@@ -37,6 +39,9 @@ class Pipeline:
             raise SpagoError(f"{self.task}: the model has no tokenizer (no vocab.txt in {source!r}); pass one")
         self.model = model
         self.tokenizer = tokenizer
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, model={self.model!r})"
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, compiled: bool = True, **kwargs: Any) -> "Pipeline":
@@ -75,3 +80,41 @@ def check_text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise SpagoError(f"{name} must be a str, got {type(value).__name__}")
     return value
+
+
+def accepts_lists(*names: str) -> Callable:
+    """Let a pipeline's ``__call__`` take lists for the arguments ``names``, as Hugging Face pipelines do: the
+    result is then a list, one result per item. Lists given together must have one length; a single value
+    goes with every item."""
+    def deco(call: Callable) -> Callable:
+        signature = inspect.signature(call)
+
+        @functools.wraps(call)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError as exc:
+                raise SpagoError(f"{self.task}: {exc}") from None
+            lists = {n: bound.arguments[n] for n in names if isinstance(bound.arguments.get(n), (list, tuple))}
+            if not lists:
+                return call(self, *args, **kwargs)
+            lengths = {len(v) for v in lists.values()}
+            if len(lengths) > 1:
+                raise SpagoError(f"{self.task}: the lists given for {', '.join(lists)} differ in length "
+                                 f"({', '.join(str(len(v)) for v in lists.values())})")
+            results = []
+            for i in range(lengths.pop()):
+                bound.arguments.update({n: v[i] for n, v in lists.items()})
+                results.append(call(*bound.args, **bound.kwargs))
+            return results
+
+        return wrapper
+
+    return deco
+
+
+def alias(name: str, value: Any, other: str, other_value: Any, task: str) -> Any:
+    """The value given as ``name`` or under Hugging Face's name ``other`` (exactly one of them)."""
+    if (value is None) == (other_value is None):
+        raise SpagoError(f"{task}: give {name}= or {other}= (one of them)")
+    return value if value is not None else other_value

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
 from spago.nlp.pipelines.decoding import softmax
 
 __all__ = ["SequenceClassification", "NextSentencePrediction"]
@@ -18,6 +18,7 @@ class SequenceClassification(Pipeline):
     architectures = ("BertForSequenceClassification", "ElectraForSequenceClassification")
     task = "sequence classification"
 
+    @accepts_lists("text", "text_pair")
     def __call__(self, text: str, text_pair: str | None = None) -> dict[str, Any]:
         """{"class", "confidence", "distribution": [{"class", "confidence"}] (most probable first)}, as the
         Go spaGO's /classify."""
@@ -37,6 +38,7 @@ class NextSentencePrediction(Pipeline):
     architectures = ("BertForNextSentencePrediction", "BertForPreTraining")
     task = "next sentence prediction"
 
+    @accepts_lists("first", "second")
     def __call__(self, first: str, second: str) -> dict[str, Any]:
         """{"is_next": bool, "probability": P(second follows first)} (logit index 0 means "is next")."""
         check_text("first", first)

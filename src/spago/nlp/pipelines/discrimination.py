@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
 from spago.nlp.pipelines.decoding import sigmoid, word_groups
 
 __all__ = ["ReplacedTokenDetection"]
@@ -21,6 +21,7 @@ class ReplacedTokenDetection(Pipeline):
     architectures = ("ElectraForPreTraining",)
     task = "replaced token detection"
 
+    @accepts_lists("text")
     def __call__(self, text: str) -> dict[str, Any]:
         """{"tokens": [{"text", "start", "end", "label": "REAL"|"FAKE", "confidence"}]} per word; confidence is
         the probability of the label (for FAKE: of the most suspicious piece)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from spago.errors import SpagoError
 from spago.nlp.pipelines import decoding
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
 
 __all__ = ["FillMask"]
 
@@ -17,6 +17,7 @@ class FillMask(Pipeline):
     architectures = ("BertForMaskedLM", "BertForPreTraining")
     task = "fill-mask"
 
+    @accepts_lists("text")
     def __call__(self, text: str, top_k: int = 5) -> dict[str, Any]:
         """{"tokens": [{"text", "start", "end", "label": "PREDICTED", "confidence", "candidates": [{"token",
         "id", "confidence"}]}]}, one entry per [MASK] in the text, in order."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from spago.errors import SpagoError
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, alias, check_text
 from spago.nlp.pipelines.decoding import best_spans
 
 __all__ = ["QuestionAnswering"]
@@ -22,21 +22,27 @@ class QuestionAnswering(Pipeline):
     architectures = ("BertForQuestionAnswering", "ElectraForQuestionAnswering")
     task = "question answering"
 
+    @accepts_lists("question", "passage", "context")
     def __call__(
         self,
         question: str,
-        passage: str,
+        passage: str | None = None,
         top_k: int = 3,
         max_answer_length: int = 20,
         min_confidence: float = 0.0,
         stride: int | None = None,
         max_length: int | None = None,
+        *,
+        context: str | None = None,
     ) -> dict[str, Any]:
         """{"answers": [{"text", "start", "end", "confidence"}]}, best first, at most `top_k`.
 
-        `max_answer_length` counts tokens; `stride` (default: half the passage room, at most 128) is the overlap
-        of consecutive windows; `max_length` (default: the model's limit) the length of each window.
+        The passage may be given as ``context=`` (Hugging Face's name); lists of questions and passages give a
+        list of results. `max_answer_length` counts tokens; `stride` (default: half the passage room, at most
+        128) is the overlap of consecutive windows; `max_length` (default: the model's limit) the length of
+        each window.
         """
+        passage = alias("passage", passage, "context", context, self.task)
         check_text("question", question)
         check_text("passage", passage)
         if not isinstance(top_k, int) or top_k < 1:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spago.errors import SpagoError
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
 from spago.nlp.pipelines.decoding import top_k as best_indices
 
 __all__ = ["SentenceEncoder", "SemanticSearch", "read_csv_column"]
@@ -61,6 +61,7 @@ class SemanticSearch(SentenceEncoder):
         """A search over one column (index, or name from the header row) of a CSV file."""
         return cls(model, read_csv_column(path, column, header, delimiter), **kwargs)
 
+    @accepts_lists("query")
     def __call__(self, query: str, top_k: int = 5) -> dict[str, Any]:
         """{"query", "results": [{"index", "text", "score"}]}, most similar first, at most `top_k`."""
         check_text("query", query)

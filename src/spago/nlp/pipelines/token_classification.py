@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from spago.nlp.pipelines import decoding
-from spago.nlp.pipelines.base import Pipeline, check_text
+from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
 from spago.nlp.pipelines.decoding import aggregate_words, softmax, word_groups
 
 __all__ = ["TokenClassification"]
@@ -23,6 +23,7 @@ class TokenClassification(Pipeline):
     architectures = ("BertForTokenClassification", "ElectraForTokenClassification")
     task = "token classification"
 
+    @accepts_lists("text")
     def __call__(
         self,
         text: str,

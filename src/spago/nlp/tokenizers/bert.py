@@ -294,12 +294,18 @@ class BertTokenizer:
         return_overflowing_tokens: bool = False,
         pad_to_multiple_of: int | None = None,
         return_offsets_mapping: bool = False,
+        return_tensors: str | None = "np",
     ) -> dict[str, np.ndarray]:
         """Model inputs as int64 arrays [batch, length]: input_ids, token_type_ids, attention_mask.
 
         With overflow, every window is a row and `overflow_to_sample_mapping` gives each row's input index;
-        `return_offsets_mapping` adds `offset_mapping` [batch, length, 2].
+        `return_offsets_mapping` adds `offset_mapping` [batch, length, 2]. ``return_tensors`` is "np" (NumPy
+        arrays, the default) or None (nested Python lists, as Hugging Face gives without it); spago has no
+        "pt"/"tf"/"jax" tensors.
         """
+        if return_tensors not in ("np", None):
+            raise TokenizerError(f"return_tensors must be 'np' (NumPy arrays) or None (lists), got "
+                                 f"{return_tensors!r}: spago tokenizers give NumPy arrays")
         single = isinstance(text, str)
         texts = [text] if single else list(text)
         if text_pair is None:
@@ -331,7 +337,7 @@ class BertTokenizer:
             out["overflow_to_sample_mapping"] = np.array(sample, dtype=np.int64)
         if return_offsets_mapping:
             out["offset_mapping"] = np.array([e.offsets for e in rows], dtype=np.int64).reshape(len(rows), -1, 2)
-        return out
+        return out if return_tensors == "np" else {k: v.tolist() for k, v in out.items()}
 
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True,
                clean_up_tokenization_spaces: bool = True) -> str:

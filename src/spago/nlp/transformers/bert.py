@@ -15,6 +15,7 @@ from ... import ops
 from ...errors import ShapeError, SpagoError
 from ...nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Param
 from .config import BertConfig
+from .outputs import ModelOutput
 
 __all__ = [
     "activation", "extended_attention_mask", "BertEmbeddings", "BertSelfAttention", "BertSelfOutput",
@@ -77,6 +78,7 @@ class BertEmbeddings(Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids):
+        """input_ids, token_type_ids (B, S) ints → word + position + segment embeddings, normalised (B, S, H)."""
         seq = input_ids.shape[1]
         positions = self.position_embeddings.weight[:seq]
         e = self.word_embeddings(input_ids) + positions + self.token_type_embeddings(token_type_ids)
@@ -97,6 +99,8 @@ class BertSelfAttention(Module):
         self.dropout = Dropout(config.attention_probs_dropout_prob)
 
     def forward(self, x, mask):
+        """x (B, S, H); mask: the additive mask (B, 1, 1, S), 0 on real keys and a large negative number on
+        padding (`extended_attention_mask`) → contexts (B, S, H)."""
         batch, seq, dim = x.shape
 
         def heads(t):
@@ -118,6 +122,7 @@ class BertSelfOutput(Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, h, x):
+        """h: the attention contexts (B, S, H); x: the layer's input (B, S, H), added back → (B, S, H)."""
         return self.LayerNorm(self.dropout(self.dense(h)) + x)
 
 
@@ -130,6 +135,7 @@ class BertAttention(Module):
         self.output = BertSelfOutput(config)
 
     def forward(self, x, mask):
+        """x (B, S, H); mask: the additive mask (B, 1, 1, S) → (B, S, H)."""
         return self.output(self.self(x, mask), x)
 
 
@@ -142,6 +148,7 @@ class BertIntermediate(Module):
         self.dense = Linear(config.hidden_size, config.intermediate_size)
 
     def forward(self, x):
+        """x (B, S, H) → (B, S, intermediate_size)."""
         return activation(self.act, self.dense(x))
 
 
@@ -155,6 +162,7 @@ class BertOutput(Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, h, x):
+        """h (B, S, intermediate_size); x: the sub-layer's input (B, S, H), added back → (B, S, H)."""
         return self.LayerNorm(self.dropout(self.dense(h)) + x)
 
 
@@ -168,6 +176,7 @@ class BertLayer(Module):
         self.output = BertOutput(config)
 
     def forward(self, x, mask):
+        """x (B, S, H); mask: the additive mask (B, 1, 1, S), 0 on real tokens, very negative on padding."""
         a = self.attention(x, mask)
         return self.output(self.intermediate(a), a)
 
@@ -180,6 +189,8 @@ class BertEncoder(Module):
         self.layer = ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(self, x, mask, output_hidden_states: bool = False):
+        """x (B, S, H); mask: the additive mask (B, 1, 1, S). Returns h (B, S, H), and with
+        ``output_hidden_states`` also the list of the input and every layer's output."""
         states = [x]
         for layer in self.layer:
             x = layer(x, mask)
@@ -195,13 +206,15 @@ class BertPooler(Module):
         self.dense = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, h):
+        """h (B, S, H) → tanh(dense(h[:, 0])) (B, H): the [CLS] token's vector."""
         return ops.tanh(self.dense(h[:, 0]))
 
 
 class BertModel(Module):
     """The BERT encoder: embeddings, transformer layers and (optionally) the pooler.
 
-    ``forward`` returns a dict keyed like Hugging Face outputs: ``last_hidden_state``, ``pooler_output``
+    ``forward`` returns a `ModelOutput` (a dict with attribute access and integer indexing) keyed like Hugging
+    Face outputs: ``last_hidden_state``, ``pooler_output``
     (with a pooler) and ``hidden_states`` (stacked (layers+1, B, S, H), when asked for)."""
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
@@ -215,11 +228,13 @@ class BertModel(Module):
         return self.embeddings(input_ids, token_type_ids)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        """input_ids (B, S) int token ids; attention_mask (B, S), 1 on real tokens and 0 on padding (None: all
+        ones); token_type_ids (B, S) segment ids (None: zeros). Returns a `ModelOutput`."""
         input_ids, attention_mask, token_type_ids = _check_ids(
             input_ids, attention_mask, token_type_ids, self.config.max_position_embeddings)
         x = self.embed(input_ids, token_type_ids)
         mask = extended_attention_mask(attention_mask, x.dtype)
-        out: dict = {}
+        out = ModelOutput()
         if output_hidden_states:
             h, states = self.encoder(x, mask, output_hidden_states=True)
         else:
@@ -247,9 +262,11 @@ class _Head(Module):
         return self.base.config
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        """input_ids (B, S) int token ids; attention_mask (B, S), 1 on real tokens and 0 on padding (None: all
+        ones); token_type_ids (B, S) segment ids (None: zeros). Returns a `ModelOutput`: the head's outputs
+        first (so ``out[0]`` is ``logits`` as in Hugging Face), then the encoder's."""
         out = self.base(input_ids, attention_mask, token_type_ids, output_hidden_states)
-        out.update(self.head(out))
-        return out
+        return ModelOutput({**self.head(out), **out})
 
     def head(self, out: dict) -> dict:
         raise SpagoError(f"{type(self).__name__} must define head()")
@@ -265,6 +282,7 @@ class BertPredictionHeadTransform(Module):
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, h):
+        """h (B, S, H) → (B, S, H)."""
         return self.LayerNorm(activation(self.act, self.dense(h)))
 
 
@@ -278,6 +296,7 @@ class BertLMPredictionHead(Module):
         object.__setattr__(self, "_tied", word_embeddings)  # not registered: its weight lives in the encoder
 
     def forward(self, h):
+        """h (B, S, H) → vocabulary logits (B, S, vocab_size)."""
         return self.transform(h) @ self._tied.weight.T + self.bias
 
 

@@ -45,6 +45,7 @@ class ElectraDiscriminatorPredictions(Module):
         self.dense_prediction = Linear(config.hidden_size, 1)
 
     def forward(self, h):
+        """h (B, S, H) → one "replaced" logit per token (B, S)."""
         return ops.squeeze(self.dense_prediction(activation(self.act, self.dense(h))), -1)
 
 
@@ -104,6 +105,7 @@ class ElectraClassificationHead(Module):
         self.out_proj = Linear(config.hidden_size, config.num_labels)
 
     def forward(self, h):
+        """h (B, S, H) → class logits (B, num_labels) from the first token."""
         x = ops.gelu(self.dense(self.dropout(h[:, 0])), approximate="none")
         return self.out_proj(self.dropout(x))
 

@@ -23,6 +23,7 @@ from ...nn import Module
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, load_config
 from .pooling import Pooling, SentenceEmbedding, read_sentence_transformer
+from .outputs import ModelOutput
 from .checkpoint import find_weights_file, read_state_dict
 from .weights import load_weights
 
@@ -179,14 +180,14 @@ class TransformerModel:
         return fn
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-                 output_hidden_states: bool = False) -> dict[str, np.ndarray]:
+                 output_hidden_states: bool = False) -> ModelOutput:
         ids, mask, types = self._check(input_ids, attention_mask, token_type_ids)
         if not self.compiled:
             from ...autograd import no_grad
 
             with no_grad():
                 out = self.module(ids, mask, types, output_hidden_states)
-            return {k: v.numpy() for k, v in out.items()}
+            return ModelOutput((k, v.numpy()) for k, v in out.items())
         batch, length = ids.shape
         size = self.bucket(length)
         if size > length:
@@ -194,7 +195,7 @@ class TransformerModel:
             ids = np.pad(ids, pad, constant_values=self.config.pad_token_id)
             mask, types = np.pad(mask, pad), np.pad(types, pad)
         out = self.compiled_function(batch, size, output_hidden_states)(ids, mask, types)
-        return {k: self._unpad(k, v, length) for k, v in out.items()}
+        return ModelOutput((k, self._unpad(k, v, length)) for k, v in out.items())
 
     def _unpad(self, key: str, value: np.ndarray, length: int) -> np.ndarray:
         axis = _SEQUENCE_AXIS.get(key)
@@ -236,18 +237,25 @@ class TransformerModel:
         out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         return out
 
-    def encode(self, texts: str | Sequence[str], batch_size: int = 32, truncation: bool = False) -> np.ndarray:
+    def encode(self, texts: str | Sequence[str], batch_size: int = 32, truncation: bool = False,
+               normalize_embeddings: bool = False, show_progress_bar: bool = False) -> np.ndarray:
         """Sentence embeddings (N, H): the folder's pooling (sentence-transformers), or else L2-normalised
         mean pooling. Texts are batched by length so little padding is computed; ``truncation`` as in
-        `tokenize`."""
+        `tokenize`. As in sentence-transformers, ``normalize_embeddings=True`` scales every row to unit
+        length and ``show_progress_bar=True`` shows a tqdm bar over the batches."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not texts:
             raise SpagoError("encode: expected at least one text")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise SpagoError(f"encode: batch_size must be a positive int, got {batch_size!r}")
+        from tqdm.auto import tqdm
+
         pooling = self.pooling or Pooling(("mean",), normalize=True)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result: list = [None] * len(texts)
-        for start in range(0, len(texts), batch_size):
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="encoding", unit="batch", disable=not show_progress_bar):
             chunk = order[start:start + batch_size]
             enc = self.tokenize([texts[i] for i in chunk], truncation=truncation)
             out = self(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
@@ -257,6 +265,9 @@ class TransformerModel:
             for row, i in enumerate(chunk):
                 result[i] = emb[row]
         stacked = np.stack(result)
+        if normalize_embeddings:
+            norms = np.linalg.norm(stacked.astype(np.float64), axis=-1, keepdims=True)
+            stacked = (stacked / np.maximum(norms, 1e-12)).astype(stacked.dtype)
         return stacked[0] if single else stacked
 
     # -- saving ---------------------------------------------------------------------------

@@ -51,6 +51,8 @@ class Pooling(Module):
         return cls(modes, normalize)
 
     def forward(self, h, attention_mask):
+        """h (B, S, H) token vectors; attention_mask (B, S), 1 on real tokens and 0 on padding (left out of
+        mean and max) → sentence vectors (B, H·number of modes)."""
         m = ops.cast(attention_mask, h.dtype)
         m3 = ops.expand_dims(m, -1)
         parts = []
@@ -87,6 +89,8 @@ class SentenceEmbedding(Module):
         return self.model.config
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        """input_ids (B, S); attention_mask (B, S), 1 on real tokens and 0 on padding (None: all ones);
+        token_type_ids (B, S). Returns the encoder's `ModelOutput` plus ``sentence_embedding`` (B, ·)."""
         out = self.model(input_ids, attention_mask, token_type_ids, output_hidden_states)
         if attention_mask is None:
             attention_mask = ops.ones(out["last_hidden_state"].shape[:2], dtype="int64")
