@@ -108,6 +108,7 @@ class SyntheticAttention(Module):
         return ops.softmax(scores, axis=-1)
 
     def forward(self, x):
+        """x: (B, S, input_size), batch-first, S at most the configured length; returns (B, S, value size)."""
         x = _check_input(x, self.input_size, self._path or "SyntheticAttention")
         return ops.matmul(self.weights(x), self.value(x))
 
@@ -144,6 +145,7 @@ class LSHAttention(Module):
         return ops.argmax(ops.concat([r, -r], axis=-1), axis=-1)
 
     def forward(self, x):
+        """x: (B, S, input_size), batch-first; returns (B, S, value size). No mask: every position attends within its bucket."""
         x = _check_input(x, self.input_size, self._path or "LSHAttention")
         q = self.query(x)
         k = q / ops.sqrt(ops.sum(q * q, axis=-1, keepdims=True))

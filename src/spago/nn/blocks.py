@@ -34,6 +34,7 @@ class Highway(Module):
         init.constant(self.gate.bias, gate_bias)
 
     def forward(self, x):
+        """x: (…, size), features last; returns the same shape."""
         t = ops.sigmoid(self.gate(x))
         return x + t * (self._act(self.transform(x)) - x)
 
@@ -50,6 +51,7 @@ class Conv1x1(Module):
         self.bias = init.uniform(Param(np.zeros(out_channels), dtype), -bound, bound, generator) if bias else None
 
     def forward(self, x):
+        """x: (…, in_channels, length), channels before positions; returns (…, out_channels, length)."""
         x = _t(x)
         if x.ndim < 2 or x.shape[-2] != self.in_channels:
             raise ShapeError(f"{self._path or 'Conv1x1'}: expected input (…, {self.in_channels}, length), "
@@ -66,6 +68,7 @@ class Flatten(Module):
         self.start_axis = int(start_axis)
 
     def forward(self, x):
+        """x: (B, d₁, d₂, …); returns the axes from ``start_axis`` on merged into one."""
         return ops.flatten(x, self.start_axis)
 
 
@@ -78,6 +81,7 @@ class PreNorm(Module):
         self.norm, self.block = LayerNorm(size, dtype=dtype), block
 
     def forward(self, x):
+        """x: (…, size), features last, in the wrapped block's layout; returns x + block(LayerNorm(x))."""
         return x + self.block(self.norm(x))
 
 
@@ -89,6 +93,7 @@ class PostNorm(Module):
         self.norm, self.block = LayerNorm(size, dtype=dtype), block
 
     def forward(self, x):
+        """x: (…, size), features last, in the wrapped block's layout; returns LayerNorm(x + block(x))."""
         return self.norm(x + self.block(x))
 
 
@@ -102,6 +107,7 @@ class ReZero(Module):
         self.alpha = Param(np.array(alpha), dtype)
 
     def forward(self, x):
+        """x: any layout the wrapped block takes and returns unchanged in shape; returns x + α·block(x)."""
         return x + self.alpha * self.block(x)
 
 
@@ -120,6 +126,7 @@ class SqrDist(Module):
         self.weight = init.uniform(Param(np.zeros((rank, in_features)), dtype), -bound, bound, generator)
 
     def forward(self, x):
+        """x: (…, in_features), features last; returns (…) the squared norm of each projected vector."""
         x = _t(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ShapeError(f"{self._path or 'SqrDist'}: expected last axis {self.in_features}, got {x.shape}")
@@ -143,6 +150,7 @@ class Concat(_Combinator):
     the Go spaGO's stacked embeddings: y = [f₁(x); f₂(x); …]."""
 
     def forward(self, x):
+        """x: any layout the wrapped modules take; returns their outputs concatenated along ``axis``."""
         return ops.concat(self.outputs(x), axis=self.axis)
 
 
@@ -154,4 +162,5 @@ class Stack(_Combinator):
         super().__init__(*modules, axis=axis)
 
     def forward(self, x):
+        """x: any layout the wrapped modules take; returns their equal-shaped outputs stacked on a new ``axis``."""
         return ops.stack(self.outputs(x), axis=self.axis)

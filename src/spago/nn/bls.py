@@ -60,6 +60,7 @@ class BLS(Module):
         return ops.concat([z, h], axis=-1)
 
     def forward(self, x):
+        """x: (B, input_size), one example per row; returns (B, output_size)."""
         return self._phi_o(self.output(self.hidden(x)))
 
     def fit(self, x, y, penalty: float = 1e-3) -> "BLS":

@@ -51,6 +51,7 @@ class PositionalEncoding(Module):
         return _t(self.table[positions])
 
     def forward(self, x):
+        """x: (…, length, size), batch-first with positions before features; returns x plus the table's first ``length`` rows."""
         x = _t(x)
         if x.ndim < 2 or x.shape[-1] != self.size or x.shape[-2] > self.max_length:
             raise ShapeError(f"{self._path or 'PositionalEncoding'}: expected (…, length ≤ {self.max_length}, "

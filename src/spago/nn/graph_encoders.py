@@ -53,6 +53,7 @@ class SLSTM(Module):
                                               for _ in range(3))
 
     def forward(self, x, mask=None):
+        """x: (B, T, input_size), batch-first; mask: optional (B, T), 1 for real tokens and 0 for padding (padded words neither update the sentence state nor count in its mean). Returns the word states (B, T, hidden) and the sentence state (B, hidden)."""
         x = _check(x, self.input_size, self._path or "SLSTM")
         b, t, hs = x.shape[0], x.shape[1], self.hidden_size
         m = ops.ones(b, t, 1, dtype=x.dtype) if mask is None else ops.expand_dims(ops.cast(_t(mask), x.dtype), -1)
@@ -104,6 +105,7 @@ class StarTransformer(Module):
         self.satellite_norm, self.relay_norm = LayerNorm(size, dtype=dtype), LayerNorm(size, dtype=dtype)
 
     def forward(self, x):
+        """x: (B, T, size), batch-first, no padding mask; returns the satellites (B, T, size) and the relay (B, size)."""
         x = _check(x, self.size, self._path or "StarTransformer")
         b, t, d = x.shape
         h, s = x, ops.mean(x, axis=1)

@@ -45,6 +45,7 @@ class SpatialGatingUnit(Module):
         init.constant(self.proj.bias, 1.0)
 
     def forward(self, x):
+        """x: (B, S, 2·d), batch-first; returns (B, S, d): the first half gated by a projection of the second along the positions."""
         s = x.shape[1]
         u, v = ops.split(x, 2, axis=-1)
         v = self.norm(v)
@@ -63,6 +64,7 @@ class GMLPBlock(Module):
         self.outer = Linear(ff_size // 2, size, dtype=dtype, generator=generator)
 
     def forward(self, x):
+        """x: (B, S, size), batch-first; returns (B, S, size)."""
         return self.outer(self.sgu(ops.gelu(self.inner(x))))
 
 
@@ -78,6 +80,7 @@ class GMLP(Module):
                                                           generator), dtype) for _ in range(depth)])
 
     def forward(self, x):
+        """x: (B, S, size), batch-first, S at most ``seq_len``; returns the same shape."""
         x = _check(x, self.size, self.seq_len, self._path or "GMLP")
         for block in self.blocks:
             x = block(x)
@@ -91,6 +94,7 @@ class _MLP(Module):
         self.fc2 = Linear(hidden, size, dtype=dtype, generator=generator)
 
     def forward(self, x):
+        """x: (…, size), features last; returns the same shape."""
         return self.fc2(ops.gelu(self.fc1(x)))
 
 
@@ -114,6 +118,7 @@ class MLPMixer(Module):
                                   for _ in range(depth)])
 
     def forward(self, x):
+        """x: (B, seq_len, size), batch-first, exactly ``seq_len`` positions; returns the same shape."""
         x = _check(x, self.size, self.seq_len, self._path or "MLPMixer")
         if x.shape[1] != self.seq_len:
             raise ShapeError(f"{self._path or 'MLPMixer'}: expected exactly {self.seq_len} positions, got {x.shape}")

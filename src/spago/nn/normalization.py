@@ -79,6 +79,7 @@ class LayerNormSimple(Module):
         self.eps = float(eps)
 
     def forward(self, x):
+        """x: (…, features), normalised over the last axis; returns the same shape."""
         return _standardize(_check_last(x, None, self._path or "LayerNormSimple"), self.eps)
 
 
@@ -94,6 +95,7 @@ class ScaleNorm(Module):
         self.gain = Param(np.full(size, np.sqrt(size)), dtype)
 
     def forward(self, x):
+        """x: (…, size), normalised over the last axis; returns the same shape."""
         return _unit(_check_last(x, self.size, self._path or "ScaleNorm"), self.eps) * self.gain
 
 
@@ -108,6 +110,7 @@ class FixNorm(Module):
         self.radius, self.eps = float(radius), float(eps)
 
     def forward(self, x):
+        """x: (…, features), each vector along the last axis rescaled; returns the same shape."""
         y = _unit(_check_last(x, None, self._path or "FixNorm"), self.eps)
         return y * self.radius if self.radius != 1.0 else y
 
@@ -125,6 +128,7 @@ class AdaNorm(Module):
         self.scale, self.k, self.eps = float(scale), float(k), float(eps)
 
     def forward(self, x):
+        """x: (…, features), normalised over the last axis; returns the same shape."""
         z = _standardize(_check_last(x, None, self._path or "AdaNorm"), self.eps)
         return z * ((1.0 - z * self.k) * self.scale).detach()
 
@@ -154,6 +158,7 @@ class BatchNorm(Module):
         self.running_var = Param(np.ones(num_features), dtype, requires_grad=False)
 
     def forward(self, x, return_stats: bool = False):
+        """x: (…, num_features), statistics over every axis but the last (batch statistics in training, running ones in eval); with ``return_stats`` also returns the new running mean and variance."""
         x = _check_last(x, self.num_features, self._path or "BatchNorm")
         axes = tuple(range(x.ndim - 1))
         n = x.size // self.num_features

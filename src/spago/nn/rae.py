@@ -67,5 +67,6 @@ class RecursiveAutoEncoder(Module):
         return self.descale(u)
 
     def forward(self, x):
+        """x: (B, T, input_size), batch-first, T at most ``max_length``; returns the reconstruction (B, T, input_size)."""
         x = _t(x)
         return self.decode(self.encode(x), x.shape[1])

@@ -5,3 +5,6 @@ from .base import Cell, CellRNN  # noqa: F401
 from .simple import *  # noqa: F401,F403
 from .gated import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
+from ..._exports import public_names as _public_names
+
+__all__ = _public_names(globals())
