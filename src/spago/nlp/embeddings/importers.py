@@ -85,16 +85,17 @@ def import_text(src: str | os.PathLike, dst: str | os.PathLike, *, header: bool 
                 if writer is None:
                     writer = EmbeddingStore.create(dst, dim, **options)
                 fields = line.rstrip(" ").rsplit(None, dim)
-                if len(fields) != dim + 1 or not fields[0].strip():
-                    got = len(line.split()) - 1
+                word = fields[0].strip(" ")
+                # a word may hold spaces, but not end in a number: that is a line with too many numbers
+                if len(fields) != dim + 1 or not word or (" " in word and _is_number(word.split()[-1])):
                     raise EmbeddingStoreError(f"{src} line {lineno}: expected a word and {dim} numbers, "
-                                              f"got {max(got, 0)} numbers")
+                                              f"got {_trailing_numbers(line)} numbers")
                 try:
                     values = np.array(fields[1:], dtype=np.float64)
                 except ValueError:
                     bad = next(x for x in fields[1:] if not _is_number(x))
                     raise EmbeddingStoreError(f"{src} line {lineno}: {bad[:40]!r} is not a number") from None
-                words.append(fields[0].strip(" "))
+                words.append(word)
                 rows.append(values)
                 wheres.append(f"{src} line {lineno}")
                 if len(words) >= CHUNK:
@@ -123,6 +124,15 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _trailing_numbers(line: str) -> int:
+    """How many fields at the end of ``line`` are numbers (for error messages)."""
+    fields = line.split()
+    n = 0
+    while n < len(fields) - 1 and _is_number(fields[-1 - n]):
+        n += 1
+    return n
 
 
 def _read_word(f: BinaryIO, entry: int, src: str) -> bytes | None:

@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+import weakref
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -122,60 +124,55 @@ class EmbeddingStore:
     its mapped bytes."""
 
     def __init__(self, env: Any, path: str, readonly: bool):
-        lmdb = _lmdb()
         self._env, self.path, self.readonly = env, path, readonly
+        self.close = weakref.finalize(self, _release, env)  # calling it closes this handle (once)
+        try:
+            self._load(env, path, readonly)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, env: Any, path: str, readonly: bool) -> None:
+        """Open the sub-databases and read and check the metadata and the unknown vector."""
+        lmdb = _lmdb()
         try:
             self._meta_db = env.open_db(b"meta", create=False)
             self._vectors_db = env.open_db(b"vectors", create=False)
-            self._state_db = env.open_db(b"state", create=not readonly)
+            self._state_db = env.open_db(b"state", create=False)
         except lmdb.NotFoundError as exc:
-            env.close()
             raise EmbeddingStoreError(f"{path}: not a spago word-embedding store (missing sub-database: {exc})") \
                 from exc
         except lmdb.Error as exc:
-            env.close()
             raise EmbeddingStoreError(f"{path}: cannot read the store's sub-databases: {exc}") from exc
         with env.begin(buffers=True) as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
             if raw is None:
-                env.close()
                 raise EmbeddingStoreError(f"{path}: not a spago word-embedding store (no metadata)")
             if len(raw) > 1 << 16:
-                env.close()
                 raise EmbeddingStoreError(f"{path}: the metadata is {len(raw)} bytes; at most 65536 expected")
             try:
                 meta = json.loads(bytes(raw).decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
-                env.close()
                 raise EmbeddingStoreError(f"{path}: the metadata is not valid JSON: {exc}") from exc
-            try:
-                self.meta = _check_meta(meta, path)
-                entries = txn.stat(self._vectors_db)["entries"]
-                if entries != self.meta["count"]:
-                    raise EmbeddingStoreError(f"{path}: the metadata says {self.meta['count']} words but the "
-                                              f"store holds {entries}")
-                self._unknown = _decode_vector(txn.get(UNKNOWN_KEY, db=self._meta_db), self.dim,
-                                               "the unknown vector").copy()
-                if not np.isfinite(self._unknown).all():
-                    raise EmbeddingStoreError(f"{path}: the unknown vector holds NaN or infinity")
-            except EmbeddingStoreError:
-                env.close()
-                raise
+            self.meta = _check_meta(meta, path)
+            entries = txn.stat(self._vectors_db)["entries"]
+            if entries != self.meta["count"]:
+                raise EmbeddingStoreError(f"{path}: the metadata says {self.meta['count']} words but the store "
+                                          f"holds {entries}")
+            self._unknown = _decode_vector(txn.get(UNKNOWN_KEY, db=self._meta_db), self.dim,
+                                           "the unknown vector").copy()
+        if not np.isfinite(self._unknown).all():
+            raise EmbeddingStoreError(f"{path}: the unknown vector holds NaN or infinity")
 
     # -- opening and creating ----------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike, readonly: bool = True) -> "EmbeddingStore":
         """Open the store at ``path``. Read-only (the default, for serving) maps the file without a lock
         file, so it works on read-only media; do not write the store from another process meanwhile."""
-        lmdb = _lmdb()
         path = os.fspath(path)
         if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "data.mdb")):
             raise EmbeddingStoreError(f"no word-embedding store at {path} (expected a directory with data.mdb)")
-        try:
-            env = lmdb.open(path, readonly=readonly, lock=not readonly, max_dbs=4, subdir=True,
-                            map_size=_map_size_for(path), readahead=False)
-        except lmdb.Error as exc:
-            raise EmbeddingStoreError(f"{path}: not a readable LMDB environment: {exc}") from exc
+        env = _shared_env(path, readonly)
         return cls(env, path, readonly)
 
     @staticmethod
@@ -192,9 +189,6 @@ class EmbeddingStore:
         ``"first"`` or ``"last"`` vector."""
         return StoreWriter(path, dim, lowercase=lowercase, normalize=normalize, unknown=unknown, seed=seed,
                            overwrite=overwrite, duplicates=duplicates)
-
-    def close(self) -> None:
-        self._env.close()
 
     def __enter__(self) -> "EmbeddingStore":
         return self
@@ -344,6 +338,42 @@ class EmbeddingStore:
         self.meta = meta
         if None in keys:
             self._unknown = values[list(keys).index(None)].copy()
+
+
+_OPEN: dict = {}  # (device, inode) of data.mdb -> [environment, handles]; LMDB allows one per process
+_OPEN_LOCK = threading.Lock()
+
+
+def _shared_env(path: str, readonly: bool) -> Any:
+    """The process's LMDB environment for the store at ``path`` (opened now, or shared with the stores
+    already open on the same file); read-write when asked for, read-only (no lock file) otherwise."""
+    lmdb = _lmdb()
+    st = os.stat(os.path.join(path, "data.mdb"))
+    with _OPEN_LOCK:
+        entry = _OPEN.get((st.st_dev, st.st_ino))
+        if entry is not None:
+            if not readonly and entry[0].flags()["readonly"]:
+                raise EmbeddingStoreError(f"{path} is already open read-only in this process; close those "
+                                          "stores before opening it read-write")
+            entry[1] += 1
+            return entry[0]
+        try:
+            env = lmdb.open(path, readonly=readonly, lock=not readonly, max_dbs=4, subdir=True,
+                            map_size=_map_size_for(path), readahead=False)
+        except lmdb.Error as exc:
+            raise EmbeddingStoreError(f"{path}: not a readable LMDB environment: {exc}") from exc
+        _OPEN[(st.st_dev, st.st_ino)] = [env, 1]
+        return env
+
+
+def _release(env: Any) -> None:
+    with _OPEN_LOCK:
+        for key, entry in list(_OPEN.items()):
+            if entry[0] is env:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _OPEN[key]
+                    env.close()
 
 
 def _state_prefix(name: str) -> bytes:
