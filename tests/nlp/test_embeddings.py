@@ -495,3 +495,21 @@ def test_large_tables_grow_the_map(tmp_path):
     store = EmbeddingStore.open(tmp_path / "big")
     np.testing.assert_array_equal(store.lookup(["w0", "w19999"]), vectors[[0, 19999]])
     assert len(store) == 20000 and struct.calcsize("<f") == 4
+
+
+# -- the guide -----------------------------------------------------------------------------------
+
+def test_every_snippet_of_the_embeddings_guide_runs(tmp_path, monkeypatch):
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "embeddings.md")
+    with open(doc, encoding="utf-8") as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+    assert len(blocks) >= 6
+    monkeypatch.chdir(tmp_path)  # the guide writes its files in the working directory
+    namespace: dict = {"__name__": "embeddings_guide"}
+    for k, source in enumerate(blocks):
+        try:
+            exec(compile(source, f"docs/embeddings.md block {k}", "exec"), namespace)
+        except Exception as exc:  # name the block, so a broken snippet is easy to find
+            pytest.fail(f"docs/embeddings.md python block {k} failed: {type(exc).__name__}: {exc}\n{source}")

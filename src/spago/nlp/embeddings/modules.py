@@ -90,7 +90,7 @@ class WordEmbeddings(Module):
                                       f"max_rows={capacity}")
         rows = self.rows.numpy()
         rows[len(distinct):] = 0.0  # padding rows get zero gradients, so every optimiser leaves them at zero
-        self.store.rows(distinct, self._unknown, out=rows[:len(distinct)])
+        rows[:len(distinct)] = self.store.rows(distinct, self._unknown)
         for name in set(self.store.state_names) | set(self.rows.state):
             state = self.rows.state.get(name)
             if not isinstance(state, np.ndarray) or state.shape != rows.shape or state.dtype != rows.dtype:

@@ -246,53 +246,58 @@ class EmbeddingStore:
                                       "or infinity")
         return vector
 
-    def resolve(self, words: Sequence[str], lowercase: bool | None = None) -> list:
-        """The key each word is read from: its own UTF-8 bytes, else its lowercased form's (when
-        ``lowercase``, default the store's setting), else None (unknown)."""
+    def _read(self, words: Sequence[str], lowercase: bool | None) -> tuple[list, list]:
+        """Each word's resolved key (None: unknown) and stored bytes (None: unknown), in one transaction."""
+        lmdb = _lmdb()
         lowercase = self.lowercase if lowercase is None else lowercase
-        keys: list = []
-        seen: dict = {}
-        with self._env.begin(buffers=True) as txn:
-            for word in words:
-                if word in seen:
-                    keys.append(seen[word])
-                    continue
-                key = word_key(word)
-                if txn.get(key, db=self._vectors_db) is None:
-                    lower = word.lower()
-                    key = None
-                    if lowercase and lower != word and txn.get(word_key(lower), db=self._vectors_db) is not None:
-                        key = word_key(lower)
-                seen[word] = key
-                keys.append(key)
-        return keys
+        try:
+            keys = [w.encode("utf-8", "surrogatepass") for w in words]
+        except AttributeError:
+            keys = [word_key(w) for w in words]  # raises, naming the non-str
+        with self._env.begin() as txn:
+            get, db = txn.get, self._vectors_db
+            try:
+                values = [get(k, db=db) for k in keys]
+            except lmdb.BadValsizeError:
+                keys = [word_key(w) for w in words]  # raises, naming the empty or over-long word
+                raise
+            missing = [i for i, value in enumerate(values) if value is None] if None in values else []
+            for i in missing:
+                lower = words[i].lower()
+                found = get(word_key(lower), db=db) if lowercase and lower != words[i] else None
+                keys[i], values[i] = (None if found is None else word_key(lower)), found
+        return keys, values
 
-    def rows(self, keys: Sequence[bytes | None], unknown: np.ndarray | None = None,
-             out: np.ndarray | None = None) -> np.ndarray:
-        """The vectors of resolved ``keys`` (None -> ``unknown``, default the store's) as an (n, dim) array."""
-        unknown = self._unknown if unknown is None else unknown
-        out = np.empty((len(keys), self.dim), VECTOR_DTYPE) if out is None else out
-        dim, nbytes = self.dim, self.dim * VECTOR_DTYPE.itemsize
-        with self._env.begin(buffers=True) as txn:
-            get = txn.get
-            for i, key in enumerate(keys):
-                if key is None:
-                    out[i] = unknown
-                    continue
-                buf = get(key, db=self._vectors_db)
-                if buf is None or len(buf) != nbytes:
-                    _decode_vector(buf, dim, f"word {key.decode('utf-8', 'replace')!r}")  # raises
-                out[i] = np.frombuffer(buf, VECTOR_DTYPE)
-        if not np.isfinite(out).all():
+    def _array(self, keys: Sequence, values: list, unknown: np.ndarray | None) -> np.ndarray:
+        """Stored bytes (None -> ``unknown``) as a checked (n, dim) float32 array."""
+        nbytes = self.dim * VECTOR_DTYPE.itemsize
+        fill = (self._unknown if unknown is None else np.asarray(unknown, VECTOR_DTYPE)).tobytes()
+        values = [fill if v is None else v for v in values]
+        if set(map(len, values)) - {nbytes}:
+            bad = next(i for i, v in enumerate(values) if len(v) != nbytes)
+            _decode_vector(values[bad], self.dim, f"word {bytes(keys[bad]).decode('utf-8', 'replace')!r}")
+        out = np.frombuffer(bytearray().join(values), VECTOR_DTYPE).reshape(len(values), self.dim)  # writable
+        if not np.isfinite(out.sum()) and not np.isfinite(out).all():  # the sum is a quick first test
             bad = int(np.nonzero(~np.isfinite(out).all(axis=1))[0][0])
             raise EmbeddingStoreError(f"{self.path}: the vector of {bytes(keys[bad]).decode('utf-8', 'replace')!r} "
                                       "holds NaN or infinity")
         return out
 
+    def resolve(self, words: Sequence[str], lowercase: bool | None = None) -> list:
+        """The key each word is read from: its own UTF-8 bytes, else its lowercased form's (when
+        ``lowercase``, default the store's setting), else None (unknown)."""
+        return self._read(words, lowercase)[0]
+
+    def rows(self, keys: Sequence[bytes | None], unknown: np.ndarray | None = None) -> np.ndarray:
+        """The vectors of resolved ``keys`` (None -> ``unknown``, default the store's) as an (n, dim) array."""
+        with self._env.begin() as txn:
+            values = [None if k is None else txn.get(k, default=b"", db=self._vectors_db) for k in keys]
+        return self._array(keys, values, unknown)
+
     def lookup(self, words: Sequence[str], lowercase: bool | None = None,
                unknown: np.ndarray | None = None) -> np.ndarray:
         """An (n, dim) float32 array: each word's vector, with the lowercase and unknown fallbacks."""
-        return self.rows(self.resolve(words, lowercase), unknown)
+        return self._array(*self._read(words, lowercase), unknown)
 
     # -- optimiser state (sparse training) -----------------------------------------------------
     @property
@@ -423,7 +428,10 @@ class StoreWriter:
         parent = os.path.dirname(self.path)
         os.makedirs(parent, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-        self._env = lmdb.open(self.tmp, map_size=1 << 26, max_dbs=4, subdir=True, sync=False, metasync=False)
+        # words arrive in any order, which leaves LMDB's pages about 2/3 full; they are staged here and
+        # copied in key order into the final file at the end, packing its pages
+        self._staging = os.path.join(self.tmp, "staging")
+        self._env = lmdb.open(self._staging, map_size=1 << 26, max_dbs=4, subdir=True, sync=False, metasync=False)
         self._vectors_db = self._env.open_db(b"vectors")
         self._meta_db = self._env.open_db(b"meta")
         self._env.open_db(b"state")
@@ -514,9 +522,10 @@ class StoreWriter:
             txn.put(UNKNOWN_KEY, unknown.astype(VECTOR_DTYPE).tobytes(), db=self._meta_db)
 
         _write_growing(self._env, write)
-        self._env.sync(True)
+        _copy_packed(self._env, self.tmp)
         self._env.close()
         self._done = True
+        shutil.rmtree(self._staging)
         _move_into_place(self.tmp, self.path, self.overwrite)
 
     def abort(self) -> None:
@@ -525,6 +534,26 @@ class StoreWriter:
             self._done = True
             self._env.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _copy_packed(source: Any, path: str) -> None:
+    """Copy every sub-database of the environment ``source`` into a new one at ``path``, in key order
+    (LMDB's append mode fills each page), and flush it to disk."""
+    lmdb = _lmdb()
+    size = os.path.getsize(os.path.join(source.path(), "data.mdb"))
+    env = lmdb.open(path, map_size=size + (1 << 26), max_dbs=4, subdir=True, sync=False, metasync=False)
+    try:
+        for name in (b"meta", b"vectors", b"state"):
+            src_db, dst_db = source.open_db(name), env.open_db(name)
+
+            def copy(txn) -> None:
+                with source.begin(db=src_db) as src:
+                    txn.cursor(db=dst_db).putmulti(src.cursor().iternext(), append=True)
+
+            _write_growing(env, copy)
+        env.sync(True)
+    finally:
+        env.close()
 
 
 def _move_into_place(tmp: str, path: str, overwrite: bool) -> None:
