@@ -202,6 +202,24 @@ def test_stacked_embeddings_concatenate_and_compile(tmp_path):
         StackedEmbeddings([])
 
 
+def test_padded_batches_of_sequences(tmp_path):
+    store = build(tmp_path)
+    emb, stack = WordEmbeddings(store), StackedEmbeddings([WordEmbeddings(store), WordEmbeddings(store)])
+    batch = [["the", "Paris", "<pad>"], ["naïve", "the", "東京"]]
+    rows = emb(batch).numpy()
+    assert rows.shape == (2, 3, 4)
+    np.testing.assert_array_equal(rows[1], store.lookup(batch[1]))
+    assert stack(batch).shape == (2, 3, 8)
+    with pytest.raises(EmbeddingStoreError, match="padded to one length"):
+        emb([["a"], ["b", "c"]])
+    store2 = build(tmp_path, VOCAB, table(12, 4), name="t")
+    store2.close()
+    trainable = WordEmbeddings(tmp_path / "t", trainable=True)
+    slots = trainable.prepare([["w1", "w2"], ["w2", "zz"]])
+    np.testing.assert_array_equal(slots, [[0, 1], [1, 2]])
+    np.testing.assert_array_equal(trainable(slots).numpy()[0], table(12, 4)[[1, 2]])
+
+
 def test_tokens_with_a_text_attribute(tmp_path):
     class Token:
         def __init__(self, text):
@@ -408,6 +426,15 @@ def test_malformed_text_files_name_the_line(tmp_path, text, message):
     with pytest.raises(EmbeddingStoreError, match=message):
         import_text(src, tmp_path / "db", progress=False)
     assert sorted(os.listdir(tmp_path)) == ["bad.txt"]  # no store, no temporary directory
+
+
+def test_overlong_lines_are_refused_unread(tmp_path):
+    from spago.nlp.embeddings.importers import MAX_LINE
+
+    src = tmp_path / "long.txt"
+    src.write_bytes(b"a 1\n" + b"x" * (MAX_LINE + 10))
+    with pytest.raises(EmbeddingStoreError, match=f"line 2: longer than {MAX_LINE} bytes"):
+        import_text(src, tmp_path / "db", progress=False)
 
 
 def test_text_that_is_not_utf8_names_the_line(tmp_path):

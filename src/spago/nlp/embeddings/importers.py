@@ -19,6 +19,7 @@ import numpy as np
 from .store import MAX_DIM, MAX_KEY_BYTES, EmbeddingStore, EmbeddingStoreError, VECTOR_DTYPE
 
 CHUNK = 4096  # words per write transaction
+MAX_LINE = MAX_KEY_BYTES + 1 + MAX_DIM * 32  # bytes; lines are read no further than this
 
 
 def _progress(total: int, desc: str, progress: bool):
@@ -60,8 +61,11 @@ def import_text(src: str | os.PathLike, dst: str | os.PathLike, *, header: bool 
         wheres: list = []
         lineno = 0
         try:
-            for lineno, raw in enumerate(f, 1):
+            for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
                 bar.update(len(raw))
+                if len(raw) > MAX_LINE:
+                    raise EmbeddingStoreError(f"{src} line {lineno}: longer than {MAX_LINE} bytes (a word and "
+                                              f"at most {MAX_DIM} numbers; not an embeddings text file?)")
                 try:
                     line = raw.decode(encoding).rstrip("\r\n")
                 except UnicodeDecodeError as exc:

@@ -26,25 +26,40 @@ from ...tensor import Tensor, as_tensor
 from .store import EmbeddingStore, EmbeddingStoreError, unknown_vector
 
 
-def token_texts(tokens: Sequence) -> list:
-    """The strings of ``tokens`` (str, or objects with a ``.text`` such as a tagger's tokens)."""
+def _text(t: Any) -> str | None:
+    return t if isinstance(t, str) else getattr(t, "text", None)
+
+
+def token_texts(tokens: Sequence) -> tuple[list, tuple]:
+    """The strings of ``tokens`` (str, or objects with a ``.text`` such as a tagger's tokens), flat, and
+    the shape to give their rows: ``(n,)`` for a sequence, ``(b, n)`` for b sequences of n tokens each."""
     if isinstance(tokens, str):
         raise EmbeddingStoreError("expected a sequence of tokens, got one str (split it into words first)")
-    texts = [t if isinstance(t, str) else getattr(t, "text", None) for t in tokens]
-    if any(not isinstance(t, str) for t in texts):
-        bad = next(t for t in tokens if not isinstance(t if isinstance(t, str) else getattr(t, "text", None), str))
-        raise EmbeddingStoreError(f"tokens must be str or have a .text, got {type(bad).__name__}")
-    return texts
+    tokens = list(tokens)
+    if tokens and all(isinstance(t, (list, tuple)) for t in tokens):  # a batch of equally long sequences
+        lengths = {len(t) for t in tokens}
+        if len(lengths) != 1:
+            raise EmbeddingStoreError(f"a batch of token sequences must be padded to one length, got lengths "
+                                      f"{sorted(lengths)}")
+        flat, _ = token_texts([t for seq in tokens for t in seq])
+        return flat, (len(tokens), lengths.pop())
+    texts = [_text(t) for t in tokens]
+    for t in tokens:
+        if not isinstance(_text(t), str):
+            raise EmbeddingStoreError(f"tokens must be str or have a .text, got {type(t).__name__}")
+    return texts, (len(texts),)
 
 
 def _is_tokens(x: Any) -> bool:
-    return isinstance(x, (list, tuple)) and all(isinstance(t, str) or hasattr(t, "text") for t in x)
+    """Tokens, or a batch of token sequences (as opposed to prepared arrays)."""
+    return isinstance(x, (list, tuple)) and all(isinstance(_text(t), str) or _is_tokens(t) for t in x)
 
 
 class WordEmbeddings(Module):
     """Word vectors from an `EmbeddingStore` (or the path of one).
 
-    ``emb(tokens)`` -> (n, dim) Tensor; ``emb.prepare(tokens)`` -> the array to feed a compiled graph (the
+    ``emb(tokens)`` -> (n, dim) Tensor (``(b, n, dim)`` for b token sequences padded to n);
+    ``emb.prepare(tokens)`` -> the array to feed a compiled graph (the
     rows themselves, or slots into ``rows`` when ``trainable``). ``lowercase`` (default: the store's) falls
     back to the lowercased word; ``unknown`` (default: the store's vector) is ``"zero"``, ``"random"``
     (seeded by ``seed``) or a vector. ``trainable`` needs the store opened with ``readonly=False``;
@@ -71,8 +86,9 @@ class WordEmbeddings(Module):
         return f"{self.store.path!r}, dim={self.store.dim}, trainable={self.trainable}"
 
     def lookup(self, tokens: Sequence) -> np.ndarray:
-        """The (n, dim) float32 rows of ``tokens`` with the fallbacks (Python side, no tensors)."""
-        return self.store.lookup(token_texts(tokens), self.lowercase, self._unknown)
+        """The (n, dim) (or (b, n, dim)) float32 rows of ``tokens`` with the fallbacks (Python side)."""
+        texts, shape = token_texts(tokens)
+        return self.store.lookup(texts, self.lowercase, self._unknown).reshape(*shape, self.store.dim)
 
     def prepare(self, tokens: Sequence) -> np.ndarray:
         """What the forward pass takes instead of tokens: the rows (frozen), or each token's slot in
@@ -80,7 +96,8 @@ class WordEmbeddings(Module):
         if not self.trainable:
             return self.lookup(tokens)
         self.flush()
-        keys = self.store.resolve(token_texts(tokens), self.lowercase)
+        texts, shape = token_texts(tokens)
+        keys = self.store.resolve(texts, self.lowercase)
         slot: dict = {}
         index = np.array([slot.setdefault(k, len(slot)) for k in keys], np.int64)
         distinct = list(slot)
@@ -99,7 +116,7 @@ class WordEmbeddings(Module):
             self.store.read_state(name, distinct, state[:len(distinct)])
         self._batch = distinct
         self._loaded = {name: a[:len(distinct)].copy() for name, a in [("", rows), *self.rows.state.items()]}
-        return index
+        return index.reshape(shape)
 
     def flush(self) -> None:
         """Write the loaded batch's rows and optimiser state back to the store if an update changed them."""
@@ -131,7 +148,8 @@ class WordEmbeddings(Module):
 
 
 class StackedEmbeddings(Module):
-    """Several token embedders side by side: ``(n, d1 + d2 + ...)`` for n tokens.
+    """Several token embedders side by side: ``(n, d1 + d2 + ...)`` for n tokens (outputs are joined on
+    their last axis, so batches ``(b, n, d_i)`` work alike).
 
     ``stack(tokens)`` concatenates each embedder's output; ``stack.prepare(tokens)`` returns a tuple with
     each embedder's prepared input (its ``prepare(tokens)``, or the tokens if it has none), and
@@ -171,10 +189,10 @@ class StackedEmbeddings(Module):
             raise EmbeddingStoreError(f"StackedEmbeddings takes tokens or the tuple prepare(tokens) returns "
                                       f"({len(self._embedders)} entries), got {type(x).__name__}")
         outputs = [e(i) for e, i in zip(self._embedders, inputs)]
+        outputs = [out if isinstance(out, Tensor) else as_tensor(out) for out in outputs]
+        lead = outputs[0].shape[:-1]
         for k, out in enumerate(outputs):
-            if not isinstance(out, Tensor):
-                out = outputs[k] = as_tensor(out)
-            if out.ndim != 2 or out.shape[0] != outputs[0].shape[0]:
+            if out.ndim < 2 or out.shape[:-1] != lead:
                 raise ShapeError(f"StackedEmbeddings: embedder {k} ({type(self._embedders[k]).__name__}) gave "
-                                 f"shape {out.shape}; each must give (n, d) with n = {outputs[0].shape[0]}")
-        return ops.concat(outputs, axis=1) if len(outputs) > 1 else outputs[0]
+                                 f"shape {out.shape}; each must give (..., d) with ... = {lead}")
+        return ops.concat(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
