@@ -150,6 +150,12 @@ def test_read_only_store_refuses_writes(tmp_path):
     writable.write_rows([b"the"], np.ones((1, 4), np.float32))
     writable.close()
     np.testing.assert_array_equal(EmbeddingStore.open(tmp_path / "store").get("the"), np.ones(4))
+    added = EmbeddingStore.open(tmp_path / "store", readonly=False)
+    added.write_rows(["new".encode(), b"the"], np.full((2, 4), 2, np.float32))  # a new word and an old one
+    assert len(added) == len(WORDS) + 1
+    added.close()
+    reopened = EmbeddingStore.open(tmp_path / "store")
+    assert len(reopened) == len(WORDS) + 1 and reopened.get("new")[0] == 2
 
 
 # -- layers, eager and compiled ------------------------------------------------------------------

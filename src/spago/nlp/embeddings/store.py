@@ -316,7 +316,8 @@ class EmbeddingStore:
 
     def write_rows(self, keys: Sequence[bytes | None], values: np.ndarray, state: dict | None = None) -> None:
         """Store new vectors (and rows of optimiser state, name -> (n, dim)) for resolved ``keys`` in one
-        transaction; None is the unknown word."""
+        transaction; None is the unknown word, and a key not stored yet adds a word."""
+        lmdb = _lmdb()
         if self.readonly:
             raise EmbeddingStoreError(f"{self.path} is open read-only; open it with readonly=False to train it")
         state = state or {}
@@ -324,23 +325,30 @@ class EmbeddingStore:
         if values.shape != (len(keys), self.dim) or not np.isfinite(values).all():
             raise EmbeddingStoreError(f"write_rows: expected finite values of shape {(len(keys), self.dim)}, "
                                       f"got {values.shape}")
-        names = sorted(set(self.meta["state"]) | set(state))
-        meta = dict(self.meta, state=names)
+        result: dict = {}
 
         def write(txn) -> None:
+            meta = _check_meta(json.loads(bytes(txn.get(META_KEY, db=self._meta_db)).decode()), self.path)
+            added = 0
             for i, key in enumerate(keys):
                 if key is None:
                     txn.put(UNKNOWN_KEY, values[i].tobytes(), db=self._meta_db)
-                elif not txn.put(key, values[i].tobytes(), db=self._vectors_db, overwrite=True):
-                    raise EmbeddingStoreError(f"write_rows: could not write {key!r}")
+                else:
+                    try:
+                        added += txn.replace(key, values[i].tobytes(), db=self._vectors_db) is None
+                    except lmdb.BadValsizeError:
+                        raise EmbeddingStoreError(f"write_rows: a key must be 1 to {MAX_KEY_BYTES} bytes, got "
+                                                  f"{len(key)}") from None
                 for name, rows in state.items():
                     suffix = b"\x01" if key is None else b"\x00" + key
                     txn.put(_state_prefix(name) + suffix, np.asarray(rows[i], VECTOR_DTYPE).tobytes(),
                             db=self._state_db)
+            meta.update(count=meta["count"] + added, state=sorted(set(meta["state"]) | set(state)))
             txn.put(META_KEY, json.dumps(meta).encode(), db=self._meta_db)
+            result["meta"] = meta
 
         _write_growing(self._env, write)
-        self.meta = meta
+        self.meta = result["meta"]
         if None in keys:
             self._unknown = values[list(keys).index(None)].copy()
 
