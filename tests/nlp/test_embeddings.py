@@ -1,11 +1,13 @@
 """spago.nlp.embeddings: LMDB word-vector stores, imports, fallbacks, sparse training, stacking."""
 import json
 import os
+import pickle
 import struct
 
 import lmdb
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import spago
 from spago import nn, optim
@@ -67,6 +69,31 @@ def test_word2vec_binary_import_round_trips(tmp_path, newline):
     assert len(store) == len(WORDS)
 
 
+WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12).filter(
+    lambda w: not any(c.isspace() for c in w))
+
+
+@settings(max_examples=15, deadline=None)
+@given(words=st.lists(WORD, min_size=1, max_size=6, unique=True), dim=st.integers(1, 5), seed=st.integers(0, 99))
+def test_any_words_and_values_round_trip_through_both_formats(tmp_path_factory, words, dim, seed):
+    tmp = tmp_path_factory.mktemp("rt")
+    vectors = (np.random.default_rng(seed).normal(size=(len(words), dim)) * 10 ** seed % 7).astype(np.float32)
+    text = import_text(write_text(tmp / "v.txt", words, vectors, header=seed % 2 == 0), tmp / "t", progress=False)
+    binary = import_word2vec_binary(write_binary(tmp / "v.bin", words, vectors), tmp / "b", progress=False)
+    for store in (text, binary):
+        np.testing.assert_array_equal(store.lookup(words, lowercase=False), vectors)
+        assert sorted(store.words()) == sorted(words)
+
+
+def test_stores_pickle_as_their_path(tmp_path):
+    store = build(tmp_path)
+    again = pickle.loads(pickle.dumps(store))
+    assert again.readonly and again.path == store.path
+    np.testing.assert_array_equal(again.lookup(WORDS), store.lookup(WORDS))
+    emb = pickle.loads(pickle.dumps(WordEmbeddings(store)))
+    np.testing.assert_array_equal(emb.lookup(["the"]), table()[:1])
+
+
 def test_glove_words_with_spaces_keep_them(tmp_path):
     src = tmp_path / "g.txt"
     src.write_text("the 1 2\n. . . 3 4\nat&t 5 6\n", encoding="utf-8")
@@ -107,6 +134,7 @@ def test_lowercase_fallback(tmp_path):
     np.testing.assert_array_equal(store2.lookup(["PARIS"], lowercase=False), np.zeros((1, 4)))
     np.testing.assert_array_equal(store2.lookup(["the"]), np.zeros((1, 4)))  # fallback lowercases only
     assert store.resolve(["Paris", "Paris", "zz"]) == [b"Paris", b"Paris", None]
+    assert store.resolve(["İ" * 200]) == [None]  # lowercased beyond LMDB's key size: simply unknown
     np.testing.assert_array_equal(store.lookup(["Paris"])[0], paris)
 
 

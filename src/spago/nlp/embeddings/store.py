@@ -190,6 +190,10 @@ class EmbeddingStore:
         return StoreWriter(path, dim, lowercase=lowercase, normalize=normalize, unknown=unknown, seed=seed,
                            overwrite=overwrite, duplicates=duplicates)
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its path and mode (reopened on unpickling), so worker processes can receive it."""
+        return EmbeddingStore.open, (self.path, self.readonly)
+
     def __enter__(self) -> "EmbeddingStore":
         return self
 
@@ -263,9 +267,10 @@ class EmbeddingStore:
                 raise
             missing = [i for i, value in enumerate(values) if value is None] if None in values else []
             for i in missing:
-                lower = words[i].lower()
-                found = get(word_key(lower), db=db) if lowercase and lower != words[i] else None
-                keys[i], values[i] = (None if found is None else word_key(lower)), found
+                lower = words[i].lower().encode("utf-8", "surrogatepass")
+                usable = lowercase and lower != keys[i] and len(lower) <= MAX_KEY_BYTES
+                found = get(lower, db=db) if usable else None
+                keys[i], values[i] = (None if found is None else lower), found
         return keys, values
 
     def _array(self, keys: Sequence, values: list, unknown: np.ndarray | None) -> np.ndarray:
