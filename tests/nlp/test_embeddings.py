@@ -376,6 +376,8 @@ def test_training_state_survives_reopening_and_batches_are_bounded(tmp_path):
     emb = WordEmbeddings(path, trainable=True, max_rows=2)  # a path opens the store read-write
     with pytest.raises(EmbeddingStoreError, match="3 distinct words"):
         emb.prepare(["w0", "w1", "w2"])
+    with pytest.raises(EmbeddingStoreError, match="trains the store's own unknown vector"):
+        WordEmbeddings(emb.store, trainable=True, unknown="zero")
     with pytest.raises(EmbeddingStoreError, match="only a trainable"):
         WordEmbeddings(emb.store)(np.array([0, 1]))
 

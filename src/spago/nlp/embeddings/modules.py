@@ -63,7 +63,8 @@ class WordEmbeddings(Module):
     rows themselves, or slots into ``rows`` when ``trainable``). ``lowercase`` (default: the store's) falls
     back to the lowercased word; ``unknown`` (default: the store's vector) is ``"zero"``, ``"random"``
     (seeded by ``seed``) or a vector. ``trainable`` needs the store opened with ``readonly=False``;
-    ``max_rows`` bounds the distinct words of one batch."""
+    ``max_rows`` bounds the distinct words of one batch. A trainable layer holds its batch between
+    ``prepare`` and the update: use one per thread."""
 
     def __init__(self, store: EmbeddingStore | str | os.PathLike, trainable: bool = False, max_rows: int = 1024,
                  lowercase: bool | None = None, unknown: Any = None, seed: int = 0):
@@ -78,6 +79,9 @@ class WordEmbeddings(Module):
             if store.readonly:
                 raise EmbeddingStoreError(f"{store.path} is open read-only; open it with readonly=False to train "
                                           "its rows")
+            if unknown is not None:
+                raise EmbeddingStoreError("a trainable WordEmbeddings trains the store's own unknown vector; set "
+                                          "it when the store is created (unknown=...) instead of here")
             if not (isinstance(max_rows, int) and max_rows > 0):
                 raise EmbeddingStoreError(f"max_rows must be a positive int, got {max_rows!r}")
             self.rows = Param(np.zeros((max_rows, store.dim), np.float32))
