@@ -436,6 +436,20 @@ def test_hostile_rows_give_spago_errors(tmp_path):
         store.get("nan")
 
 
+def test_hostile_optimiser_state_gives_spago_errors(tmp_path):
+    path = forge(tmp_path, dict(GOOD, state=["m"]), {b"a": b"\0" * 16})
+    env = lmdb.open(str(path), max_dbs=4)
+    with env.begin(write=True) as txn:
+        txn.put(b"m\x00a", np.full(4, np.inf, "<f4").tobytes(), db=env.open_db(b"state", txn=txn))
+        txn.put(b"m\x01", b"\0" * 5, db=env.open_db(b"state", txn=txn))
+    env.close()
+    store = EmbeddingStore.open(path)
+    with pytest.raises(EmbeddingStoreError, match="optimiser state 'm' holds NaN or infinity"):
+        store.read_state("m", [b"a"], np.zeros((1, 4), np.float32))
+    with pytest.raises(EmbeddingStoreError, match="optimiser state 'm' is 5 bytes"):
+        store.read_state("m", [None], np.zeros((1, 4), np.float32))
+
+
 def test_not_a_store_at_all(tmp_path):
     with pytest.raises(EmbeddingStoreError, match="no word-embedding store"):
         EmbeddingStore.open(tmp_path / "absent")

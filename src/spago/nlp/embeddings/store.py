@@ -317,6 +317,8 @@ class EmbeddingStore:
             for i, key in enumerate(keys):
                 buf = txn.get(prefix + (b"\x01" if key is None else b"\x00" + key), db=self._state_db)
                 out[i] = 0.0 if buf is None else _decode_vector(buf, self.dim, f"optimiser state {name!r}")
+        if not np.isfinite(out).all():
+            raise EmbeddingStoreError(f"{self.path}: optimiser state {name!r} holds NaN or infinity")
         return out
 
     def write_rows(self, keys: Sequence[bytes | None], values: np.ndarray, state: dict | None = None) -> None:
