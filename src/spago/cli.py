@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("dst", help="folder to write (safetensors weights, config, vocabulary)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.set_defaults(run=lambda a: importlib.import_module("spago.nlp.transformers.importer").import_hf_command(a))
+
+    e = sub.add_parser("import-embeddings", help="convert word2vec/GloVe vectors to a word-embedding store (LMDB)")
+    importlib.import_module("spago.nlp.embeddings.importers").add_arguments(e)
     return parser
 
 

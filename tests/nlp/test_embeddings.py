@@ -590,3 +590,18 @@ def test_every_snippet_of_the_embeddings_guide_runs(tmp_path, monkeypatch):
             exec(compile(source, f"docs/embeddings.md block {k}", "exec"), namespace)
         except Exception as exc:  # name the block, so a broken snippet is easy to find
             pytest.fail(f"docs/embeddings.md python block {k} failed: {type(exc).__name__}: {exc}\n{source}")
+
+
+def test_import_embeddings_command(tmp_path, capsys):
+    from spago.cli import main
+
+    src = write_text(tmp_path / "v.txt", ["The", "b"], table(2), header=True)
+    assert main(["import-embeddings", str(src), str(tmp_path / "db"), "--no-lowercase", "--unknown", "random",
+                 "-q"]) == 0
+    assert "wrote 2 words x 4" in capsys.readouterr().out
+    store = EmbeddingStore.open(tmp_path / "db")
+    assert not store.lowercase and np.abs(store.unknown).max() > 0
+    binary = write_binary(tmp_path / "v.bin", ["x"], table(1))
+    assert main(["import-embeddings", str(binary), str(tmp_path / "bin"), "--binary", "-q"]) == 0
+    assert main(["import-embeddings", str(binary), str(tmp_path / "bin"), "--binary", "-q"]) == 2  # exists
+    assert "exists; pass overwrite=True" in capsys.readouterr().err

@@ -214,3 +214,32 @@ def import_word2vec_binary(src: str | os.PathLike, dst: str | os.PathLike, *, un
             if f.read(16).strip():  # an optional trailing newline is fine; more data is not
                 raise EmbeddingStoreError(f"{src}: data after the {count} vectors the header announces")
     return EmbeddingStore.open(writer.path)
+
+
+def add_arguments(parser: Any) -> None:
+    """The options of ``spago import-embeddings SRC DST`` (registered by spago.cli)."""
+    parser.add_argument("src", help="word2vec or GloVe file (text; --binary for word2vec's binary format)")
+    parser.add_argument("dst", help="directory of the store to write (atomically)")
+    parser.add_argument("--binary", action="store_true", help="SRC is in word2vec's binary format")
+    parser.add_argument("--normalize", action="store_true", help="scale every vector to unit L2 norm")
+    parser.add_argument("--no-lowercase", action="store_true", help="no lowercase fallback in lookups")
+    parser.add_argument("--unknown", default="zero", choices=("zero", "random"), help="vector of unknown words")
+    parser.add_argument("--seed", type=int, default=0, help="seed of a random unknown vector")
+    parser.add_argument("--duplicates", default="error", choices=("error", "first", "last"),
+                        help="what a word listed twice does")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store at DST")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=import_command)
+
+
+def import_command(args: Any) -> int:
+    """Run ``spago import-embeddings``: import, then print what was written."""
+    import sys
+
+    read = import_word2vec_binary if args.binary else import_text
+    store = read(args.src, args.dst, progress=not args.quiet, normalize=args.normalize,
+                 lowercase=not args.no_lowercase, unknown=args.unknown, seed=args.seed,
+                 duplicates=args.duplicates, overwrite=args.overwrite)
+    print(f"wrote {len(store):,} words x {store.dim} to {store.path}", file=sys.stdout)
+    store.close()
+    return 0
