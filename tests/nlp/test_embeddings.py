@@ -366,6 +366,17 @@ def test_compiled_sparse_training_matches_eager(tmp_path):
                                    eager.read_state(name, keys, np.zeros((12, 3), np.float32)), rtol=1e-5, atol=1e-7)
 
 
+def test_trainer_fit_with_batches_prepared_as_consumed(tmp_path):
+    eager, _, _ = trained_store(tmp_path, "adam", compiled=False)
+    build(tmp_path, VOCAB, table(len(VOCAB), 3), name="fit", unknown="random", seed=1).close()
+    emb = WordEmbeddings(tmp_path / "fit", trainable=True, max_rows=6)
+    trainer = optim.Trainer(emb, loss_fn, optim.Adam(emb.parameters(), lr=0.05), compiled=True)
+    trainer.fit(lambda: ((emb.prepare(BATCHES[(t - 1) % 4]), coefficients(t)) for t in range(1, 7)), progress=False)
+    emb.flush()
+    np.testing.assert_allclose(emb.store.lookup(VOCAB), eager.lookup(VOCAB), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(emb.store.unknown, eager.unknown, rtol=1e-5, atol=1e-6)
+
+
 def test_training_state_survives_reopening_and_batches_are_bounded(tmp_path):
     store, _, _ = trained_store(tmp_path, "adagrad", compiled=False, steps=2)
     path = store.path
