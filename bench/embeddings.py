@@ -187,8 +187,8 @@ def main(argv=None) -> str:
         print(f"{n:,} x {dim}: built in {built:.1f} s; store file {disk:,.0f} MiB", file=sys.stderr)
     out = table(f"word-embedding lookups, batches of {args.batch} words (medians of {args.repeats} runs of "
                 f"{args.batches} batches)", rows,
-                ("table", "page cache", "contender", "open s", "Zipf kwords/s", "uniform kwords/s", "MiB after open (RSS / private)",
-                 "MiB after Zipf", "MiB after uniform"))
+                ("table", "page cache", "contender", "open s", "Zipf kwords/s", "uniform kwords/s",
+                 "MiB after open (RSS / private)", "MiB after Zipf", "MiB after uniform"))
     print(out)
     return out
 

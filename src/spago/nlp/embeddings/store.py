@@ -276,8 +276,10 @@ class EmbeddingStore:
     def _array(self, keys: Sequence, values: list, unknown: np.ndarray | None) -> np.ndarray:
         """Stored bytes (None -> ``unknown``) as a checked (n, dim) float32 array."""
         nbytes = self.dim * VECTOR_DTYPE.itemsize
-        fill = (self._unknown if unknown is None else np.asarray(unknown, VECTOR_DTYPE)).tobytes()
-        values = [fill if v is None else v for v in values]
+        if None in values:
+            fill = self._unknown if unknown is None else check_vector(unknown, self.dim, "the unknown vector")
+            fill = fill.tobytes()
+            values = [fill if v is None else v for v in values]
         if set(map(len, values)) - {nbytes}:
             bad = next(i for i, v in enumerate(values) if len(v) != nbytes)
             _decode_vector(values[bad], self.dim, f"word {bytes(keys[bad]).decode('utf-8', 'replace')!r}")
