@@ -101,6 +101,14 @@ def test_glove_words_with_spaces_keep_them(tmp_path):
     np.testing.assert_array_equal(store.get("at&t"), [5, 6])
 
 
+def test_byte_order_mark_and_windows_line_ends(tmp_path):
+    src = tmp_path / "w.txt"
+    src.write_bytes("\ufeff2 2\r\nthe 1 2\r\nof 3 4\r\n".encode("utf-8"))
+    store = import_text(src, tmp_path / "db", progress=False)
+    assert sorted(store.words()) == ["of", "the"]
+    np.testing.assert_array_equal(store.get("of"), [3, 4])
+
+
 def test_normalize_and_metadata_persist(tmp_path):
     src = write_text(tmp_path / "v.txt", ["a", "b"], np.array([[3, 4], [0, 0]], np.float32))
     store = import_text(src, tmp_path / "db", progress=False, normalize=True, lowercase=False)

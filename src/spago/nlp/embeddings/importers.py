@@ -67,7 +67,7 @@ def import_text(src: str | os.PathLike, dst: str | os.PathLike, *, header: bool 
                     raise EmbeddingStoreError(f"{src} line {lineno}: longer than {MAX_LINE} bytes (a word and "
                                               f"at most {MAX_DIM} numbers; not an embeddings text file?)")
                 try:
-                    line = raw.decode(encoding).rstrip("\r\n")
+                    line = raw.decode(encoding).rstrip("\r\n").lstrip("\ufeff" if lineno == 1 else "")
                 except UnicodeDecodeError as exc:
                     raise EmbeddingStoreError(f"{src} line {lineno}: not {encoding} text ({exc.reason})") from None
                 if lineno == 1 and header is not False:
