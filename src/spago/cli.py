@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (see NAME --help)")
     bench.set_defaults(run=lambda a: importlib.import_module(f"spago.benchmarks.{a.name}").main(a.options))
 
+    e = sub.add_parser("import-embeddings", help="convert word2vec/GloVe vectors to a word-embedding store (LMDB)")
+    importlib.import_module("spago.nlp.embeddings.importers").add_arguments(e)
+
     h = sub.add_parser("import-hf", help="convert a Hugging Face BERT/ELECTRA folder to spago's format")
     h.add_argument("src", help="Hugging Face model folder (config.json, weights, vocab.txt)")
     h.add_argument("dst", help="folder to write (safetensors weights, config, vocabulary)")
