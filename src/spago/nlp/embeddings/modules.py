@@ -185,6 +185,8 @@ class StackedEmbeddings(Module):
         return tuple(e.prepare(tokens) if hasattr(e, "prepare") else tokens for e in self._embedders)
 
     def forward(self, x: Any) -> Tensor:
+        """Tokens (each embedder prepares its own rows), or the tuple from ``prepare`` -> (n, total dim), the
+        embedders' vectors concatenated on the last axis in the order given."""
         if _is_tokens(x):
             inputs = [x] * len(self._embedders)
         elif isinstance(x, tuple) and len(x) == len(self._embedders):
