@@ -6,6 +6,7 @@ from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import Spec  # noqa: F401
 from . import ops  # noqa: F401
+from .ops import random  # noqa: F401  (spago.random.Generator; a module, so not in __all__)
 
 __version__ = "0.1.0"
 
