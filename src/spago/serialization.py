@@ -35,12 +35,12 @@ import functools
 import inspect
 import json
 import os
-import tempfile
 from typing import Any, Callable
 
 import numpy as np
 
 from .errors import DTypeError, SpagoError
+from .files import atomic_write
 
 __all__ = ["save", "load", "saved_config", "record_config"]
 
@@ -195,28 +195,6 @@ def _safetensors_save_file(tensors: dict, path: str, metadata: dict) -> None:
     from safetensors.numpy import save_file
 
     save_file(tensors, path, metadata=metadata)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then move it over ``path``.
-
-    A failure at any point leaves ``path`` as it was (old content or absent) and removes the temp file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise SpagoError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _file_dtype(arrays: list) -> str | None:

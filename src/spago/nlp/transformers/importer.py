@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ...errors import ShapeError, SpagoError
+from ...files import atomic_write
 from ...nn import Module
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, load_config
@@ -326,18 +326,9 @@ def _read_manifest(folder: str) -> dict | None:
 
 
 def _write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it into place."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a model folder is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write through a named temporary file in the same folder, then rename it into place (a model folder is
+    meant to be shared: 0644)."""
+    atomic_write(path, write, mode=0o644)
 
 
 def _write_text(path: str, text: str) -> None:
