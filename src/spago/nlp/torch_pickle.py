@@ -46,7 +46,7 @@ class Limits:
     """Bounds on what one archive may make the reader do (see docs/security.md)."""
 
     max_pickle_bytes: int = 256 << 20   # decompressed data.pkl
-    max_opcodes: int = 20_000_000
+    max_opcodes: int = 10_000_000
     max_memo: int = 4_000_000
     max_depth: int = 200                # nesting of tuples, lists, dicts and built objects
     max_storage_bytes: int = 64 << 30   # one storage, as declared
