@@ -21,7 +21,7 @@ from ...errors import ShapeError, SpagoError
 from ...files import atomic_write
 from ...nn import Module
 from . import bert, electra
-from .config import ARCHITECTURES, BertConfig, load_config
+from .config import ARCHITECTURES, BertConfig, check_against_weights, load_config
 from .pooling import Pooling, SentenceEmbedding, read_sentence_transformer
 from .checkpoint import find_weights_file, read_state_dict
 from .weights import load_weights
@@ -292,9 +292,11 @@ def from_pretrained(path: str | os.PathLike, compiled: bool = True, buckets: Seq
     if pooling is not None and architecture is None:
         architecture = _base_architecture(config)
     architecture = architecture or config.architecture
-    module = build_model(config, architecture)
     weights = find_weights_file(folder)
-    load_weights(module, read_state_dict(weights), weights)
+    state = read_state_dict(weights)
+    check_against_weights(config, state, weights)  # before building: a config may ask for 10**9 layers
+    module = build_model(config, architecture)
+    load_weights(module, state, weights)
     if pooling is not None:
         module = SentenceEmbedding(module, pooling).eval()
     tok = _load_tokenizer(folder) if tokenizer else None
