@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 from .errors import SpagoError
 
-__all__ = ["ConfigError", "MAX_JSON_BYTES", "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Any_", "Nullable",
+__all__ = ["ConfigError", "MAX_JSON_BYTES", "MODEL_CONFIG", "MODEL_CONFIG_REQUIRED", "MODEL_CONFIG_NULLABLE",
+           "SHARD_INDEX", "TOKENIZER_MODEL", "SAVED_METADATA", "CACHE_HEADER", "QA_OPTIONS", "ENCODE_OPTIONS", "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Any_", "Nullable",
            "check", "check_fields", "read_json", "parse_json", "require_int"]
 
 MAX_JSON_BYTES = 256 << 20  # a tokenizer.json of a 250k-token vocabulary is ~20 MB
@@ -218,3 +219,44 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc})") from None
     return parse_json(text, path)
+
+
+# -- the schemas of what spago reads ----------------------------------------------------------------------
+
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+MAX_LABELS = 1 << 20
+_DIM = 1 << 16
+
+# A BERT / ELECTRA config.json: the fields spago reads, their types and sane bounds (a config asking for 10**9
+# layers is refused here, before anything is built; `from_pretrained` then compares it with the weights).
+MODEL_CONFIG = {
+    "vocab_size": Int(1, 1 << 24), "hidden_size": Int(1, _DIM), "num_hidden_layers": Int(1, 1024),
+    "num_attention_heads": Int(1, _DIM), "intermediate_size": Int(1, 1 << 20), "hidden_act": Str(ACTIVATIONS),
+    "max_position_embeddings": Int(1, 1 << 20), "type_vocab_size": Int(1, _DIM),
+    "layer_norm_eps": Float(0.0, 1.0, low_open=True), "pad_token_id": Int(0, (1 << 24) - 1),
+    "hidden_dropout_prob": Float(0.0, 1.0), "attention_probs_dropout_prob": Float(0.0, 1.0),
+    "id2label": MapOf(Int(0, MAX_LABELS), Str()), "label2id": MapOf(Str(), Int(0, MAX_LABELS)),
+    "architectures": ListOf(Str(), max_len=16), "model_type": Str(), "embedding_size": Int(1, _DIM),
+}
+MODEL_CONFIG_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+# Fields Hugging Face writes as null to mean "the default"; any other null is refused, not defaulted.
+MODEL_CONFIG_NULLABLE = ("architectures", "id2label", "label2id", "position_embedding_type")
+
+# model.safetensors.index.json / pytorch_model.bin.index.json
+SHARD_INDEX = {"weight_map": MapOf(Str(), Str(max_len=255))}
+
+# the "model" object of a WordPiece tokenizer.json (its vocab is checked where it is read)
+TOKENIZER_MODEL = {"unk_token": Str(), "max_input_chars_per_word": Int(0, 2 ** 63 - 1)}
+
+# the JSON document spago.save writes into a safetensors file's metadata
+SAVED_METADATA = {"class": Str(), "config": MapOf(Str(), Any_()), "spago_version": Str(), "dtype": Nullable(Str())}
+
+# the header line of a compiled-code cache entry
+CACHE_HEADER = {"key": Str(max_len=64), "size": Int(0, 1 << 30), "hmac": Str(max_len=64)}
+
+# options of the question-answering pipeline
+QA_OPTIONS = {"top_k": Int(1, 1 << 20), "max_answer_length": Int(1, 1 << 20), "min_confidence": Float(0.0, 1.0),
+              "stride": Nullable(Int(0, 1 << 20)), "max_length": Nullable(Int(1, 1 << 20))}
+
+# TransformerModel.encode
+ENCODE_OPTIONS = {"batch_size": Int(1, 1 << 20), "truncation": Bool()}

@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import DTypeError, SpagoError
 from .files import atomic_write
+from .schema import SAVED_METADATA, check_fields, parse_json
 
 __all__ = ["save", "load", "saved_config", "record_config"]
 
@@ -243,13 +244,12 @@ def saved_config(path: str | os.PathLike) -> dict:
 def _parse_header(metadata: dict, path: str) -> dict:
     if METADATA_KEY not in metadata:
         return {}
-    try:
-        header = json.loads(metadata[METADATA_KEY])
-    except ValueError as exc:
-        raise SpagoError(f"{path}: the spago metadata is not valid JSON ({exc})") from None
+    where = f"{path} (spago metadata)"
+    header = parse_json(metadata[METADATA_KEY], where)
     if not isinstance(header, dict) or not isinstance(header.get("class"), str) \
             or not isinstance(header.get("config"), dict):
         raise SpagoError(f"{path}: the spago metadata lacks its class or config")
+    check_fields(header, SAVED_METADATA, where)
     return header
 
 

@@ -31,12 +31,11 @@ import numpy as np
 from ..ir.graph import Graph
 from ..errors import SpagoError
 from ..files import atomic_write, open_regular_file
-from ..schema import Int, Str, check_fields, parse_json
+from ..schema import CACHE_HEADER, check_fields, parse_json
 
 MAGIC = b"SPAGO-OBJECT-2\n"
 KEY_FILE = "hmac.key"
 MAX_HEADER = 4096
-MAX_ENTRY_BYTES = 1 << 30
 
 
 def cache_dir() -> str:
@@ -160,7 +159,7 @@ def _mac(secret: bytes, key: str, payload: bytes) -> str:
     return hmac.new(secret, key.encode() + b"\n" + payload, hashlib.sha256).hexdigest()
 
 
-_HEADER = {"key": Str(max_len=64), "size": Int(0, MAX_ENTRY_BYTES), "hmac": Str(max_len=64)}
+_HEADER = CACHE_HEADER
 
 
 def _path(key: str, folder: str | None = None) -> str:

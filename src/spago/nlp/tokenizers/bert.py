@@ -19,7 +19,7 @@ from spago.errors import SpagoError
 from spago.nlp.tokenizers.basic import BasicTokenizer, TokenizerError
 from spago.nlp.tokenizers.encoding import Encoding, window_ranges
 from spago.nlp.tokenizers.wordpiece import WordPiece, load_vocab
-from spago.schema import Int, Str, check_fields, read_json
+from spago.schema import TOKENIZER_MODEL, check_fields, read_json
 
 __all__ = ["BertTokenizer"]
 
@@ -524,7 +524,7 @@ def _read_tokenizer_json(path: str, strict: bool) -> tuple[dict[str, int], dict[
     if len(set(vocab.values())) != len(vocab):
         raise TokenizerError(f"{path}: model.vocab gives the same id to several tokens")
     try:
-        fields = check_fields(model, {"unk_token": Str(), "max_input_chars_per_word": Int(0, 2 ** 63 - 1)}, path)
+        fields = check_fields(model, TOKENIZER_MODEL, path)
     except SpagoError as e:
         raise TokenizerError(str(e).replace("field '", "field 'model.")) from None
     kwargs.update(fields)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import DTypeError, SpagoError
 from ...files import open_regular_file
-from ...schema import MapOf, Str, check_fields, read_json
+from ...schema import SHARD_INDEX, check_fields, read_json
 from ..torch_pickle import DEFAULT_LIMITS, STATE_DICT_GLOBALS, Limits, bfloat16_to_float32, read_torch_zip
 
 __all__ = ["WEIGHT_FILES", "find_weights_file", "read_state_dict", "read_safetensors", "read_pytorch_bin"]
@@ -104,7 +104,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def _read_sharded(index_path: str) -> dict[str, np.ndarray]:
     """The tensors of every shard an index names, checked against its ``weight_map``."""
     index = read_json(index_path, "shard index")
-    weight_map = check_fields(index, {"weight_map": MapOf(Str(), Str(max_len=255))}, index_path,
+    weight_map = check_fields(index, SHARD_INDEX, index_path,
                               required=("weight_map",))["weight_map"]
     folder = os.path.dirname(index_path)
     out: dict[str, np.ndarray] = {}

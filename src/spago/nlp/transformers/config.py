@@ -14,12 +14,12 @@ import re
 import numpy as np
 
 from ...errors import SpagoError
-from ...schema import ConfigError, Float, Int, ListOf, MapOf, Str, check, check_fields, read_json
+from ...schema import (ACTIVATIONS, MAX_LABELS, MODEL_CONFIG, MODEL_CONFIG_NULLABLE, MODEL_CONFIG_REQUIRED,
+                       ConfigError, check, check_fields, read_json)
 
 __all__ = ["BertConfig", "ElectraConfig", "load_config", "config_from_dict", "check_against_weights", "SCHEMA",
            "ACTIVATIONS", "ARCHITECTURES"]
 
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
 # architecture name -> model type it belongs to
 ARCHITECTURES = {
@@ -125,22 +125,9 @@ class ElectraConfig(BertConfig):
 
 
 _CONFIGS = {"bert": BertConfig, "electra": ElectraConfig}
-_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-MAX_LABELS = 1 << 20
-_DIM = 1 << 16
-# The fields spago reads, their types and sane bounds (a config asking for 10**9 layers is refused here, before
-# anything is built); `from_pretrained` then compares them with the weights' shapes.
-SCHEMA = {
-    "vocab_size": Int(1, 1 << 24), "hidden_size": Int(1, _DIM), "num_hidden_layers": Int(1, 1024),
-    "num_attention_heads": Int(1, _DIM), "intermediate_size": Int(1, 1 << 20), "hidden_act": Str(ACTIVATIONS),
-    "max_position_embeddings": Int(1, 1 << 20), "type_vocab_size": Int(1, _DIM),
-    "layer_norm_eps": Float(0.0, 1.0, low_open=True), "pad_token_id": Int(0, (1 << 24) - 1),
-    "hidden_dropout_prob": Float(0.0, 1.0), "attention_probs_dropout_prob": Float(0.0, 1.0),
-    "id2label": MapOf(Int(0, MAX_LABELS), Str()), "label2id": MapOf(Str(), Int(0, MAX_LABELS)),
-    "architectures": ListOf(Str(), max_len=16), "model_type": Str(), "embedding_size": Int(1, _DIM),
-}
-# Fields Hugging Face writes as null to mean "the default"; any other null is refused, not defaulted.
-_NULLABLE = ("architectures", "id2label", "label2id", "position_embedding_type")
+SCHEMA = MODEL_CONFIG
+_REQUIRED = MODEL_CONFIG_REQUIRED
+_NULLABLE = MODEL_CONFIG_NULLABLE
 
 
 def _schema(cls: type) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import ShapeError, SpagoError
 from ...files import atomic_write
+from ...schema import ENCODE_OPTIONS, check_fields
 from ...nn import Module
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, check_against_weights, load_config
@@ -240,6 +241,7 @@ class TransformerModel:
         """Sentence embeddings (N, H): the folder's pooling (sentence-transformers), or else L2-normalised
         mean pooling. Texts are batched by length so little padding is computed; ``truncation`` as in
         `tokenize`."""
+        check_fields({"batch_size": batch_size, "truncation": truncation}, ENCODE_OPTIONS, "encode")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not texts:
