@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from .errors import SpagoError
 
 __all__ = ["ConfigError", "MAX_JSON_BYTES", "MODEL_CONFIG", "MODEL_CONFIG_REQUIRED", "MODEL_CONFIG_NULLABLE",
-           "SHARD_INDEX", "TOKENIZER_MODEL", "SAVED_METADATA", "CACHE_HEADER", "QA_OPTIONS", "ENCODE_OPTIONS", "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Any_", "Nullable",
+           "SHARD_INDEX", "TOKENIZER_MODEL", "SAVED_METADATA", "CACHE_HEADER", "QA_OPTIONS", "ENCODE_OPTIONS",
+           "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Any_", "Nullable",
            "check", "check_fields", "read_json", "parse_json", "require_int"]
 
 MAX_JSON_BYTES = 256 << 20  # a tokenizer.json of a 250k-token vocabulary is ~20 MB
