@@ -95,13 +95,16 @@ class CompiledFunction:
             seen.add(source)
             source = source.inputs[0] if source.op.name != "take" else source.inputs[1]
         named = f" (from input {source.name!r})" if source.kind == "input" else ""
+        low = -1
         if node.op.name == "take":
             rows = node.inputs[0].shape[node.attrs["axis"]]
+            low = -1 if node.attrs.get("negative", True) else 0
             what = f"take along axis {node.attrs['axis']} of a tensor of shape {node.inputs[0].shape}"
         else:
             rows = node.attrs["size"]
             what = f"scatter_add into {rows} rows"
-        raise SpagoError(f"{self.graph.name}: index {value} is out of range [{-rows}, {rows}) for {what} at "
+            low = -1
+        raise SpagoError(f"{self.graph.name}: index {value} is out of range [{low * rows}, {rows}) for {what} at "
                          f"%{node.name}{named}; no result is returned")
 
     def _check_args(self, args: tuple, kwargs: dict) -> list:

@@ -97,15 +97,17 @@ def emit_unindex(b: ir.IRBuilder, args: list, node: Node) -> None:
         store(b, b.fadd(load(b, dst, node.dtype), value), dst, node.dtype)
 
 
-def _row_index(b: ir.IRBuilder, ptr, j, dtype, n: int, status=None) -> ir.Value:
-    """Index ``j`` of an index tensor as an i64 row in [0, n): negatives wrap like NumPy. One still out of
+def _row_index(b: ir.IRBuilder, ptr, j, dtype, n: int, status=None, negative: bool = True) -> ir.Value:
+    """Index ``j`` of an index tensor as an i64 row in [0, n): negatives wrap like NumPy (when ``negative``,
+    else they are out of range). One still out of
     range is reported in ``status`` (flag 1, then the value) for the runtime to raise, and clamped meanwhile,
     so bad data can never address memory outside the tensor."""
     k = load(b, element_ptr(b, ptr, j, dtype), dtype)
     if k.type != I64:
         k = b.sext(k, I64)
     raw = k
-    k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.add(k, ir.Constant(I64, n)), k)
+    if negative:
+        k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.add(k, ir.Constant(I64, n)), k)
     if status is not None:
         bad = b.or_(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.icmp_signed(">=", k, ir.Constant(I64, n)))
         with b.if_then(bad, likely=False):
@@ -132,7 +134,7 @@ def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node,
         return
     with for_range(b, outer, "p") as p:
         with for_range(b, count, "j") as j:
-            k = _row_index(b, idx_ptr, j, idx.dtype, rows, status)
+            k = _row_index(b, idx_ptr, j, idx.dtype, rows, status, node.attrs.get("negative", True))
             named = b.mul(b.add(b.mul(p, ir.Constant(I64, rows)), k), ir.Constant(I64, inner))
             slot = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
             dst, src = (named, slot) if scatter else (slot, named)

@@ -68,7 +68,7 @@ class WordPiece:
         self.unk_token = unk_token
         self.prefix = continuing_prefix
         if isinstance(max_input_chars_per_word, bool) or not isinstance(max_input_chars_per_word, int) \
-                or max_input_chars_per_word < 0:
+                or not 0 <= max_input_chars_per_word < 2 ** 63:
             # Hugging Face (an unsigned integer) refuses these too; -1 or 1.5 would make every word [UNK]
             raise TokenizerError(f"max_input_chars_per_word must be a non-negative integer, got "
                                  f"{max_input_chars_per_word!r}")
