@@ -21,7 +21,7 @@ from .errors import SpagoError
 
 __all__ = ["ConfigError", "MAX_JSON_BYTES", "MODEL_CONFIG", "MODEL_CONFIG_REQUIRED", "MODEL_CONFIG_NULLABLE",
            "SHARD_INDEX", "TOKENIZER_MODEL", "SAVED_METADATA", "CACHE_HEADER", "QA_OPTIONS", "ENCODE_OPTIONS",
-           "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Any_", "Nullable",
+           "MANIFEST", "Int", "Float", "Bool", "Str", "ListOf", "MapOf", "Record", "Any_", "Nullable",
            "check", "check_fields", "read_json", "parse_json", "require_int"]
 
 MAX_JSON_BYTES = 256 << 20  # a tokenizer.json of a 250k-token vocabulary is ~20 MB
@@ -149,6 +149,27 @@ class MapOf:
 
 
 @dataclasses.dataclass(frozen=True)
+class Record:
+    """An object with the listed fields (each checked by its spec; ``required`` ones present)."""
+    fields: tuple  # ((name, spec), ...)
+    required: tuple = ()
+
+    def describe(self) -> str:
+        return "an object with " + ", ".join(f"{n} ({spec.describe()})" for n, spec in self.fields)
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, dict) or any(n not in value for n in self.required):
+            return _BAD
+        out = dict(value)
+        for name, spec in self.fields:
+            if name in value:
+                out[name] = spec.convert(value[name])
+                if out[name] is _BAD:
+                    return _BAD
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
 class Any_:
     """Anything JSON holds (kept as is)."""
     def describe(self) -> str:
@@ -261,3 +282,8 @@ QA_OPTIONS = {"top_k": Int(1, 1 << 20), "max_answer_length": Int(1, 1 << 20), "m
 
 # TransformerModel.encode
 ENCODE_OPTIONS = {"batch_size": Int(1, 1 << 20), "truncation": Bool()}
+
+# spago.json, the manifest of a folder written by `spago import-hf`
+MANIFEST = {"format": Str(("spago-transformer",)), "format_version": Int(), "architecture": Str(),
+            "pooling": Nullable(Record((("modes", ListOf(Str(), max_len=8)), ("normalize", Bool())),
+                                       required=("modes", "normalize")))}

@@ -281,3 +281,23 @@ def test_temps_of_running_processes_are_kept(tmp_path):
     assert remove_stale_temps(str(tmp_path)) == []
     atomic_write(tmp_path / "d", b"data")
     assert sorted(os.listdir(tmp_path)) == sorted([mine.name, parent.name, other.name, "d"])
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ({"format": "spago-transformer", "format_version": 1, "architecture": ["BertModel"]},
+     "field 'architecture' must be a string"),
+    ({"format": "spago-transformer", "format_version": 1, "architecture": "BertModel", "pooling": {"modes": 3}},
+     "field 'pooling' must be an object with modes"),
+])
+def test_a_malformed_spago_manifest_is_named(tmp_path, manifest, message):
+    folder = model_copy(tmp_path)
+    (folder / "spago.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=message):
+        from_pretrained(folder, compiled=False)
+
+
+def test_sentence_transformers_files_nested_too_deeply(tmp_path):
+    folder = model_copy(tmp_path)
+    (folder / "modules.json").write_text(DEEP)
+    with pytest.raises(SpagoError, match=r"modules.json: malformed JSON \(nested too deeply\)"):
+        from_pretrained(folder, compiled=False)

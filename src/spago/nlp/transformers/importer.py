@@ -19,7 +19,8 @@ import numpy as np
 
 from ...errors import ShapeError, SpagoError
 from ...files import atomic_write
-from ...schema import ENCODE_OPTIONS, check_fields
+from ...schema import ENCODE_OPTIONS, check_fields, read_json
+from ...schema import MANIFEST as MANIFEST_SCHEMA
 from ...nn import Module
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, check_against_weights, load_config
@@ -314,18 +315,15 @@ def _read_manifest(folder: str) -> dict | None:
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpagoError(f"{path}: malformed JSON ({exc})") from None
+    data = read_json(path, "manifest")
     if not isinstance(data, dict) or data.get("format") != "spago-transformer":
         raise SpagoError(f"{path}: not a spago model manifest (expected format 'spago-transformer')")
     if data.get("format_version") != FORMAT_VERSION:
         raise SpagoError(f"{path}: unsupported format_version {data.get('format_version')!r} "
                          f"(expected {FORMAT_VERSION})")
-    if data.get("architecture") not in MODEL_CLASSES:
-        raise SpagoError(f"{path}: unknown architecture {data.get('architecture')!r}")
+    data.update(check_fields(data, MANIFEST_SCHEMA, path, required=("architecture",)))
+    if data["architecture"] not in MODEL_CLASSES:
+        raise SpagoError(f"{path}: unknown architecture {data['architecture']!r}")
     return data
 
 
