@@ -2,10 +2,10 @@
 
 - `open_regular_file` / `read_regular_file` refuse what is not a regular file (a FIFO would block a read
   forever, a symlink to ``/dev/zero`` would never end) and read at most a stated number of bytes;
-- `atomic_write` writes through a temporary file beside the target, named ``.<name>.spago-tmp-<pid>-<random>``,
-  and renames it into place, so a reader never sees a half-written file. A process killed mid-write leaves
-  its temp file behind; the next `atomic_write` into that folder removes the temp files of processes that no
-  longer run (``remove_stale_temps``).
+- `atomic_write` writes into a private temp folder beside the target, named ``.<name>.spago-tmp-<pid>-<random>``,
+  and renames the file into place, so a reader never sees a half-written file. A process killed mid-write
+  leaves that folder behind (with any temp file the writer made of its own); the next `atomic_write` into the
+  same folder removes those of processes that no longer run (``remove_stale_temps``).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import io
 import os
 import re
 import secrets
+import shutil
 import stat
 from typing import Callable
 
@@ -85,8 +86,12 @@ def remove_stale_temps(folder: str) -> list[str]:
             pass
         except (PermissionError, OverflowError, ValueError):
             continue
+        target = os.path.join(folder, name)
         try:
-            os.unlink(os.path.join(folder, name))
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
             removed.append(name)
         except OSError:
             pass
@@ -94,27 +99,29 @@ def remove_stale_temps(folder: str) -> list[str]:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | bytes, mode: int | None = None) -> None:
-    """Write ``path`` through a named temp file beside it (``write(tmp_path)``, or the given bytes), then
-    rename it into place. A failure leaves ``path`` as it was and removes the temp file. The new file keeps
-    the mode of the one it replaces, else ``mode``, else ``0o666`` less the umask."""
+    """Write ``path`` through a named temporary beside it, then rename it into place. A failure leaves ``path``
+    as it was and removes the temporary. The new file keeps the mode of the one it replaces, else ``mode``,
+    else ``0o666`` less the umask.
+
+    ``write`` is the bytes, or a function given a path to write (``write(tmp_path)``); that path lies in a
+    private temp folder, so whatever temp files the writer makes of its own (safetensors makes ``.tmpXXXXXX``)
+    are inside it too, and go with it if the process is killed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SpagoError(f"cannot write {path}: folder {folder} does not exist")
     remove_stale_temps(folder)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    tmp_dir = os.path.join(folder, f".{os.path.basename(path)}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(tmp_dir, 0o700)
+    tmp = os.path.join(tmp_dir, os.path.basename(path))
     try:
         if isinstance(write, (bytes, bytearray, memoryview)):
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "xb") as f:
                 f.write(write)
-                f.flush()
-                os.fsync(f.fileno())
         else:
-            os.close(fd)
             write(tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         if os.path.exists(path):
             mode = os.stat(path).st_mode & 0o7777
         elif mode is None:
@@ -123,7 +130,5 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | bytes, 
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

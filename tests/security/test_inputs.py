@@ -259,6 +259,7 @@ def test_a_save_killed_mid_write_leaves_a_named_temp_that_the_next_save_removes(
         from spago import nn, serialization
         def die(tensors, path, metadata):
             open(path, "wb").write(b"half a file")
+            open(os.path.join(os.path.dirname(path), ".tmpAbC123"), "wb").write(b"the writer's own temp")
             os.kill(os.getpid(), signal.SIGKILL)
         serialization._safetensors_save_file = die
         spago.save(nn.Linear(3, 2), {str(target)!r})
@@ -266,8 +267,9 @@ def test_a_save_killed_mid_write_leaves_a_named_temp_that_the_next_save_removes(
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "src"))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9
-    left = [n for n in os.listdir(tmp_path) if TEMP_MARK in n]
+    left = os.listdir(tmp_path)
     assert len(left) == 1 and left[0].startswith(".model.safetensors" + TEMP_MARK) and not target.exists()
+    assert sorted(os.listdir(tmp_path / left[0])) == [".tmpAbC123", "model.safetensors"]
     spago.save(nn.Linear(3, 2), target)
     assert os.listdir(tmp_path) == ["model.safetensors"]
 
