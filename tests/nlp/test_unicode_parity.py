@@ -15,20 +15,25 @@ CODE_POINTS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
 
 @pytest.mark.parametrize("strip_accents, lowercase", [(True, True), (False, True)])
 def test_every_code_point_normalises_as_the_reference(strip_accents, lowercase):
+    """Every code point with accent stripping and lower-casing (uncased models); without stripping (cased
+    lower-casing) only the code points that decompose or are dropped as marks can differ, so only they are
+    checked again."""
     from tokenizers.normalizers import BertNormalizer
 
     reference = BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents,
                                lowercase=lowercase)
     ours = BasicTokenizer(do_lower_case=lowercase, strip_accents=strip_accents, never_split=())
+    points = CODE_POINTS if strip_accents else [cp for cp in CODE_POINTS if tables().decompose(chr(cp)) != chr(cp)
+                                                or tables().is_nonspacing(chr(cp))]
     # one call on every code point with "b" (combining class 0: no reordering across it) between them;
     # the origins tell which output characters each code point gave
-    text = "".join("b" + chr(cp) for cp in CODE_POINTS)
+    text = "".join("b" + chr(cp) for cp in points)
     chars, origins = ours.normalize_with_origins(text)
-    pieces = [[] for _ in CODE_POINTS]
+    pieces = [[] for _ in points]
     for c, o in zip(chars, origins):
         if o % 2:
             pieces[o // 2].append(c)
-    differ = [f"U+{cp:04X}" for cp, piece in zip(CODE_POINTS, pieces)
+    differ = [f"U+{cp:04X}" for cp, piece in zip(points, pieces)
               if "".join(piece) != reference.normalize_str(chr(cp))]
     assert not differ, f"{len(differ)} code points differ: {differ[:20]}"
 

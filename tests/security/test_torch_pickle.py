@@ -96,18 +96,18 @@ def test_opcode_memo_and_size_limits(tmp_path):
 
 
 def test_a_huge_deflated_storage_is_read_only_as_far_as_its_tensor_reaches(tmp_path):
-    n = 1 << 28  # 1 GiB of float32 zeros, about 1 MB deflated
+    n = 1 << 26  # 256 MiB of float32 zeros, about 250 KB deflated
     path = archive(tmp_path / "storage.bin", tensor_pickle(n, 10_000), {"0": bytes(4 * n)})
-    assert os.path.getsize(path) < 2_000_000
+    assert os.path.getsize(path) < 500_000
     out = run_isolated(f"""
-        import resource
         from spago.nlp.transformers.checkpoint import read_pytorch_bin
         state = read_pytorch_bin({path!r})
-        print(state["w"].shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]  # this process's own peak
+        print(state["w"].shape, int(peak[0].split()[1]) // 1024 if peak else 0)
     """)
     shape, rss_mb = out.split(")")
     assert shape == "(10000,"
-    assert int(rss_mb) < 400  # the 1 GiB storage is never materialised
+    assert 0 < int(rss_mb) < 200  # the 256 MiB storage is never materialised
 
 
 def test_a_tensor_that_needs_more_than_the_expansion_bound_is_refused(tmp_path):
