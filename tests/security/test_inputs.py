@@ -303,3 +303,32 @@ def test_sentence_transformers_files_nested_too_deeply(tmp_path):
     (folder / "modules.json").write_text(DEEP)
     with pytest.raises(SpagoError, match=r"modules.json: malformed JSON \(nested too deeply\)"):
         from_pretrained(folder, compiled=False)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler on PATH")
+def test_an_exported_library_reports_an_out_of_range_id(tmp_path):
+    emb = nn.Embedding(30, 4)
+    ids = np.array([[1, 2, 3]], np.int64)
+    paths = spago.compile(lambda i: emb(i), ids, cache=False).export(str(tmp_path / "emb"))
+    (tmp_path / "main.c").write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include "emb.h"
+        int main(int argc, char **argv) {
+            long long ids[3] = {1, atoll(argv[1]), 3};
+            float out[12];
+            const void *in[1] = {ids};
+            void *outs[1] = {out};
+            int code = emb_run(in, outs);
+            printf("%d %.9g\\n", code, out[4]);
+            return 0;
+        }
+    """))
+    exe = tmp_path / "main"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(tmp_path / "main.c"), "-I", str(tmp_path), paths["library"],
+                    f"-Wl,-rpath,{tmp_path}"], check=True, capture_output=True)
+    for value, code in (("2", "0"), ("1000", "-3"), ("-1", "-3"), ("29", "0")):
+        done = subprocess.run([str(exe), value], capture_output=True, text=True, check=True)
+        assert done.stdout.split()[0] == code, (value, done.stdout)
+    done = subprocess.run([str(exe), "29"], capture_output=True, text=True, check=True)
+    assert float(done.stdout.split()[1]) == pytest.approx(float(emb.weight.numpy()[29, 0]))
