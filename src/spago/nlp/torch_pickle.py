@@ -26,6 +26,7 @@ import dataclasses
 import math
 import os
 import pickletools
+import reprlib
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -107,6 +108,11 @@ _STORAGE_DTYPES = {"DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "
 STORAGE_GLOBALS: dict[tuple[str, str], Any] = {("torch", k): StorageType(k, v) for k, v in _STORAGE_DTYPES.items()}
 
 
+def _short(value: Any) -> str:
+    """A bounded repr (a hostile pickle's values may be huge) for error messages."""
+    return reprlib.repr(value)
+
+
 def rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False,
                    hooks: Any = None, metadata: Any = None) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2 with NumPy: the (possibly strided) view of a storage, copied."""
@@ -115,8 +121,8 @@ def rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_g
             and ints(stride) and len(size) == len(stride) and isinstance(requires_grad, bool)
             and (hooks is None or (isinstance(hooks, dict) and not hooks))
             and (metadata is None or isinstance(metadata, dict))):
-        raise SpagoError(f"malformed tensor (storage {storage!r}, offset {offset!r}, size {size!r}, "
-                         f"stride {stride!r}, hooks {hooks!r})")
+        raise SpagoError(f"malformed tensor (storage {_short(storage)}, offset {_short(offset)}, size "
+                         f"{_short(size)}, stride {_short(stride)}, hooks {_short(hooks)})")
     count = math.prod(size)
     if count == 0:
         values = np.zeros(size, storage.dtype.newbyteorder("="))
@@ -417,7 +423,7 @@ class _Storages:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], Global)
                 and isinstance(pid[1].make, StorageType) and isinstance(pid[2], str)
                 and isinstance(pid[3], str) and isinstance(pid[4], int) and pid[4] >= 0):
-            raise SpagoError(f"{self.path}: unexpected persistent id {str(pid)[:200]}; expected "
+            raise SpagoError(f"{self.path}: unexpected persistent id {_short(pid)}; expected "
                              f"('storage', torch.<Type>Storage, key, location, numel)")
         _, kind, key, _, numel = pid
         kind = kind.make
