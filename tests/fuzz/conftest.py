@@ -6,6 +6,9 @@ The default run gives each target a small fixed budget (``DEFAULT_EXAMPLES``, se
 import collections
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -58,3 +61,27 @@ def _report():
     if path:
         with open(path, "w") as f:
             json.dump({k: dict(v) for k, v in sorted(STATS.items())}, f, indent=1)
+
+
+def run_in_child(module: str, function: str) -> None:
+    """Run the fuzz function ``module.function`` (a hypothesis-given function, not itself a test) in a child
+    process, so a crash of the interpreter (a segfault on some hostile input) fails the test instead of
+    killing pytest; the child's outcome counts are merged into this session's."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = os.path.join(tmp, "stats.json")
+        code = (f"import json, sys; from {module} import {function}; from tests.fuzz.conftest import STATS\n"
+                f"try:\n    {function}()\nfinally:\n"
+                f"    json.dump({{k: dict(v) for k, v in STATS.items()}}, open({stats!r}, 'w'))")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(os.path.join(root, "src")),
+                                                            os.path.abspath(root)]))
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+        if os.path.exists(stats):
+            with open(stats) as f:
+                for target, counts in json.load(f).items():
+                    for key, value in counts.items():
+                        STATS[target][key] = max(STATS[target][key], value) if key == "slowest ms" \
+                            else STATS[target][key] + value
+        else:
+            STATS[function]["crashes"] += 1
+    assert proc.returncode == 0, f"{function} failed in its child (exit {proc.returncode}):\n{proc.stderr[-3000:]}"

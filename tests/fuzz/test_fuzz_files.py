@@ -18,7 +18,7 @@ from spago.nlp.tokenizers import BertTokenizer
 from spago.nlp.transformers.checkpoint import read_pytorch_bin, read_safetensors, read_state_dict
 from spago.nlp.transformers.config import check_against_weights, config_from_dict
 
-from .conftest import FUZZ, outcome
+from .conftest import FUZZ, outcome, run_in_child
 
 TMP = tempfile.mkdtemp(prefix="spago-fuzz-")
 
@@ -98,9 +98,14 @@ def bin_archives(draw):
     return buf.getvalue()
 
 
+def test_fuzz_pytorch_bin():
+    """Run in a child process: these are the inputs that used to crash the interpreter."""
+    run_in_child("tests.fuzz.test_fuzz_files", "fuzz_pytorch_bin")
+
+
 @FUZZ
 @given(bin_archives())
-def test_fuzz_pytorch_bin(data):
+def fuzz_pytorch_bin(data):
     path = os.path.join(TMP, "pytorch_model.bin")
     with open(path, "wb") as f:
         f.write(data)
