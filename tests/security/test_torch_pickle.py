@@ -6,7 +6,6 @@ import sys
 import textwrap
 import zipfile
 
-import numpy as np
 import pytest
 
 from spago.errors import SpagoError
