@@ -35,12 +35,13 @@ import functools
 import inspect
 import json
 import os
-import tempfile
 from typing import Any, Callable
 
 import numpy as np
 
 from .errors import DTypeError, SpagoError
+from .files import atomic_write, open_regular_file
+from .schema import SAVED_METADATA, check_fields, parse_json
 
 __all__ = ["save", "load", "saved_config", "record_config"]
 
@@ -186,7 +187,39 @@ def _build(cls: type, config: dict, where: str) -> Any:
             kwargs.update(values.pop(name))
     if values:
         raise SpagoError(f"{qualname(cls)} no longer takes the saved argument(s) {', '.join(values)}")
+    _check_argument_types(cls, {**dict(zip(list(inspect.signature(cls.__init__).parameters)[1:], args)), **kwargs},
+                          where)
     return cls(*args, **kwargs)
+
+
+_SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_argument_types(cls: type, values: dict, where: str) -> None:
+    """Saved arguments whose parameter is annotated with a plain type (``int``, ``float``, ``bool``, ``str``,
+    optionally ``| None``) must have it: a file edited to say ``"in_features": "4"`` names the argument
+    instead of failing somewhere inside the constructor."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve: nothing to check against
+        return
+    for name, value in values.items():
+        hint = hints.get(name)
+        allowed = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, getattr(
+            __import__("types"), "UnionType", typing.Union)) else {hint}
+        simple = [t for t in allowed if t in _SIMPLE]
+        if not simple or not allowed <= set(_SIMPLE) | {type(None)}:
+            continue
+        if value is None and type(None) in allowed:
+            continue
+        ok = any((isinstance(value, bool) if t is bool else isinstance(value, t) and not isinstance(value, bool))
+                 or (t is float and isinstance(value, int) and not isinstance(value, bool)) for t in simple)
+        if not ok:
+            expected = " or ".join(_SIMPLE[t] for t in simple) + (" or null" if type(None) in allowed else "")
+            label = f"{where}.{name}" if where else name
+            raise SpagoError(f"{qualname(cls)}: the saved argument {label} must be {expected}, got {value!r:.80}")
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -195,28 +228,6 @@ def _safetensors_save_file(tensors: dict, path: str, metadata: dict) -> None:
     from safetensors.numpy import save_file
 
     save_file(tensors, path, metadata=metadata)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then move it over ``path``.
-
-    A failure at any point leaves ``path`` as it was (old content or absent) and removes the temp file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise SpagoError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _file_dtype(arrays: list) -> str | None:
@@ -244,8 +255,7 @@ def _open(path: str, with_tensors: bool = True) -> tuple[dict, dict]:
     """(metadata, tensors) of a safetensors file; any defect is a SpagoError naming the file."""
     from safetensors import SafetensorError, safe_open
 
-    if not os.path.isfile(path):
-        raise SpagoError(f"{path}: no such file")
+    open_regular_file(path, "file").close()  # a directory or FIFO is named as such, never opened by safetensors
     try:
         with safe_open(path, framework="np") as f:
             metadata = f.metadata() or {}
@@ -265,13 +275,12 @@ def saved_config(path: str | os.PathLike) -> dict:
 def _parse_header(metadata: dict, path: str) -> dict:
     if METADATA_KEY not in metadata:
         return {}
-    try:
-        header = json.loads(metadata[METADATA_KEY])
-    except ValueError as exc:
-        raise SpagoError(f"{path}: the spago metadata is not valid JSON ({exc})") from None
+    where = f"{path} (spago metadata)"
+    header = parse_json(metadata[METADATA_KEY], where)
     if not isinstance(header, dict) or not isinstance(header.get("class"), str) \
             or not isinstance(header.get("config"), dict):
         raise SpagoError(f"{path}: the spago metadata lacks its class or config")
+    check_fields(header, SAVED_METADATA, where)
     return header
 
 
@@ -298,11 +307,20 @@ def load(module_or_cls: Any, path: str | os.PathLike) -> Any:
     else:
         raise SpagoError(f"spago.load expects a Module or a Module class, got {module_or_cls!r}")
     _match_dtypes(module, tensors, path)
+    check_finite(tensors, path)
     try:
         module.load_state_dict(tensors)
     except SpagoError as exc:
         raise SpagoError(f"{path}: {exc}") from None
     return module
+
+
+def check_finite(tensors: dict, source: str) -> None:
+    """Refuse floating-point tensors holding NaN or infinity (a damaged or tampered file), naming them."""
+    bad = [k for k, t in tensors.items() if np.asarray(t).dtype.kind in "fc" and not np.all(np.isfinite(t))]
+    if bad:
+        raise SpagoError(f"{source}: tensor {bad[0]} holds NaN or infinite values"
+                         + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
 
 
 def _match_dtypes(module: Any, tensors: dict, path: str) -> None:

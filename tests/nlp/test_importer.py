@@ -76,16 +76,16 @@ def test_config_fields_are_read():
 
 @pytest.mark.parametrize("changes, message", [
     ({"hidden_size": None}, "missing field 'hidden_size'"),
-    ({"hidden_size": "32"}, "field 'hidden_size' must be an integer, got '32'"),
-    ({"layer_norm_eps": "tiny"}, "field 'layer_norm_eps' must be a number"),
+    ({"hidden_size": "32"}, "field 'hidden_size' must be an integer in [1, 65536], got '32'"),
+    ({"layer_norm_eps": "tiny"}, "field 'layer_norm_eps' must be a finite number > 0.0"),
     ({"model_type": "gpt2"}, "unknown model_type 'gpt2'"),
     ({"architectures": ["BertForCausalLM"]}, "unknown architecture 'BertForCausalLM'"),
     ({"architectures": ["ElectraModel"]}, "unknown architecture 'ElectraModel' for model_type 'bert'"),
     ({"hidden_size": 30}, "hidden_size 30 is not divisible by num_attention_heads 4"),
     ({"hidden_act": "swish"}, "field 'hidden_act' must be one of"),
-    ({"num_hidden_layers": 0}, "field 'num_hidden_layers' must be positive"),
+    ({"num_hidden_layers": 0}, "field 'num_hidden_layers' must be an integer in [1, 1024]"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
-    ({"id2label": {"x": "A"}}, "field 'id2label' must map integer ids"),
+    ({"id2label": {"x": "A"}}, "field 'id2label' must be an object mapping an integer in [0, 1048576] to a string"),
 ])
 def test_bad_config_is_reported_with_file_and_field(tmp_path, changes, message):
     folder = copy_model("tiny-bert/base", tmp_path / "m")

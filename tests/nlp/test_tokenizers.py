@@ -359,7 +359,7 @@ def test_from_pretrained_reads_the_config(tmp_path):
 
 @needs_tiny
 @pytest.mark.parametrize("config, match", [
-    ("{not json", "tokenizer_config.json is not valid JSON"),
+    ("{not json", "tokenizer_config.json: malformed JSON"),
     ("[1, 2]", "must hold a JSON object"),
     ('{"do_lower_case": "yes"}', "do_lower_case must be true or false"),
     ('{"strip_accents": 1}', "strip_accents must be"),

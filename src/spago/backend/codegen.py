@@ -38,6 +38,7 @@ class Lowered:
     offsets: dict                    # intermediate node -> arena offset
     kernels: list = field(default_factory=list)  # (function name, node) in call order
     profile: bool = False            # whether the entry counts cycles per kernel into ``PROFILE``
+    checks: list = field(default_factory=list)   # (node, arena offset of its status slot): see CHECKED
 
     @property
     def ir_text(self) -> str:
@@ -100,6 +101,12 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
         else:
             sources.append(OutputSource("const", const_index[root]))
     offsets, arena_bytes = plan_offsets(graph, set(output_slot) | set(written_over), debug)
+    # Kernels that validate data (an index out of range) report into a status slot of their own at the
+    # arena's end: (flag, offending value), zeroed before each call and read after it by the runtime.
+    status_base = -(-arena_bytes // STATUS_BYTES) * STATUS_BYTES
+    checked = [n for n in graph.nodes if not is_alias(n) and family_of(n) in CHECKED]
+    status = {n: status_base + k * STATUS_BYTES for k, n in enumerate(checked)}
+    arena_bytes = status_base + len(checked) * STATUS_BYTES if checked else arena_bytes
 
     entry = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, PTR, PTR]), ENTRY)
     for a, nm in zip(entry.args, TABLES):
@@ -107,7 +114,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     calls = [n for n in graph.nodes if not is_alias(n)]
     emit = _Emitter(module, graph, offsets, output_slot, const_index, input_index,
-                    _profile_counters(module, len(calls) + 1) if profile else None, written_over)
+                    _profile_counters(module, len(calls) + 1) if profile else None, written_over, status)
     begin = emit.clock(b)
     frame = _Frame(b, entry.args)
     region_at = {r.start: r for r in regions(graph)}
@@ -123,10 +130,12 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     if profile:
         _count(b, emit.counters, len(emit.kernels), b.sub(emit.clock(b), begin))
     b.ret_void()
-    return Lowered(module, consts, sources, arena_bytes, offsets, emit.kernels, profile)
+    return Lowered(module, consts, sources, arena_bytes, offsets, emit.kernels, profile, list(status.items()))
 
 
 TABLES = ("inputs", "outputs", "consts", "arena")
+CHECKED = ("take", "scatter_add")  # kernel families given a status slot (their last pointer argument)
+STATUS_BYTES = 16
 
 
 class _Frame:
@@ -141,8 +150,10 @@ class _Emitter:
     """Emits kernel calls into the entry point or into a region's branch functions."""
 
     def __init__(self, module: ir.Module, graph: Graph, offsets: dict, output_slot: dict, const_index: dict,
-                 input_index: dict, counters: ir.GlobalVariable | None, written_over: dict):
+                 input_index: dict, counters: ir.GlobalVariable | None, written_over: dict,
+                 status: dict | None = None):
         self.module, self.offsets, self.output_slot = module, offsets, output_slot
+        self.status = status or {}
         self.written_over = written_over
         self.const_index, self.input_index, self.counters = const_index, input_index, counters
         self.kernels: list = []
@@ -193,6 +204,8 @@ class _Emitter:
             fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted), inplace)
         b = frame.b
         args = [self.pointer(frame, n)] + [self.pointer(frame, i) for i in n.inputs]
+        if n in self.status:
+            args.append(b.gep(frame.tables[3], [ir.Constant(I64, self.status[n])], inbounds=True, source_etype=I8))
         before = self.clock(b)
         b.call(fn, args)
         if self.counters is not None:
@@ -287,13 +300,16 @@ def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = 
     body then reads them through the output pointer, so LLVM sees each element read and written at
     one address and vectorises the loop; with two pointers to one buffer its overlap check would fail at
     run time and send every call down the scalar loop."""
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * (1 + len(node.inputs))),
+    status = family_of(node) in CHECKED
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * (1 + len(node.inputs) + status)),
                      f"k{index}_{family_of(node)}_{node.name}".replace(".", "_"))
     fn.linkage = "internal"
     fn.attributes.add("noinline")  # optimised once on its own, however many times the entry calls it
     fn.args[0].name = "out"
-    for k, a in enumerate(fn.args[1:]):
+    for k, a in enumerate(fn.args[1:1 + len(node.inputs)]):
         a.name = f"in{k}"
+    if status:
+        fn.args[-1].name = "status"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     extent = parallel_extent(node)
     if extent > 1:

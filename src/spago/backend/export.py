@@ -73,7 +73,8 @@ def _header(prefix: str, cf: "CompiledFunction", embedded: bool) -> str:
                   f"void {prefix}_unload(void);", ""]
     lines += ["/* Run the model: inputs[k] and outputs[k] point to arrays as described above.",
               "   Returns 0 on success, -1 if memory could not be allocated"
-              + ("" if embedded else ", -2 if the weights are not loaded") + ". Thread-safe. */",
+              + ("" if embedded else ", -2 if the weights are not loaded")
+              + ", -3 if an input index was out of range (the outputs are then not valid). Thread-safe. */",
               f"int {prefix}_run(const void *const *inputs, void *const *outputs);", "", "#endif", ""]
     return "\n".join(lines)
 
@@ -118,6 +119,9 @@ def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, bl
         elif src.kind == "donated":
             raise SpagoError(f"{g.name}: output {k} is written into the memory of an input or parameter "
                              "(donate=), which an exported library treats as read-only; compile it without donate")
+    # the status slots the index-checking kernels report into (see codegen.CHECKED)
+    status_at = lowered.checks[0][1] if lowered.checks else 0
+    status_bytes = 16 * len(lowered.checks)
     nconst = max(len(offsets), 1)
     offs = ", ".join(str(o) for o in offsets) or "0"
     parts = ["#include <stdlib.h>", "#include <string.h>", "#include <stdio.h>", "#include <stdint.h>",
@@ -155,8 +159,13 @@ void {prefix}_unload(void) {{ free(loaded); loaded = NULL; }}""")
     for (int i = 0; i < {len(offsets)}; i++) consts[i] = (void *)(w + const_offsets[i]);
     void *arena = aligned_alloc({ALIGN}, ({arena} + {ALIGN} - 1) / {ALIGN} * {ALIGN});
     if (!arena) return -1;
+    int64_t *status = (int64_t *)((unsigned char *)arena + {status_at});
+    memset(status, 0, {status_bytes});
     {ENTRY}((void **)inputs, (void **)outputs, consts, arena);
+    int bad = 0;
+    for (int i = 0; i < {len(lowered.checks)}; i++) bad |= status[2 * i] != 0;
     free(arena);
+    if (bad) return -3;
 {chr(10).join(copies)}
     return 0;
 }}""")

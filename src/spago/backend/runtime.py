@@ -77,6 +77,36 @@ class CompiledFunction:
             arena = self._local.arena = aligned_empty(max(self._lowered.arena_bytes, 1))
         return arena
 
+    def _status_slots(self, arena: np.ndarray) -> np.ndarray | None:
+        """The (flag, value) int64 pairs the checking kernels report into (see codegen.CHECKED)."""
+        checks = self._lowered.checks
+        if not checks:
+            return None
+        first = checks[0][1]
+        return arena[first:first + 16 * len(checks)].view(np.int64).reshape(len(checks), 2)
+
+    def _raise_status(self, status: np.ndarray) -> None:
+        """A kernel found bad data (an index out of range): a spago error naming the input it came from."""
+        k = int(np.flatnonzero(status[:, 0])[0])
+        node, value = self._lowered.checks[k][0], int(status[k, 1])
+        source = node.inputs[1]
+        seen = set()
+        while source.kind == "op" and source.inputs and source not in seen:
+            seen.add(source)
+            source = source.inputs[0] if source.op.name != "take" else source.inputs[1]
+        named = f" (from input {source.name!r})" if source.kind == "input" else ""
+        low = -1
+        if node.op.name == "take":
+            rows = node.inputs[0].shape[node.attrs["axis"]]
+            low = -1 if node.attrs.get("negative", True) else 0
+            what = f"take along axis {node.attrs['axis']} of a tensor of shape {node.inputs[0].shape}"
+        else:
+            rows = node.attrs["size"]
+            what = f"scatter_add into {rows} rows"
+            low = -1
+        raise SpagoError(f"{self.graph.name}: index {value} is out of range [{low * rows}, {rows}) for {what} at "
+                         f"%{node.name}{named}; no result is returned")
+
     def _check_args(self, args: tuple, kwargs: dict) -> list:
         graph = self.graph
         leaves, paths, tree = flatten((tuple(args), dict(kwargs)))
@@ -137,8 +167,14 @@ class CompiledFunction:
     def _run(self, arrays: list, outputs: list) -> Any:
         in_ptrs, out_ptrs = _pointer_array(arrays), _pointer_array(outputs)  # alive for the call
         start = time.perf_counter() if self._profile is not None else 0.0
+        arena = self._arena()
+        status = self._status_slots(arena)
+        if status is not None:
+            status[:] = 0
         self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
-                    self._arena().ctypes.data)
+                    arena.ctypes.data)
+        if status is not None and status[:, 0].any():
+            self._raise_status(status)
         if self._profile is not None:
             self._profile_seconds += time.perf_counter() - start
             self._profile_calls += 1

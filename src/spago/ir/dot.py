@@ -3,7 +3,6 @@ outputs styled apart; nodes clustered by module scope so deep models stay readab
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..errors import SpagoError
 from .graph import Graph, Node, format_attr
@@ -92,18 +91,8 @@ def render(graph: Graph, path: str, format: str | None = None, **options) -> str
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename, so no half-written file is ever seen."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write to a named temporary file beside ``path``, then rename, so no half-written file is ever seen."""
+    from ..files import atomic_write as write
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write(path, data)

@@ -142,13 +142,13 @@ def getitem(x: TensorLike, key: Any) -> Tensor:
 
 # ----------------------------------------------------------------------------- take / scatter_add
 
-def _take_spec(x: Spec, idx: Spec, axis: int) -> Spec:
+def _take_spec(x: Spec, idx: Spec, axis: int, negative: bool = True) -> Spec:
     if not dtypes.is_int(idx.dtype):
         raise DTypeError(f"indices must be integers, got {idx.dtype.name}")
     return Spec(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
 
 
-def _take_grad(g, y, x, idx, axis):
+def _take_grad(g, y, x, idx, axis, negative=True):
     return bind(scatter_add_op, [g, idx], {"axis": axis, "size": x.shape[axis]}), None
 
 
@@ -163,16 +163,28 @@ def _scatter_add_kernel(g, idx, axis, size):
     return out
 
 
-take_op = register(Op("take", _take_spec, lambda x, idx, axis: np.take(x, idx, axis=axis), _take_grad, "opaque"))
+def _take_kernel(x, idx, axis, negative=True):
+    """np.take, except that an index out of range always raises (negatives count from the end only when
+    ``negative``; an embedding lookup has no negative ids)."""
+    n = x.shape[axis]
+    if idx.size and (int(idx.min()) < (-n if negative else 0) or int(idx.max()) >= n):
+        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+        raise ShapeError(f"take: index {bad} is out of range for axis {axis} of size {n} (shape {x.shape})")
+    return np.take(x, idx, axis=axis)
+
+
+take_op = register(Op("take", _take_spec, _take_kernel, _take_grad, "opaque"))
 scatter_add_op = register(Op("scatter_add", _scatter_add_spec, _scatter_add_kernel,
                              lambda g, y, gg, idx, axis, size: (take(g, idx, axis), None), "opaque",
                              doc="Add rows of ``g`` into zeros at ``idx`` along ``axis``: the gradient of take."))
 
 
-def take(x: TensorLike, indices: TensorLike, axis: int = 0) -> Tensor:
+def take(x: TensorLike, indices: TensorLike, axis: int = 0, negative: bool = True) -> Tensor:
     """Pick entries along ``axis`` by integer ``indices`` (an embedding lookup is ``take(table, ids)``).
 
-    The gradient scatter-adds into the rows that were picked, so repeated ids accumulate.
+    Indices must be in ``[-n, n)`` (``[0, n)`` when not ``negative``); eager calls check at once, compiled
+    kernels check every call and the runtime raises. The gradient scatter-adds into the rows that were
+    picked, so repeated ids accumulate.
     """
     from ._util import normalize_axis
     from .elementwise import _t
@@ -182,10 +194,10 @@ def take(x: TensorLike, indices: TensorLike, axis: int = 0) -> Tensor:
     if idx.is_concrete and dtypes.is_int(idx.dtype) and idx.size:
         n = x.shape[axis]
         lo, hi = int(idx.numpy().min()), int(idx.numpy().max())
-        if lo < -n or hi >= n:
+        if lo < (-n if negative else 0) or hi >= n:
             bad = hi if hi >= n else lo
             raise ShapeError(f"take: index {bad} is out of range for axis {axis} of size {n} (shape {x.shape})")
-    return bind(take_op, [x, idx], {"axis": axis})
+    return bind(take_op, [x, idx], {"axis": axis} if negative else {"axis": axis, "negative": False})
 
 
 gather = take
@@ -193,7 +205,7 @@ gather = take
 
 def embedding(table: TensorLike, ids: TensorLike) -> Tensor:
     """Rows of ``table`` for integer ``ids`` of any shape."""
-    return take(table, ids, axis=0)
+    return take(table, ids, axis=0, negative=False)
 
 
 # ----------------------------------------------------------------------------- one_hot

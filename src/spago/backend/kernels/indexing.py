@@ -97,13 +97,23 @@ def emit_unindex(b: ir.IRBuilder, args: list, node: Node) -> None:
         store(b, b.fadd(load(b, dst, node.dtype), value), dst, node.dtype)
 
 
-def _row_index(b: ir.IRBuilder, ptr, j, dtype, n: int) -> ir.Value:
-    """Index ``j`` of an index tensor as an i64 row in [0, n): negatives wrap like NumPy; anything still out of
-    range is clamped, so bad data can never address memory outside the tensor."""
+def _row_index(b: ir.IRBuilder, ptr, j, dtype, n: int, status=None, negative: bool = True) -> ir.Value:
+    """Index ``j`` of an index tensor as an i64 row in [0, n): negatives wrap like NumPy (when ``negative``,
+    else they are out of range). One still out of
+    range is reported in ``status`` (flag 1, then the value) for the runtime to raise, and clamped meanwhile,
+    so bad data can never address memory outside the tensor."""
     k = load(b, element_ptr(b, ptr, j, dtype), dtype)
     if k.type != I64:
         k = b.sext(k, I64)
-    k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.add(k, ir.Constant(I64, n)), k)
+    raw = k
+    if negative:
+        k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.add(k, ir.Constant(I64, n)), k)
+    if status is not None:
+        bad = b.or_(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.icmp_signed(">=", k, ir.Constant(I64, n)))
+        with b.if_then(bad, likely=False):
+            store(b, ir.Constant(I64, 1), element_ptr(b, status, ir.Constant(I64, 0), np.dtype(np.int64)),
+                  np.dtype(np.int64))
+            store(b, raw, element_ptr(b, status, ir.Constant(I64, 1), np.dtype(np.int64)), np.dtype(np.int64))
     k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), ir.Constant(I64, 0), k)
     return b.select(b.icmp_signed(">=", k, ir.Constant(I64, n)), ir.Constant(I64, max(n - 1, 0)), k)
 
@@ -115,7 +125,7 @@ def _axis_split(shape: tuple, axis: int) -> tuple[int, int, int]:
 
 
 def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node, rows: int, scatter: bool,
-                dst_ptr, src_ptr, idx_ptr) -> None:
+                dst_ptr, src_ptr, idx_ptr, status=None) -> None:
     """For every outer position and every index j: move one row (the axes after ``axis``) between the
     j-th slot and the row the index names — a gather (take) or, with ``scatter``, an accumulation."""
     outer, _, inner = _axis_split(shape, axis)
@@ -124,7 +134,7 @@ def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node,
         return
     with for_range(b, outer, "p") as p:
         with for_range(b, count, "j") as j:
-            k = _row_index(b, idx_ptr, j, idx.dtype, rows)
+            k = _row_index(b, idx_ptr, j, idx.dtype, rows, status, node.attrs.get("negative", True))
             named = b.mul(b.add(b.mul(p, ir.Constant(I64, rows)), k), ir.Constant(I64, inner))
             slot = b.mul(b.add(b.mul(p, ir.Constant(I64, count)), j), ir.Constant(I64, inner))
             dst, src = (named, slot) if scatter else (slot, named)
@@ -138,14 +148,16 @@ def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node,
 def emit_take(b: ir.IRBuilder, args: list, node: Node) -> None:
     x, idx = node.inputs
     axis = node.attrs["axis"]
-    _row_copies(b, node, x.shape, axis, idx, x.shape[axis], False, args[0], args[1], args[2])
+    _row_copies(b, node, x.shape, axis, idx, x.shape[axis], False, args[0], args[1], args[2],
+                args[3] if len(args) > 3 else None)
 
 
 @family("scatter_add")
 def emit_scatter_add(b: ir.IRBuilder, args: list, node: Node) -> None:
     idx = node.inputs[1]
     fill(b, args[0], node.spec.size, 0, node.dtype)
-    _row_copies(b, node, node.shape, node.attrs["axis"], idx, node.attrs["size"], True, args[0], args[1], args[2])
+    _row_copies(b, node, node.shape, node.attrs["axis"], idx, node.attrs["size"], True, args[0], args[1], args[2],
+                args[3] if len(args) > 3 else None)
 
 
 @family("one_hot")

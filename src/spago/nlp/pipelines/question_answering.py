@@ -14,6 +14,7 @@ from typing import Any
 from spago.errors import SpagoError
 from spago.nlp.pipelines.base import Pipeline, accepts_lists, alias, check_text
 from spago.nlp.pipelines.decoding import best_spans
+from spago.schema import QA_OPTIONS, check_fields
 
 __all__ = ["QuestionAnswering"]
 
@@ -45,8 +46,8 @@ class QuestionAnswering(Pipeline):
         passage = alias("passage", passage, "context", context, self.task)
         check_text("question", question)
         check_text("passage", passage)
-        if not isinstance(top_k, int) or top_k < 1:
-            raise SpagoError(f"top_k must be a positive int, got {top_k!r}")
+        check_fields({"top_k": top_k, "max_answer_length": max_answer_length, "min_confidence": min_confidence,
+                      "stride": stride, "max_length": max_length}, QA_OPTIONS, "question answering")
         limit = self.max_length if max_length is None else max_length
         if limit > self.max_length:
             raise SpagoError(f"max_length={limit} is longer than the model accepts ({self.max_length})")

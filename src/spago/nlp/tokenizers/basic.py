@@ -9,29 +9,23 @@ and zero-width characters, accents) or expanded one character into several (NFD 
 Special tokens ("never split": [CLS], [SEP], [MASK], [UNK], [PAD] by default) are found in the raw text first,
 case-sensitively and before any normalisation, and are kept whole.
 
-Unicode categories come from Python's `unicodedata`; Hugging Face `tokenizers` uses older tables (for categories)
-and newer ones (for lower-casing), so a few hundred code points assigned to Unicode in recent years (rare scripts,
-new format controls) can normalise differently. Every other code point gives the same result.
+Unicode data (categories, decompositions, combining classes, lower-casing) is the reference's own, shipped in
+`unicode_data` and checked against Hugging Face `tokenizers` for every code point. Text holding a lone surrogate
+(which Python strings allow and UTF-8 cannot encode) is refused, as Hugging Face refuses it.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
 from spago.errors import SpagoError
+from spago.nlp.tokenizers.unicode_data import tables
 
 __all__ = [
     "BasicTokenizer", "TokenizerError", "Word", "is_whitespace", "is_control", "is_punctuation", "is_chinese_char",
 ]
-
-# Characters with the Unicode White_Space property (what Rust's `char::is_whitespace` tests).
-_WHITESPACE = frozenset(
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
-)
 
 # CJK Unified Ideographs blocks (and their extensions and compatibility blocks), as in BERT. Hangul, Hiragana and
 # Katakana are NOT in these blocks: they are written with spaces and go through WordPiece like any other script.
@@ -57,22 +51,18 @@ _CJK_RANGES = (
 
 def is_whitespace(ch: str) -> bool:
     """True for tab, LF, CR and every character with the Unicode White_Space property."""
-    return ch in _WHITESPACE
+    return ch in tables().whitespace
 
 
 def is_control(ch: str) -> bool:
-    """True for the characters text cleaning deletes: categories Cc, Cf, Co, Cs except tab, LF and CR."""
-    if ch in "\t\n\r":
-        return False
-    return unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
+    """True for the characters text cleaning deletes: the reference's categories Cc, Cf, Cn, Co (unassigned
+    code points included) except tab, LF and CR."""
+    return tables().is_control(ch)
 
 
 def is_punctuation(ch: str) -> bool:
     """True for ASCII punctuation (which includes symbols such as $ + < = > ^ ` | ~) and Unicode categories P*."""
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
+    return tables().is_punctuation(ch)
 
 
 def is_chinese_char(ch: str) -> bool:
@@ -131,34 +121,66 @@ class BasicTokenizer:
         self._special_re = re.compile("|".join(re.escape(t) for t in self.never_split)) if self.never_split else None
         self._cache: dict[str, str] = {}  # normalised form of each character seen (texts reuse few characters)
 
-    def _normalize_char(self, ch: str) -> str:
-        """The normalised form of one original character ("" when cleaning deletes it)."""
+    def _clean_char(self, ch: str) -> str:
+        """One original character after cleaning and CJK spacing ("" when cleaning deletes it)."""
+        data = tables()
         if self.clean_text:
-            if ch == "\x00" or ch == "\ufffd" or is_control(ch):
+            if ch == "\x00" or ch == "\ufffd" or data.is_control(ch):
                 return ""
-            if is_whitespace(ch):
+            if ch in data.whitespace:
                 return " "
-        spaced = self.tokenize_chinese_chars and is_chinese_char(ch)
-        if self.strip_accents:
-            ch = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+        return " " + ch + " " if self.tokenize_chinese_chars and is_chinese_char(ch) else ch
+
+    def _normalize_char(self, ch: str) -> tuple[str, bool, bool]:
+        """One original character fully normalised on its own, and whether its decomposition starts / ends
+        with a combining mark (then canonical ordering may move marks across characters)."""
+        data = tables()
+        norm = self._clean_char(ch)
+        starts = ends = False
+        if self.strip_accents and norm and not norm.isascii():
+            parts = "".join(data.decompose(c) for c in norm)
+            starts, ends = parts[0] in data.combining, parts[-1] in data.combining
+            norm = "".join(c for c in parts if not data.is_nonspacing(c))
         if self.do_lower_case:
-            ch = ch.lower()
-        return " " + ch + " " if spaced else ch
+            norm = "".join(data.lower(c) for c in norm)
+        return norm, starts, ends
 
     def normalize_with_origins(self, text: str, base: int = 0) -> tuple[str, list[int]]:
-        """Normalise `text`; also return, for each output character, the index (+ base) of its source character."""
+        """Normalise `text`; also return, for each output character, the index (+ base) of its source character.
+
+        Accent stripping is NFD (decomposition, then combining marks in canonical order) and dropping the
+        non-spacing marks; origins follow the reference's alignment rules (see `_strip_accents`). Characters
+        are normalised one by one (and cached), unless marks of neighbouring characters meet."""
         out: list[str] = []
         origins: list[int] = []
         cache = self._cache
+        marks_meet = False
+        ends = False
         for i, ch in enumerate(text):
-            norm = cache.get(ch)
-            if norm is None:
-                norm = self._normalize_char(ch)
+            entry = cache.get(ch)
+            if entry is None:
+                entry = self._normalize_char(ch)
                 if len(cache) < _CACHE_SIZE:
-                    cache[ch] = norm
+                    cache[ch] = entry
+            norm, starts, next_ends = entry
+            marks_meet = marks_meet or (ends and starts)
+            ends = next_ends if norm or starts or next_ends else ends
             out.append(norm)
             origins.extend([base + i] * len(norm))
-        return "".join(out), origins
+        if not marks_meet:
+            return "".join(out), origins
+        return self._normalize_marks(text, base)
+
+    def _normalize_marks(self, text: str, base: int) -> tuple[str, list[int]]:
+        """The whole-text path, for text whose neighbouring characters' marks may be reordered together."""
+        out = [self._clean_char(ch) for ch in text]
+        origins = [base + i for i, piece in enumerate(out) for _ in piece]
+        chars, origins = _strip_accents("".join(out), origins)
+        if self.do_lower_case:
+            pieces = [tables().lower(c) for c in chars]
+            chars = "".join(pieces)
+            origins = [o for piece, o in zip(pieces, origins) for _ in piece]
+        return chars, origins
 
     def normalize(self, text: str) -> str:
         """The whole text normalised (special tokens are not protected here: this is the normaliser alone)."""
@@ -203,6 +225,52 @@ class BasicTokenizer:
         return words
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_text(text: object) -> None:
     if not isinstance(text, str):
         raise TokenizerError(f"tokenizer input must be a str, got {type(text).__name__}: {text!r:.80}")
+    if not text.isascii():
+        found = _SURROGATE.search(text)
+        if found:
+            raise TokenizerError(f"tokenizer input holds a lone surrogate {found.group()!r} at index {found.start()}"
+                                 " (not valid Unicode text; Hugging Face refuses it too)")
+
+
+def _strip_accents(chars: str, origins: list[int]) -> tuple[str, list[int]]:
+    """NFD, then drop non-spacing marks, with the origins Hugging Face's alignment gives.
+
+    Each character decomposes into a first character, which stands for it, and added ones; canonical ordering
+    then sorts each run of marks by combining class, moving the added ones with them. Origins are handed out
+    in order afterwards: the k-th first character takes the k-th input character's origin, an added one the
+    origin of the first character before it. (So in ``"\\u0309\\U0001D16D"``, whose marks swap, U+1D16D takes
+    the origin of position 0.)"""
+    data = tables()
+    combining = data.combining
+    entries: list[tuple[str, bool]] = []
+    for c in chars:
+        d = data.decompose(c)
+        entries.append((d[0], True))
+        entries.extend((x, False) for x in d[1:])
+    k = 0
+    while k < len(entries):  # canonical ordering: stable sort of each run of non-zero combining classes
+        if entries[k][0] in combining:
+            j = k
+            while j < len(entries) and entries[j][0] in combining:
+                j += 1
+            if j - k > 1:
+                entries[k:j] = sorted(entries[k:j], key=lambda e: combining[e[0]])
+            k = j
+        else:
+            k += 1
+    out: list[str] = []
+    kept: list[int] = []
+    taken = -1
+    for c, first in entries:
+        if first:
+            taken += 1
+        if not data.is_nonspacing(c):
+            out.append(c)
+            kept.append(origins[max(taken, 0)])
+    return "".join(out), kept

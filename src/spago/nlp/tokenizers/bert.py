@@ -10,15 +10,16 @@ is never cut silently.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from spago.errors import SpagoError
 from spago.nlp.tokenizers.basic import BasicTokenizer, TokenizerError
 from spago.nlp.tokenizers.encoding import Encoding, window_ranges
 from spago.nlp.tokenizers.wordpiece import WordPiece, load_vocab
+from spago.schema import TOKENIZER_MODEL, check_fields, read_json
 
 __all__ = ["BertTokenizer"]
 
@@ -447,13 +448,17 @@ def _truncation_windows(
     return first_w, second_w
 
 
+def _read_json(path: str) -> Any:
+    """A tokenizer JSON file read by `spago.schema.read_json` (bounded, any defect a TokenizerError)."""
+    try:
+        return read_json(path, "tokenizer file")
+    except SpagoError as e:
+        raise TokenizerError(str(e)) from None
+
+
 def _read_config(path: str) -> dict[str, Any]:
     """Tokenizer options from a Hugging Face tokenizer_config.json or special_tokens_map.json."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerError(f"{path} is not valid JSON: {e}") from None
+    config = _read_json(path)
     if not isinstance(config, dict):
         raise TokenizerError(f"{path} must hold a JSON object, got {type(config).__name__}")
     kwargs: dict[str, Any] = {}
@@ -489,11 +494,7 @@ def _read_tokenizer_json(path: str, strict: bool) -> tuple[dict[str, int], dict[
     With `strict` (no vocab.txt beside it) anything but a BERT WordPiece tokenizer is refused; otherwise only the
     normaliser options are taken, when it has a BertNormalizer.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerError(f"{path} is not valid JSON: {e}") from None
+    data = _read_json(path)
     model = data.get("model") if isinstance(data, dict) else None
     normalizer = data.get("normalizer") if isinstance(data, dict) else None
     kwargs: dict[str, Any] = {}
@@ -523,13 +524,14 @@ def _read_tokenizer_json(path: str, strict: bool) -> tuple[dict[str, int], dict[
                              "'##'")
     vocab = model.get("vocab")
     if not isinstance(vocab, dict) or not vocab or not all(
-            isinstance(t, str) and t and isinstance(i, int) and not isinstance(i, bool) and i >= 0
+            isinstance(t, str) and t and isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2 ** 31
             for t, i in vocab.items()):
-        raise TokenizerError(f"{path}: model.vocab must map non-empty tokens to non-negative integer ids")
+        raise TokenizerError(f"{path}: model.vocab must map non-empty tokens to integer ids in [0, 2**31)")
     if len(set(vocab.values())) != len(vocab):
         raise TokenizerError(f"{path}: model.vocab gives the same id to several tokens")
-    if "unk_token" in model:
-        kwargs["unk_token"] = model["unk_token"]
-    if "max_input_chars_per_word" in model:
-        kwargs["max_input_chars_per_word"] = model["max_input_chars_per_word"]
+    try:
+        fields = check_fields(model, TOKENIZER_MODEL, path)
+    except SpagoError as e:
+        raise TokenizerError(str(e).replace("field '", "field 'model.")) from None
+    kwargs.update(fields)
     return dict(vocab), kwargs

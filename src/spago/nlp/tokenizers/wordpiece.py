@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+from spago.errors import SpagoError
+from spago.files import read_regular_file
 from spago.nlp.tokenizers.basic import TokenizerError
+from spago.schema import MAX_JSON_BYTES
 
 __all__ = ["WordPiece", "load_vocab"]
 
@@ -19,11 +22,17 @@ __all__ = ["WordPiece", "load_vocab"]
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     """Read a BERT `vocab.txt`: one token per line, id = line number from 0."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise TokenizerError(f"vocabulary file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
+        raw = read_regular_file(path, MAX_JSON_BYTES, "vocabulary file")
+    except SpagoError as e:
+        raise TokenizerError(str(e)) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise TokenizerError(f"vocabulary file {path} starts with a UTF-8 byte-order mark (BOM), which would "
+                             "become part of its first token; save it as UTF-8 without a BOM")
+    try:
+        lines = raw.decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
         raise TokenizerError(f"vocabulary file {path} is not valid UTF-8: {e}") from None
     if lines and lines[-1] == "":
@@ -58,7 +67,12 @@ class WordPiece:
         self.vocab = dict(vocab)
         self.unk_token = unk_token
         self.prefix = continuing_prefix
-        self.max_input_chars_per_word = int(max_input_chars_per_word)
+        if isinstance(max_input_chars_per_word, bool) or not isinstance(max_input_chars_per_word, int) \
+                or not 0 <= max_input_chars_per_word < 2 ** 63:
+            # Hugging Face (an unsigned integer) refuses these too; -1 or 1.5 would make every word [UNK]
+            raise TokenizerError(f"max_input_chars_per_word must be a non-negative integer, got "
+                                 f"{max_input_chars_per_word!r}")
+        self.max_input_chars_per_word = max_input_chars_per_word
         # The longest entry bounds the search: no piece can be longer (in characters, prefix excluded).
         self._max_piece = max(len(t[len(self.prefix) :] if t.startswith(self.prefix) else t) for t in self.vocab)
 

@@ -1,20 +1,25 @@
 """Model configurations read from a Hugging Face ``config.json``.
 
-Only the fields the BERT and ELECTRA architectures use are kept; every one is checked on load so a
-missing or malformed value is reported with the file and the field, not discovered later as a shape error.
+Only the fields the BERT and ELECTRA architectures use are kept; every one is checked against `SCHEMA`
+(types and sane bounds, through `spago.schema`) and the fields against each other, so a missing, null,
+mistyped or absurd value is reported with the file and the field, not discovered later as a shape error,
+an overflow or a hang building a billion layers.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any
+import re
+
+import numpy as np
 
 from ...errors import SpagoError
+from ...schema import (ACTIVATIONS, MAX_LABELS, MODEL_CONFIG, MODEL_CONFIG_NULLABLE, MODEL_CONFIG_REQUIRED,
+                       ConfigError, check, check_fields, read_json)
 
-__all__ = ["BertConfig", "ElectraConfig", "load_config", "config_from_dict", "ACTIVATIONS", "ARCHITECTURES"]
+__all__ = ["BertConfig", "ElectraConfig", "load_config", "config_from_dict", "check_against_weights", "SCHEMA",
+           "ACTIVATIONS", "ARCHITECTURES"]
 
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
 # architecture name -> model type it belongs to
 ARCHITECTURES = {
@@ -69,25 +74,37 @@ class BertConfig:
         """The model class to build: the first of ``architectures``, else the base model of ``model_type``."""
         return self.architectures[0] if self.architectures else _BASE[self.model_type]
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Every field checked against `SCHEMA` (types, ranges), then the fields against each other."""
         where = self.source
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
-            if getattr(self, name) <= 0:
-                raise SpagoError(f"{where}: field {name!r} must be positive, got {getattr(self, name)}")
+        for name, spec in _schema(type(self)).items():
+            check(getattr(self, name), spec, where, name)
         if self.hidden_size % self.num_attention_heads:
-            raise SpagoError(f"{where}: hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                             f"{self.num_attention_heads}")
-        if self.hidden_act not in ACTIVATIONS:
-            raise SpagoError(f"{where}: field 'hidden_act' must be one of {', '.join(ACTIVATIONS)}, "
-                             f"got {self.hidden_act!r}")
-        if not self.layer_norm_eps > 0:
-            raise SpagoError(f"{where}: field 'layer_norm_eps' must be positive, got {self.layer_norm_eps}")
+            raise ConfigError(f"{where}: hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                              f"{self.num_attention_heads}")
+        if self.pad_token_id >= self.vocab_size:
+            raise ConfigError(f"{where}: field 'pad_token_id' must be below vocab_size {self.vocab_size}, got "
+                              f"{self.pad_token_id}")
+        if self.model_type not in _BASE:
+            raise ConfigError(f"{where}: unknown model_type {self.model_type!r} (supported: {', '.join(_BASE)})")
         for arch in self.architectures:
             if ARCHITECTURES.get(arch) != self.model_type:
                 known = ", ".join(a for a, t in ARCHITECTURES.items() if t == self.model_type)
-                raise SpagoError(f"{where}: unknown architecture {arch!r} for model_type {self.model_type!r} "
-                                 f"(supported: {known})")
+                raise ConfigError(f"{where}: unknown architecture {arch!r} for model_type {self.model_type!r} "
+                                  f"(supported: {known})")
+        for name in ("id2label", "label2id"):
+            if len(getattr(self, name)) > MAX_LABELS:
+                raise ConfigError(f"{where}: field {name!r} has more than {MAX_LABELS} labels")
+
+    def num_parameters(self) -> int:
+        """How many numbers the encoder described holds (to compare with the weights before building it)."""
+        h, i, e = self.hidden_size, self.intermediate_size, getattr(self, "embedding_size", self.hidden_size)
+        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * e
+        layer = 4 * h * h + 2 * h * i
+        return embeddings + self.num_hidden_layers * layer
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -105,78 +122,58 @@ class ElectraConfig(BertConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.embedding_size <= 0:
-            raise SpagoError(f"{self.source}: field 'embedding_size' must be positive, got {self.embedding_size}")
 
 
 _CONFIGS = {"bert": BertConfig, "electra": ElectraConfig}
-_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+SCHEMA = MODEL_CONFIG
+_REQUIRED = MODEL_CONFIG_REQUIRED
+_NULLABLE = MODEL_CONFIG_NULLABLE
 
 
-def _convert(value: Any, kind: type, name: str, where: str) -> Any:
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpagoError(f"{where}: field {name!r} must be an integer, got {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpagoError(f"{where}: field {name!r} must be a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise SpagoError(f"{where}: field {name!r} must be a string, got {value!r}")
-        return value
-    if kind is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SpagoError(f"{where}: field {name!r} must be a list of strings, got {value!r}")
-        return list(value)
-    if kind is dict:
-        if not isinstance(value, dict):
-            raise SpagoError(f"{where}: field {name!r} must be an object, got {value!r}")
-        return dict(value)
-    raise SpagoError(f"{where}: field {name!r} has an unsupported type")
+def _schema(cls: type) -> dict:
+    return {f.name: SCHEMA[f.name] for f in dataclasses.fields(cls) if f.name in SCHEMA}
 
 
 def config_from_dict(data: dict, source: str = "config.json") -> BertConfig:
     """Build and validate the config for ``data`` (the parsed ``config.json``); ``source`` names it in errors."""
     if not isinstance(data, dict):
-        raise SpagoError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    archs = check(data.get("architectures") or [], SCHEMA["architectures"], source, "architectures")
     model_type = data.get("model_type")
     if model_type is None:
-        archs = data.get("architectures") or []
-        model_type = ARCHITECTURES.get(archs[0]) if isinstance(archs, list) and archs else None
+        model_type = ARCHITECTURES.get(archs[0]) if archs else None
         if model_type is None:
-            raise SpagoError(f"{source}: missing field 'model_type' (expected 'bert' or 'electra')")
-    if model_type not in _CONFIGS:
-        raise SpagoError(f"{source}: unknown model_type {model_type!r} (supported: {', '.join(_CONFIGS)})")
+            raise ConfigError(f"{source}: missing field 'model_type' (expected 'bert' or 'electra')")
+    if not isinstance(model_type, str) or model_type not in _CONFIGS:
+        raise ConfigError(f"{source}: unknown model_type {model_type!r:.80} (supported: {', '.join(_CONFIGS)})")
     cls = _CONFIGS[model_type]
-    for name in _REQUIRED:
-        if name not in data:
-            raise SpagoError(f"{source}: missing field {name!r}")
-    kinds = {"int": int, "float": float, "str": str, "list": list, "dict": dict}
-    values: dict = {"source": source, "model_type": model_type}
-    for f in dataclasses.fields(cls):
-        if f.name in ("source", "model_type") or f.name not in data or data[f.name] is None:
-            continue
-        values[f.name] = _convert(data[f.name], kinds[f.type], f.name, source)
-    if "id2label" in values:
-        try:
-            values["id2label"] = {int(k): str(v) for k, v in values["id2label"].items()}
-        except ValueError:
-            raise SpagoError(f"{source}: field 'id2label' must map integer ids to labels") from None
-    if "label2id" in values:
-        try:
-            values["label2id"] = {str(k): int(v) for k, v in values["label2id"].items()}
-        except (TypeError, ValueError):
-            raise SpagoError(f"{source}: field 'label2id' must map labels to integer ids") from None
+    nulls = [name for name in _schema(cls) if name in data and data[name] is None and name not in _NULLABLE]
+    if nulls:
+        raise ConfigError(f"{source}: field {nulls[0]!r} is null; give a value (spago does not guess defaults)")
+    present = {k: v for k, v in data.items() if v is not None}
+    values = check_fields(present, _schema(cls), source, required=_REQUIRED)
+    values.update(source=source, model_type=model_type)
     position = data.get("position_embedding_type", "absolute")
     if position not in ("absolute", None):
-        raise SpagoError(f"{source}: position_embedding_type {position!r} is not supported (only 'absolute')")
+        raise ConfigError(f"{source}: position_embedding_type {position!r:.80} is not supported (only 'absolute')")
     if model_type == "electra" and "embedding_size" not in values:
         values["embedding_size"] = values["hidden_size"]
-    config = cls(**values)
-    config.validate()
-    return config
+    return cls(**values)
+
+
+def check_against_weights(config: BertConfig, state: dict, weights: str) -> None:
+    """Compare the config with the checkpoint's tensors before a model is built from it: the layer count,
+    and the total size (a config describing far more numbers than the file holds is refused, not built)."""
+    layers = {int(m.group(1)) for k in state for m in [re.search(r"(?:^|\.)encoder\.layer\.(\d+)\.", k)] if m}
+    if layers and layers != set(range(config.num_hidden_layers)):
+        raise ConfigError(f"{config.source}: field 'num_hidden_layers' is {config.num_hidden_layers}, but {weights} "
+                          f"holds layers {min(layers)}..{max(layers)} ({len(layers)} layers)")
+    held = sum(int(np.size(v)) for v in state.values())
+    wanted = config.num_parameters()
+    if wanted > 2 * held + 1_000_000:
+        raise ConfigError(f"{config.source}: describes a model of about {wanted:,} numbers, but {weights} holds "
+                          f"only {held:,}; check hidden_size, intermediate_size, vocab_size and "
+                          f"max_position_embeddings")
 
 
 def load_config(path: str | os.PathLike) -> BertConfig:
@@ -184,11 +181,6 @@ def load_config(path: str | os.PathLike) -> BertConfig:
     path = os.fspath(path)
     if os.path.isdir(path) or not path.endswith(".json"):
         path = os.path.join(path, "config.json")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise SpagoError(f"{path}: config file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpagoError(f"{path}: malformed JSON ({exc})") from None
-    return config_from_dict(data, source=path)
+    return config_from_dict(read_json(path, "config file"), source=path)

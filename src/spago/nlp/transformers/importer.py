@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ...errors import ShapeError, SpagoError
+from ...files import atomic_write
+from ...schema import ENCODE_OPTIONS, check_fields, read_json
+from ...schema import MANIFEST as MANIFEST_SCHEMA
 from ...nn import Module
 from . import bert, electra
-from .config import ARCHITECTURES, BertConfig, load_config
+from .config import ARCHITECTURES, BertConfig, check_against_weights, load_config
 from .pooling import Pooling, SentenceEmbedding, read_sentence_transformer
 from .outputs import ModelOutput
 from .checkpoint import find_weights_file, read_state_dict
@@ -243,6 +245,8 @@ class TransformerModel:
         mean pooling. Texts are batched by length so little padding is computed; ``truncation`` as in
         `tokenize`. As in sentence-transformers, ``normalize_embeddings=True`` scales every row to unit
         length and ``show_progress_bar=True`` shows a tqdm bar over the batches."""
+        check_fields({"batch_size": batch_size, "truncation": truncation, "normalize_embeddings": normalize_embeddings,
+                      "show_progress_bar": show_progress_bar}, ENCODE_OPTIONS, "encode")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not texts:
@@ -303,9 +307,11 @@ def from_pretrained(path: str | os.PathLike, compiled: bool = True, buckets: Seq
     if pooling is not None and architecture is None:
         architecture = _base_architecture(config)
     architecture = architecture or config.architecture
-    module = build_model(config, architecture)
     weights = find_weights_file(folder)
-    load_weights(module, read_state_dict(weights), weights)
+    state = read_state_dict(weights)
+    check_against_weights(config, state, weights)  # before building: a config may ask for 10**9 layers
+    module = build_model(config, architecture)
+    load_weights(module, state, weights)
     if pooling is not None:
         module = SentenceEmbedding(module, pooling).eval()
     tok = _load_tokenizer(folder) if tokenizer else None
@@ -321,34 +327,22 @@ def _read_manifest(folder: str) -> dict | None:
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpagoError(f"{path}: malformed JSON ({exc})") from None
+    data = read_json(path, "manifest")
     if not isinstance(data, dict) or data.get("format") != "spago-transformer":
         raise SpagoError(f"{path}: not a spago model manifest (expected format 'spago-transformer')")
     if data.get("format_version") != FORMAT_VERSION:
         raise SpagoError(f"{path}: unsupported format_version {data.get('format_version')!r} "
                          f"(expected {FORMAT_VERSION})")
-    if data.get("architecture") not in MODEL_CLASSES:
-        raise SpagoError(f"{path}: unknown architecture {data.get('architecture')!r}")
+    data.update(check_fields(data, MANIFEST_SCHEMA, path, required=("architecture",)))
+    if data["architecture"] not in MODEL_CLASSES:
+        raise SpagoError(f"{path}: unknown architecture {data['architecture']!r}")
     return data
 
 
 def _write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it into place."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a model folder is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write through a named temporary file in the same folder, then rename it into place (a model folder is
+    meant to be shared: 0644)."""
+    atomic_write(path, write, mode=0o644)
 
 
 def _write_text(path: str, text: str) -> None:

@@ -11,12 +11,12 @@ then optionally e / max(‖e‖₂, 10⁻¹²) (the ``Normalize`` module), so co
 """
 from __future__ import annotations
 
-import json
 import os
 
 from ... import ops
 from ...errors import SpagoError
 from ...nn import Module
+from ...schema import read_json
 
 __all__ = ["POOLING_MODES", "Pooling", "SentenceEmbedding", "read_sentence_transformer"]
 
@@ -99,11 +99,7 @@ class SentenceEmbedding(Module):
 
 
 def _read_json(path: str) -> object:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpagoError(f"{path}: malformed JSON ({exc})") from None
+    return read_json(path, "sentence-transformers file")
 
 
 def read_sentence_transformer(folder: str) -> Pooling | None:

@@ -13,6 +13,7 @@ import numpy as np
 from ...errors import SpagoError
 from ...nn import Module
 from ...nn.module import state_mismatch
+from ...serialization import check_finite
 
 __all__ = ["normalize_keys", "load_weights"]
 
@@ -84,8 +85,6 @@ def load_weights(model: Module, state: dict, source: str) -> None:
         problems.append("non-floating tensors for " + ", ".join(bad_dtype))
     if problems:
         raise SpagoError(f"{source}: cannot load weights into {type(model).__name__}: " + "; ".join(problems))
+    check_finite({key: state[key] for key in own}, source)
     for key, param in own.items():
-        value = np.asarray(state[key])
-        if not np.all(np.isfinite(value)):
-            raise SpagoError(f"{source}: tensor {key} holds NaN or infinite values")
-        param.assign(value.astype(param.dtype, copy=False))
+        param.assign(np.asarray(state[key]).astype(param.dtype, copy=False))
