@@ -115,6 +115,8 @@ def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, bl
             copies.append(f"    memcpy(outputs[{k}], consts[{src.index}], {size});")
         elif src.kind == "output":
             copies.append(f"    memcpy(outputs[{k}], outputs[{src.index}], {size});")
+        elif src.kind == "arena":
+            copies.append(f"    memcpy(outputs[{k}], (char *)arena + {src.index}, {size});")
         elif src.kind == "donated":
             raise SpagoError(f"{g.name}: output {k} is written into the memory of an input or parameter "
                              "(donate=), which an exported library treats as read-only; compile it without donate")
@@ -156,8 +158,8 @@ void {prefix}_unload(void) {{ free(loaded); loaded = NULL; }}""")
     void *arena = aligned_alloc({ALIGN}, ({arena} + {ALIGN} - 1) / {ALIGN} * {ALIGN});
     if (!arena) return -1;
     {ENTRY}((void **)inputs, (void **)outputs, consts, arena);
-    free(arena);
 {chr(10).join(copies)}
+    free(arena);
     return 0;
 }}""")
     return "\n".join(parts) + "\n"

@@ -151,6 +151,9 @@ class CompiledFunction:
                 np.copyto(outputs[k], self._consts[src.index].reshape(outputs[k].shape))
             elif src.kind == "output":
                 np.copyto(outputs[k], outputs[src.index].reshape(outputs[k].shape))
+            elif src.kind == "arena":  # a scan's result, inside the scan's buffer in the arena
+                o = outputs[k]
+                np.copyto(o, self._arena()[src.index:src.index + o.nbytes].view(o.dtype).reshape(o.shape))
         if self.check:
             self._shadow_check(arrays, outputs)
         tree = self.graph.out_tree
