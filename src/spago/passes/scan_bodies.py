@@ -1,0 +1,219 @@
+"""Optimise scan loops: inside their bodies, and across them.
+
+For every ``scan`` node, in order:
+
+1. **dead results** — a stacked ``y`` nothing reads (say, the carries a gradient would have needed) is no
+   longer computed;
+2. **constants in** — a captured operand that is a constant (a frozen weight) becomes a constant of the
+   body, so folding and fusion inside see it;
+3. **loop-invariant code out** — body work that depends only on captured operands and constants (a
+   transposed weight, a broadcast bias) is moved before the loop and computed once;
+4. **per-step work out** — a product ``x_t @ W`` of each step's input by an invariant matrix, and the
+   elementwise work on it with invariants, become ONE product over all steps before the loop
+   (``X @ W`` on the (T·B, I) rows), which the loop then reads row block by row block;
+5. **the body's own pipeline** — simplification, folding, CSE, fusion, and this pass for nested loops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from ..ops.registry import OPS, Spec
+from ..ops.scan import layout, part_specs, scan_op
+
+KEEP_INSIDE = frozenset({"scan", "scan_part", "keep_mask"})
+
+
+def _insert_before(graph: Graph, anchor: Node, new: list) -> None:
+    """Insert ``new`` (in dependency order) before ``anchor``, each as early as its inputs allow, so work
+    moved out of a loop can be batched with other early work (see ``batch_matmul``)."""
+    for n in new:
+        position = {m: k for k, m in enumerate(graph.nodes)}
+        at = max((position[i] + 1 for i in n.inputs if i in position), default=0)
+        graph.nodes.insert(min(at, position[anchor]), n)
+
+
+def _add_op(graph: Graph, op_name: str, inputs: list, attrs: dict, scope: str, made: list) -> Node:
+    node = Node("op", OPS[op_name].shape_rule(*[i.spec for i in inputs], **attrs), graph.fresh_name(op_name),
+                OPS[op_name], inputs, attrs, scope)
+    made.append(node)
+    return node
+
+
+def _refresh(node: Node, users: list) -> None:
+    """Re-derive the scan's packed type and its ``scan_part`` views after the body's results changed."""
+    body, length, ncar = node.attrs["body"], node.attrs["length"], node.attrs["num_carry"]
+    node.spec = scan_op.shape_rule(*[i.spec for i in node.inputs], **node.attrs)
+    offsets = layout(body, length, ncar)[0]
+    for u in users:
+        u.attrs["offset"] = offsets[u.attrs["index"]]
+
+
+def prune_results(node: Node, users: list) -> None:
+    body, ncar = node.attrs["body"], node.attrs["num_carry"]
+    used = {u.attrs["index"] for u in users}
+    keep = [k for k in range(len(body.outputs)) if k < ncar or k in used]
+    if len(keep) == len(body.outputs):
+        return
+    body.outputs = [body.outputs[k] for k in keep]
+    renumber = {old: new for new, old in enumerate(keep)}
+    for u in users:
+        u.attrs["index"] = renumber[u.attrs["index"]]
+    node.attrs["saved"] = None
+    body.remove_unused()
+    _refresh(node, users)
+
+
+def inline_constants(node: Node) -> None:
+    body, nc = node.attrs["body"], node.attrs["num_consts"]
+    keep = []
+    for k in range(nc):
+        outer, inner = node.inputs[k], body.inputs[k]
+        if outer.kind == "const":
+            body.replace_uses(inner, body.add_const(outer.data, outer.name))
+        else:
+            keep.append(k)
+    if len(keep) == nc:
+        return
+    rest = list(range(nc, len(node.inputs)))
+    node.inputs = [node.inputs[k] for k in keep + rest]
+    body.inputs = [body.inputs[k] for k in keep + rest]
+    node.attrs["num_consts"] = len(keep)
+
+
+def _capture(node: Node, body: Graph, outer: Node, inner: Node, where: int) -> None:
+    """Make ``inner`` (a body value) read a new operand ``outer`` of the scan, at position ``where``."""
+    new = body.add_input(inner.spec, f"hoisted.{inner.name}")
+    body.inputs.remove(new)
+    body.inputs.insert(where, new)
+    node.inputs.insert(where, outer)
+    body.replace_uses(inner, new)
+
+
+def hoist_invariants(graph: Graph, node: Node) -> None:
+    body, nc = node.attrs["body"], node.attrs["num_consts"]
+    outer_of: dict = {body.inputs[k]: node.inputs[k] for k in range(nc)}
+    invariant = set(body.inputs[:nc]) | set(body.consts) | set(body.params)
+    for n in body.nodes:
+        if n.op.name not in KEEP_INSIDE and all(i in invariant for i in n.inputs):
+            invariant.add(n)
+    frontier = [n for n in body.nodes if n in invariant
+                and (n in body.outputs or any(n in u.inputs for u in body.nodes if u not in invariant))]
+    if not frontier:
+        return
+    made: list = []
+
+    def outer(n: Node) -> Node:
+        if n not in outer_of:
+            if n.kind in ("const", "param"):
+                outer_of[n] = graph.add_const(n.data, n.name)
+            else:
+                outer_of[n] = _add_op(graph, n.op.name, [outer(i) for i in n.inputs], n.attrs, node.scope, made)
+        return outer_of[n]
+
+    frontier = [(f, outer(f)) for f in frontier if f.kind == "op"]
+    for f, o in frontier:
+        _capture(node, body, o, f, node.attrs["num_consts"])
+        node.attrs["num_consts"] += 1
+    _insert_before(graph, node, made)
+    body.remove_unused()
+
+
+def _stepwise(n: Node, step: dict, invariant: set) -> bool:
+    """Whether ``n`` can run on all steps at once: a product of a step value by an invariant matrix, or
+    elementwise work on step values and invariants no wider than them."""
+    if n.op.name == "matmul":
+        a, w = n.inputs
+        return a in step and w in invariant and w.spec.ndim == 2
+    if n.op.kind != "elementwise" or not any(i in step for i in n.inputs):
+        return False
+    if not all(i in step or i in invariant for i in n.inputs):
+        return False
+    return all(n.spec.shape == i.spec.shape for i in n.inputs if i in step) and \
+        all(i.spec.ndim <= n.spec.ndim for i in n.inputs if i in invariant)
+
+
+def hoist_step_products(graph: Graph, node: Node) -> None:
+    body, nc, ncar, length = (node.attrs["body"], node.attrs["num_consts"], node.attrs["num_carry"],
+                              node.attrs["length"])
+    invariant = set(body.inputs[:nc]) | set(body.consts)
+    step: dict = {body.inputs[k]: node.inputs[k] for k in range(nc + ncar, len(body.inputs))}
+    made: list = []
+    hoisted = []
+    for n in body.nodes:
+        if n.op.name == "matmul" and _stepwise(n, step, invariant) and n.inputs[0].spec.ndim >= 2:
+            a, w = n.inputs
+            lead = int(np.prod(a.spec.shape[:-1], dtype=np.int64)) * length
+            rows = _add_op(graph, "reshape", [step[a]], {"shape": (lead, a.spec.shape[-1])}, node.scope, made)
+            w_out = _outer_invariant(graph, node, body, w)
+            if w_out is None:
+                continue
+            prod = _add_op(graph, "matmul", [rows, w_out], {}, node.scope, made)
+            step[n] = _add_op(graph, "reshape", [prod], {"shape": (length,) + n.spec.shape}, node.scope, made)
+            hoisted.append(n)
+        elif _stepwise(n, step, invariant):
+            ins = [step[i] if i in step else _outer_invariant(graph, node, body, i) for i in n.inputs]
+            if any(i is None for i in ins):
+                continue
+            made_node = _add_op(graph, n.op.name, ins, n.attrs, node.scope, made)
+            if made_node.spec.shape != (length,) + n.spec.shape:
+                made.remove(made_node)
+                continue
+            step[n] = made_node
+            hoisted.append(n)
+    users = body.users()
+    frontier = [n for n in hoisted if n in body.outputs or any(u not in step for u in users.get(n, ()))]
+    if not frontier:
+        return
+    _insert_before(graph, node, made)
+    for f in frontier:
+        new = body.add_input(f.spec, f"step.{f.name}")
+        node.inputs.append(step[f])
+        body.replace_uses(f, new)
+    body.remove_unused()
+    graph.remove_unused()
+
+
+def _outer_invariant(graph: Graph, node: Node, body: Graph, n: Node) -> Node | None:
+    """The outer node for an invariant body input or constant (None for other invariants)."""
+    nc = node.attrs["num_consts"]
+    if n in body.inputs[:nc]:
+        return node.inputs[body.inputs.index(n)]
+    if n.kind == "const":
+        return graph.add_const(n.data, n.name)
+    return None
+
+
+def drop_unused_operands(node: Node) -> None:
+    """Captured operands and step inputs the body no longer reads stop being operands."""
+    body, nc, ncar = node.attrs["body"], node.attrs["num_consts"], node.attrs["num_carry"]
+    read = {i for n in body.nodes for i in n.inputs} | set(body.outputs)
+    keep = [k for k in range(len(body.inputs)) if nc <= k < nc + ncar or body.inputs[k] in read]
+    node.inputs = [node.inputs[k] for k in keep]
+    body.inputs = [body.inputs[k] for k in keep]
+    node.attrs["num_consts"] = sum(1 for k in keep if k < nc)
+
+
+def optimize_body(node: Node) -> None:
+    from . import body_passes, optimize
+
+    node.attrs["body"] = optimize(node.attrs["body"], body_passes(), verify=False)[0]
+
+
+def scan_bodies(graph: Graph) -> Graph:
+    """Apply the rewrites of the module docstring to every scan node of ``graph``."""
+    users = graph.users()
+    for node in list(graph.nodes):
+        if node.op is not scan_op:
+            continue
+        node.attrs["body"] = node.attrs["body"].copy()  # the body may be shared with the unoptimised graph
+        parts = [u for u in users.get(node, ()) if u.op.name == "scan_part"]
+        prune_results(node, parts)
+        inline_constants(node)
+        hoist_invariants(graph, node)
+        hoist_step_products(graph, node)
+        optimize_body(node)
+        drop_unused_operands(node)
+        _refresh(node, parts)
+    graph.remove_unused()
+    return graph
