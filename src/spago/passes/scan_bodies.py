@@ -11,7 +11,10 @@ For every ``scan`` node, in order:
 4. **per-step work out** — a product ``x_t @ W`` of each step's input by an invariant matrix, and the
    elementwise work on it with invariants, become ONE product over all steps before the loop
    (``X @ W`` on the (T·B, I) rows), which the loop then reads row block by row block;
-5. **the body's own pipeline** — simplification, folding, CSE, fusion, and this pass for nested loops.
+5. **sums out** — a carry that only accumulates, ``acc' = acc + v_t`` (a gradient summed over the steps),
+   stops being a carry: the body returns ``v_t`` (or, for a product ``a_tᵀ·b_t``, its operands) stacked,
+   and one sum — one (M, T·B) × (T·B, N) product — after the loop adds them all (``merge_sums`` for loops);
+6. **the body's own pipeline** — simplification, folding, CSE, fusion, and this pass for nested loops.
 """
 from __future__ import annotations
 
@@ -184,6 +187,85 @@ def _outer_invariant(graph: Graph, node: Node, body: Graph, n: Node) -> Node | N
     return None
 
 
+def _is_transpose2d(n: Node) -> bool:
+    return n.kind == "op" and n.op.name == "transpose" and n.spec.ndim == 2 and tuple(n.attrs["axes"]) == (1, 0)
+
+
+def _accumulator(body: Graph, users: dict, nc: int, k: int) -> Node | None:
+    """The summand ``v`` if carry ``k`` only accumulates (out_k = in_k + v, neither read otherwise)."""
+    c, o = body.inputs[nc + k], body.outputs[k]
+    if o.kind != "op" or o.op.name != "add" or body.outputs.count(o) != 1 or users.get(o) \
+            or c in body.outputs or users.get(c) != [o]:
+        return None
+    v = o.inputs[1] if o.inputs[0] is c else o.inputs[0] if o.inputs[1] is c else None
+    return v if v is not None and v is not c and v.spec == o.spec else None
+
+
+def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
+    body, nc, length = node.attrs["body"], node.attrs["num_consts"], node.attrs["length"]
+    users = body.users()
+    found = [(k, v) for k in range(node.attrs["num_carry"]) if (v := _accumulator(body, users, nc, k)) is not None]
+    if not found:
+        return
+    xs_outer = {body.inputs[j]: node.inputs[j] for j in range(nc + node.attrs["num_carry"], len(body.inputs))}
+    finals = {}  # carry index -> (init operand, the summand)
+    for k, v in reversed(found):  # drop the carries, last first, so earlier indices stay put
+        finals[k] = (node.inputs[nc + k], v)
+        body.inputs.pop(nc + k)
+        body.outputs.pop(k)
+        node.inputs.pop(nc + k)
+        node.attrs["num_carry"] -= 1
+    old = {u: u.attrs["index"] for u in parts}
+    for u in parts:
+        u.attrs["index"] -= sum(1 for k in finals if k < old[u])
+    node.attrs["saved"] = None
+    made: list = []
+
+    def stacked(x: Node) -> Node:
+        """All steps of body value ``x`` outside the loop, (length, *x.shape)."""
+        if x in xs_outer:
+            return xs_outer[x]
+        body.outputs.append(x)
+        spec = Spec((length,) + x.spec.shape, x.spec.dtype)
+        part = Node("op", spec, graph.fresh_name("scan_part"), OPS["scan_part"], [node],
+                    dict(index=len(body.outputs) - 1, offset=0, shape=spec.shape, dtype=spec.dtype), node.scope)
+        parts.append(part)
+        made.append(part)
+        xs_outer[x] = part
+        return part
+
+    def rows(x: Node) -> Node:  # (length, B, M) -> (length·B, M)
+        s = stacked(x)
+        return _add_op(graph, "reshape", [s], {"shape": (length * x.spec.shape[0], x.spec.shape[1])}, node.scope,
+                       made)
+
+    for k in sorted(finals):
+        init, v = finals[k]
+        flip = _is_transpose2d(v)
+        m = v.inputs[0] if flip else v
+        if m.kind == "op" and m.op.name == "matmul" and m.spec.ndim == 2 and all(i.spec.ndim == 2 for i in m.inputs):
+            a, b = m.inputs
+            if _is_transpose2d(a):  # Σ p_tᵀ·b_t = Pᵀ·B over the stacked rows
+                left = _add_op(graph, "transpose", [rows(a.inputs[0])], {"axes": (1, 0)}, node.scope, made)
+            else:
+                spread = _add_op(graph, "transpose", [stacked(a)], {"axes": (1, 0, 2)}, node.scope, made)
+                left = _add_op(graph, "reshape", [spread], {"shape": (a.spec.shape[0], length * a.spec.shape[1])},
+                               node.scope, made)
+            total = _add_op(graph, "matmul", [left, rows(b)], {}, node.scope, made)
+            if flip:
+                total = _add_op(graph, "transpose", [total], {"axes": (1, 0)}, node.scope, made)
+        else:
+            total = _add_op(graph, "sum", [stacked(v)], {"axes": (0,), "keepdims": False}, node.scope, made)
+        final = _add_op(graph, "add", [init, total], {}, node.scope, made)
+        for u in [u for u in parts if u not in made and old.get(u) == k]:
+            graph.replace_uses(u, final)
+            parts.remove(u)
+    body.remove_unused()
+    _refresh(node, parts)
+    at = graph.nodes.index(node) + 1
+    graph.nodes[at:at] = made
+
+
 def drop_unused_operands(node: Node) -> None:
     """Captured operands and step inputs the body no longer reads stop being operands."""
     body, nc, ncar = node.attrs["body"], node.attrs["num_consts"], node.attrs["num_carry"]
@@ -212,6 +294,7 @@ def scan_bodies(graph: Graph) -> Graph:
         inline_constants(node)
         hoist_invariants(graph, node)
         hoist_step_products(graph, node)
+        hoist_accumulators(graph, node, parts)
         optimize_body(node)
         drop_unused_operands(node)
         _refresh(node, parts)
