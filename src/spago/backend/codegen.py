@@ -149,6 +149,7 @@ class _Emitter:
                  input_index: dict, counters: ir.GlobalVariable | None, written_over: dict, debug: bool = False):
         self.module, self.offsets, self.output_slot, self.debug = module, offsets, output_slot, debug
         self.body_kernels: list = []
+        self.loops = 0
         self.written_over = written_over
         self.const_index, self.input_index, self.counters = const_index, input_index, counters
         self.kernels: list = []
@@ -204,7 +205,8 @@ class _Emitter:
             key = kernel_key(n) + ("|debug" if self.debug else "")
             fn = self.emitted.get(key)
             if fn is None:
-                fn = self.emitted[key] = loop_function(self, n, len(self.emitted))
+                self.loops += 1  # numbered apart from kernels: a nested loop is emitted inside its parent's
+                fn = self.emitted[key] = loop_function(self, n, self.loops)
             args.append(frame.tables[2])
         else:
             inplace = self.inplace_inputs(frame, n)

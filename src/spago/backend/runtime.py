@@ -234,10 +234,19 @@ class CompiledFunction:
                 if n in inner:
                     got = arena[base + inner[n]:base + inner[n] + n.spec.nbytes].view(n.dtype).reshape(n.shape)
                     if _differs(got, seen[n]).any():
-                        raise SpagoError(f"shadow check: loop {name} (%{node.name}) at step {t}: body kernel "
-                                         f"{names.get(n, n.op.name)} computing %{n.name} differs from the "
-                                         f"interpreter (native {got.reshape(-1)[:4]}, reference "
-                                         f"{np.asarray(seen[n]).reshape(-1)[:4]})")
+                        diverged(t, n, got, seen[n])
+            for k in range(node.attrs["num_carry"], len(body.outputs)):  # this step's row of each y
+                o = body.outputs[k]
+                row = start + offsets[k] + t * o.spec.nbytes
+                got = arena[row:row + o.spec.nbytes].view(o.dtype).reshape(o.shape)
+                want = seen[o] if o in seen else step_inputs[body.inputs.index(o)] if o in body.inputs else o.data
+                if _differs(got, want).any():
+                    diverged(t, alias_root(o), got, want)
+
+        def diverged(t, n, got, want):
+            raise SpagoError(f"shadow check: loop {name} (%{node.name}) at step {t}: body kernel "
+                             f"{names.get(n, n.target)} computing %{n.name} differs from the interpreter "
+                             f"(native {got.reshape(-1)[:4]}, reference {np.asarray(want).reshape(-1)[:4]})")
 
         run_steps(body, [arrays_of(i) for i in node.inputs], length=length, reverse=node.attrs["reverse"],
                   num_consts=node.attrs["num_consts"], num_carry=node.attrs["num_carry"], on_step=on_step)
