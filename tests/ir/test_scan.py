@@ -358,3 +358,17 @@ def test_crf_forward_algorithm_and_viterbi_as_scans():
     assert "scan" not in spago.trace(lambda e, m: unrolled.log_partition(e, m), e, mask).op_counts()
     np.testing.assert_allclose(unrolled.log_partition(e, mask).numpy(), got_z, rtol=1e-5)
     assert (unrolled.viterbi(e, mask).numpy() == tags).all()
+
+
+def test_the_loops_section_of_the_ir_guide_runs():
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "ir.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Loops: `spago.scan`"):text.index("## The interpreter")]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks
+    for source in blocks:
+        exec(compile(source, "docs/ir.md (loops)", "exec"), {"__name__": "ir_guide"})
