@@ -9,9 +9,11 @@ Every cell splits its work in two, so the layers run fast when compiled:
 
 Time loops are `spago.scan` loops: eagerly a Python loop, compiled ONE loop node whose body is the
 cell's step, so compile time does not grow with the sequence length (``unroll=True`` keeps the unrolled
-form). A compiled layer is still specialised to its sequence length (shapes are static). Padded batches pass a ``mask`` (B, T) that is 1 on real tokens and 0 on padding (a prefix of
-each row): on padded steps the state is carried over unchanged and the output is zero, so the last
-state is the one at each sequence's true end, in either direction.
+form). A compiled layer is still specialised to its sequence length (shapes are static).
+
+Padded batches pass a ``mask`` (B, T) that is 1 on real tokens and 0 on padding (a prefix of each row):
+on padded steps the state is carried over unchanged and the output is zero, so the last state is the one
+at each sequence's true end, in either direction.
 """
 from __future__ import annotations
 
@@ -342,7 +344,8 @@ class _RNNBase(Module):
             def factory(size=size):
                 return self.cell_type(size, hidden_size, bias=bias, dtype=dtype, generator=generator, **cell_options)
 
-            layers.append(Bidirectional(factory, merge, unroll) if bidirectional else Recurrent(factory(), unroll=unroll))
+            layers.append(Bidirectional(factory, merge, unroll) if bidirectional
+                          else Recurrent(factory(), unroll=unroll))
             size = hidden_size * (2 if bidirectional and merge == "concat" else 1)
         self.output_size = size
         self.stack = StackedRNN(layers, dropout, generator)
