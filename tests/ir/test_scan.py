@@ -256,6 +256,10 @@ def test_loop_invariant_work_and_summed_gradients_leave_the_loop():
             o.op.name for m in body.nodes if m.op.name == "fused" for o in m.attrs["body"].nodes}
         assert "transpose" not in ops_inside  # w.T is computed once, before the loop
         assert n.attrs["num_carry"] == 1      # the weights' gradient sums are no carries
+    forward = next(n for n in scans if not n.attrs["reverse"])
+    inner = [o.op.name for m in forward.attrs["body"].nodes
+             for o in (m.attrs["body"].nodes if m.op.name == "fused" else [m])]
+    assert inner.count("matmul") == 1  # h @ w.T; x_t @ u is one product over all steps, before the loop
     backward = next(n for n in scans if n.attrs["reverse"])
     assert len(backward.attrs["body"].inputs) < 8
     want = grad_fn(w, u, xs, h0)
@@ -372,3 +376,41 @@ def test_the_loops_section_of_the_ir_guide_runs():
     assert blocks
     for source in blocks:
         exec(compile(source, "docs/ir.md (loops)", "exec"), {"__name__": "ir_guide"})
+
+
+@pytest.mark.skipif(__import__("shutil").which("cc") is None, reason="needs a C compiler (cc) to build the export")
+def test_an_exported_loop_runs_from_c(tmp_path):
+    """The library carries the body's constants, and the loop's results are copied out of its arena."""
+    import subprocess
+    import textwrap
+
+    w = data(4, 4) * 0.5
+    fn = spago.compile(lambda h, xs: spago.scan(lambda c, x: (ops.tanh(c @ w + x), c * 2.0), h, xs), data(1, 4),
+                       data(6, 1, 4))
+    paths = fn.export(str(tmp_path / "rnn"))
+    h, xs = data(1, 4, seed=5), data(6, 1, 4, seed=6)
+    (tmp_path / "in.bin").write_bytes(h.tobytes() + xs.tobytes())
+    (tmp_path / "main.c").write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include "rnn.h"
+        int main(int argc, char **argv) {
+            float in[28], carry[4], ys[24];
+            FILE *f = fopen(argv[1], "rb");
+            if (!f || fread(in, sizeof(float), 28, f) != 28) return 4;
+            fclose(f);
+            const void *inputs[2] = {in, in + 4};
+            void *outputs[2] = {carry, ys};
+            if (rnn_run(inputs, outputs) != 0) return 2;
+            for (int i = 0; i < 4; i++) printf("%.9g\\n", carry[i]);
+            for (int i = 0; i < 24; i++) printf("%.9g\\n", ys[i]);
+            return 0;
+        }
+    """))
+    exe = tmp_path / "main"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(tmp_path / "main.c"), "-I", str(tmp_path), paths["library"],
+                    f"-Wl,-rpath,{tmp_path}"], check=True, capture_output=True)
+    out = np.array(subprocess.run([str(exe), str(tmp_path / "in.bin")], capture_output=True, text=True,
+                                  check=True).stdout.split(), dtype=np.float32)
+    carry, ys = fn(h, xs)
+    np.testing.assert_allclose(out[:4], carry.reshape(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[4:], ys.reshape(-1), rtol=1e-5, atol=1e-6)
