@@ -267,6 +267,13 @@ def test_loop_invariant_work_and_summed_gradients_leave_the_loop():
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_a_profile_counts_the_loop_as_one_scan_kernel():
+    run, args = lstm_loop(5)
+    compiled = spago.compile(run, *args, cache=False, profile=True)
+    compiled(*args)
+    assert "scan" in compiled.profile()["families"]
+
+
 def test_memory_plan_gives_the_loop_its_scratch():
     run, args = lstm_loop(5)
     compiled = spago.compile(run, *args, cache=False)
@@ -284,7 +291,7 @@ def test_shadow_check_names_the_step_and_the_body_kernel(monkeypatch):
     monkeypatch.setattr(tanh, "kernel", lambda x: real(x) + (np.abs(x) > 1e9))  # identical: still agrees
     compiled(*args)
     monkeypatch.setattr(tanh, "kernel", lambda x: real(x) + 1.0)
-    with pytest.raises(SpagoError, match=r"loop .* at step 0: body kernel k\d+_\w+ computing"):
+    with pytest.raises(SpagoError, match=r"loop loop\d+_scan_\w+ .* at step 0: body kernel k\d+_\w+ computing"):
         compiled(*args)
 
 

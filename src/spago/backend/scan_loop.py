@@ -48,7 +48,7 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
     _, carry_bytes, _ = scan_scratch(node, emitter.debug)
     inner_offsets, step_bytes = body_offsets(node, emitter.debug)
     fn = ir.Function(emitter.module, ir.FunctionType(VOID, [PTR] * (len(node.inputs) + 2)),
-                     f"loop{index}_{node.name}".replace(".", "_"))
+                     f"loop{index}_scan_{node.name}".replace(".", "_"))
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     out, ins, consts = fn.args[0], list(fn.args[1:-1]), fn.args[-1]
