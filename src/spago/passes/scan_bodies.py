@@ -2,6 +2,11 @@
 
 For every ``scan`` node, in order:
 
+0. **residuals shared** — a backward loop (a gradient's reverse scan) replays each forward step from the
+   carries the forward loop stacked; the values of that replay which the backward work reads and which
+   cost something to recompute (a product, a sigmoid — and everything computed from them) are stacked by
+   the forward loop, which computes them anyway, and read back instead (measured on a BiLSTM training
+   step: sharing only the products leaves the backward loop ~8% slower, sharing nothing ~20%);
 1. **dead results** — a stacked ``y`` nothing reads (say, the carries a gradient would have needed) is no
    longer computed;
 2. **constants in** — a captured operand that is a constant (a frozen weight) becomes a constant of the
@@ -154,7 +159,7 @@ def hoist_step_products(graph: Graph, node: Node) -> None:
             prod = _add_op(graph, "matmul", [rows, w_out], {}, node.scope, made)
             step[n] = _add_op(graph, "reshape", [prod], {"shape": (length,) + n.spec.shape}, node.scope, made)
             hoisted.append(n)
-        elif _stepwise(n, step, invariant):
+        elif _stepwise(n, step, invariant) and any(i in hoisted for i in n.inputs):  # work on a product
             ins = [step[i] if i in step else _outer_invariant(graph, node, body, i) for i in n.inputs]
             if any(i is None for i in ins):
                 continue
@@ -282,16 +287,106 @@ def optimize_body(node: Node) -> None:
     node.attrs["body"] = optimize(node.attrs["body"], body_passes(), verify=False)[0]
 
 
+COSTLY = frozenset({"matmul", "exp", "log", "tanh", "sigmoid", "sin", "cos", "erf", "log1p", "sqrt", "rsqrt",
+                    "pow", "div", "sum", "max", "min", "logsumexp"})
+
+
+def _part_of(graph: Graph, node: Node, index: int, made: list) -> Node:
+    """A ``scan_part`` reading result ``index`` of ``node`` (offsets are set by `_refresh`)."""
+    spec = part_specs(node.attrs["body"], node.attrs["length"], node.attrs["num_carry"])[index]
+    part = Node("op", spec, graph.fresh_name("scan_part"), OPS["scan_part"], [node],
+                dict(index=index, offset=0, shape=spec.shape, dtype=spec.dtype), node.scope)
+    made.append(part)
+    return part
+
+
+def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) -> None:
+    """Rewrite ``backward``'s body to read, from ``forward``'s stacked results, the costly values it
+    recomputes from ``forward``'s stacked carries (see step 0 of the module docstring)."""
+    fbody, bbody = forward.attrs["body"], backward.attrs["body"]
+    fnc, fncar, saved = forward.attrs["num_consts"], forward.attrs["num_carry"], forward.attrs["saved"]
+    bnc, bncar = backward.attrs["num_consts"], backward.attrs["num_carry"]
+    from .cse import _hashable
+
+    canon: dict = {}  # forward body value -> canonical key
+    for k, n in enumerate(fbody.inputs):
+        outer = forward.inputs[k]
+        canon[n] = ("captured", id(outer)) if k < fnc else ("carry", k - fnc) if k < fnc + fncar else ("x", id(outer))
+    for n in fbody.consts:
+        canon[n] = ("const", id(n.data))
+    by_key: dict = {}
+    for n in fbody.nodes:
+        if n.op.name in KEEP_INSIDE or any(i not in canon for i in n.inputs):
+            continue
+        canon[n] = (n.op.name, _hashable(n.attrs), n.spec, tuple(canon[i] for i in n.inputs))
+        by_key.setdefault(canon[n], n)
+    mapped: dict = {}  # backward body value -> canonical key
+    for k, n in enumerate(bbody.inputs):
+        outer = backward.inputs[k]
+        if k < bnc:
+            mapped[n] = ("captured", id(outer))
+        elif k >= bnc + bncar:
+            if outer.op is not None and outer.op.name == "scan_part" and outer.inputs[0] is forward:
+                j = outer.attrs["index"] - saved
+                if 0 <= j < fncar:
+                    mapped[n] = ("carry", j)
+            elif outer in forward.inputs[fnc + fncar:]:
+                mapped[n] = ("x", id(outer))
+    for n in bbody.consts:
+        mapped[n] = ("const", id(n.data))
+    same: dict = {}  # backward body node -> forward body node computing the same value
+    for n in bbody.nodes:
+        if n.op.name in KEEP_INSIDE or any(i not in mapped for i in n.inputs):
+            continue
+        key = (n.op.name, _hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
+        if key in by_key:
+            mapped[n], same[n] = key, by_key[key]
+    readers = bbody.users()
+    costly: dict = {}
+    for n in bbody.nodes:
+        if n in same:
+            costly[n] = n.op.name in COSTLY or any(costly.get(i, False) for i in n.inputs)
+    frontier = [n for n in same if costly[n] and (n in bbody.outputs or any(u not in same for u in readers[n]))]
+    if not frontier:
+        return
+    made: list = []
+    for n in frontier:
+        fbody.outputs.append(same[n])
+        part = _part_of(graph, forward, len(fbody.outputs) - 1, made)
+        users.setdefault(forward, []).append(part)
+        new = bbody.add_input(n.spec, f"residual.{n.name}")
+        backward.inputs.append(part)
+        bbody.replace_uses(n, new)
+    bbody.remove_unused()
+    forward.spec = scan_op.shape_rule(*[i.spec for i in forward.inputs], **forward.attrs)
+    at = graph.nodes.index(forward) + 1
+    graph.nodes[at:at] = made
+
+
+def _pair_loops(graph: Graph, scans: list, users: dict) -> None:
+    """Share residuals between each forward loop and the backward loops that read its stacked carries."""
+    for forward in scans:
+        if forward.attrs.get("saved") is None:
+            continue
+        readers = {u for p in users.get(forward, ()) if p.op.name == "scan_part" for u in users.get(p, ())}
+        for backward in scans:
+            if backward is not forward and backward in readers:
+                share_residuals(graph, forward, backward, users)
+
+
 def scan_bodies(graph: Graph) -> Graph:
     """Apply the rewrites of the module docstring to every scan node of ``graph``."""
     users = graph.users()
-    for node in list(graph.nodes):
-        if node.op is not scan_op:
-            continue
+    scans = [n for n in graph.nodes if n.op is scan_op]
+    for node in scans:
         node.attrs["body"] = node.attrs["body"].copy()  # the body may be shared with the unoptimised graph
+        inline_constants(node)
+    _pair_loops(graph, scans, users)
+    graph.remove_unused()  # stacked carries no backward loop reads any more are then dropped from the loops
+    users = graph.users()
+    for node in scans:
         parts = [u for u in users.get(node, ()) if u.op.name == "scan_part"]
         prune_results(node, parts)
-        inline_constants(node)
         hoist_invariants(graph, node)
         hoist_step_products(graph, node)
         hoist_accumulators(graph, node, parts)
