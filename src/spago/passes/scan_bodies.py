@@ -206,6 +206,15 @@ def _accumulator(body: Graph, users: dict, nc: int, k: int) -> Node | None:
     return v if v is not None and v is not c and v.spec == o.spec else None
 
 
+def _row_sum(v: Node) -> Node | None:
+    """``a`` if ``v`` is the sum of the rows of a 2-D ``a`` (a bias gradient), maybe reshaped, else None."""
+    if v.kind == "op" and v.op.name == "reshape":
+        v = v.inputs[0]
+    if v.kind == "op" and v.op.name == "sum" and tuple(v.attrs["axes"]) == (0,) and v.inputs[0].spec.ndim == 2:
+        return v.inputs[0]
+    return None
+
+
 def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
     body, nc, length = node.attrs["body"], node.attrs["num_consts"], node.attrs["length"]
     users = body.users()
@@ -229,6 +238,11 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
     def stacked(x: Node) -> Node:
         """All steps of body value ``x`` outside the loop, (length, *x.shape)."""
         if x in xs_outer:
+            return xs_outer[x]
+        ncar = node.attrs["num_carry"]
+        if x in body.outputs[ncar:]:  # already a stacked result: one more view of it (placed right here)
+            xs_outer[x] = _part_of(graph, node, body.outputs.index(x, ncar), made)
+            parts.append(xs_outer[x])
             return xs_outer[x]
         body.outputs.append(x)
         spec = Spec((length,) + x.spec.shape, x.spec.dtype)
@@ -259,6 +273,10 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
             total = _add_op(graph, "matmul", [left, rows(b)], {}, node.scope, made)
             if flip:
                 total = _add_op(graph, "transpose", [total], {"axes": (1, 0)}, node.scope, made)
+        elif _row_sum(v) is not None:  # Σ_t Σ_rows a_t: one sum over the stacked rows
+            a = _row_sum(v)
+            total = _add_op(graph, "sum", [rows(a)], {"axes": (0,), "keepdims": False}, node.scope, made)
+            total = _add_op(graph, "reshape", [total], {"shape": v.spec.shape}, node.scope, made)
         else:
             total = _add_op(graph, "sum", [stacked(v)], {"axes": (0,), "keepdims": False}, node.scope, made)
         final = _add_op(graph, "add", [init, total], {}, node.scope, made)
