@@ -5,8 +5,8 @@ For every ``scan`` node, in order:
 0. **residuals shared** — a backward loop (a gradient's reverse scan) replays each forward step from the
    carries the forward loop stacked; the values of that replay which the backward work reads and which
    cost something to recompute (a product, a sigmoid — and everything computed from them) are stacked by
-   the forward loop, which computes them anyway, and read back instead (measured on a BiLSTM training
-   step: sharing only the products leaves the backward loop ~8% slower, sharing nothing ~20%);
+   the forward loop, which computes them anyway, and read back instead (a BiLSTM training step against
+   its unrolled form: sharing nothing 1.20–1.27x, only the products 1.08–1.19x, these values 1.00–1.11x);
 1. **dead results** — a stacked ``y`` nothing reads (say, the carries a gradient would have needed) is no
    longer computed;
 2. **constants in** — a captured operand that is a constant (a frozen weight) becomes a constant of the
