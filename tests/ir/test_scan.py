@@ -424,3 +424,21 @@ def test_an_exported_loop_runs_from_c(tmp_path):
     carry, ys = fn(h, xs)
     np.testing.assert_allclose(out[:4], carry.reshape(-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out[4:], ys.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_results_the_body_does_not_compute_are_copied(steps):
+    """A carry passed on from the step's input, a constant carry, a captured y and the previous carry as
+    y: none is computed by a body kernel, so the loop copies each into place."""
+    w = data(2, 3)
+
+    def f(h, xs):
+        def step(c, x):
+            return (x, ops.ones(2, 3)), (spago.tensor(w) * 1.0, c[0], ops.full((2, 3), 5.0))
+
+        return spago.scan(step, (h, h), xs, reverse=True)
+
+    h, xs = data(2, 3, seed=1), data(steps, 2, 3, seed=2)
+    want = leaves(f(h, xs))
+    for got, ref in zip(leaves(spago.compile(f, h, xs, cache=False, check=True)(h, xs)), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
