@@ -109,26 +109,57 @@ def backward(root, grad=None, retain_graph: bool = False, create_graph: bool = F
             except ShapeError:
                 raise GradError(f"backward(): grad of shape {grad.shape} does not fit output shape {root.shape}") from None
     order = topological_order([root])
-    grads = {id(root): grad}
+
+    def store(t, g) -> None:
+        if t._node is None or t._retains_grad:
+            t.grad = g if t.grad is None else t.grad + g
+
     with _GradMode(create_graph):
-        for t in order:
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            node = t._node
-            if node is None or t._retains_grad:
-                t.grad = g if t.grad is None else t.grad + g
-            if node is None:
-                continue
-            in_grads = node.op.grad(g, t, *node.inputs, **node.attrs)
-            for inp, ig in zip(node.inputs, in_grads):
-                if ig is None or not inp.requires_grad:
-                    continue
-                if ig.shape != inp.shape:
-                    raise GradError(f"internal: gradient of {node.op.name} has shape {ig.shape}, input has {inp.shape}")
-                prev = grads.get(id(inp))
-                grads[id(inp)] = ig if prev is None else prev + ig
+        _pull_back(order, {id(root): grad}, store)
     if not retain_graph:
         for t in order:
             if t._node is not None:
                 t._node.inputs = None
+
+
+def _pull_back(order: list, grads: dict, on_grad) -> None:
+    """Walk ``order`` (outputs first) applying each op's gradient rule; ``on_grad(t, g)`` sees every
+    tensor's total gradient."""
+    for t in order:
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        on_grad(t, g)
+        node = t._node
+        if node is None:
+            continue
+        in_grads = node.op.grad(g, t, *node.inputs, **node.attrs)
+        for inp, ig in zip(node.inputs, in_grads):
+            if ig is None or not inp.requires_grad:
+                continue
+            if ig.shape != inp.shape:
+                raise GradError(f"internal: gradient of {node.op.name} has shape {ig.shape}, input has {inp.shape}")
+            prev = grads.get(id(inp))
+            grads[id(inp)] = ig if prev is None else prev + ig
+
+
+def vjp(outputs: list, cotangents: list, inputs: list) -> list:
+    """The gradients of Σ ⟨outputs[k], cotangents[k]⟩ with respect to ``inputs`` (tensors that require
+    grad), None for an input no output depends on. Nothing is stored in ``.grad``; the tape is kept."""
+    roots, grads = [], {}
+    for o, c in zip(outputs, cotangents):
+        if c is None or not o.requires_grad:
+            continue
+        if id(o) not in grads:
+            roots.append(o)
+        grads[id(o)] = c if id(o) not in grads else grads[id(o)] + c
+    wanted = {id(t) for t in inputs}
+    found: dict = {}
+
+    def collect(t, g) -> None:
+        if id(t) in wanted:
+            found[id(t)] = g
+
+    with _GradMode(False):
+        _pull_back(topological_order(roots), grads, collect)
+    return [found.get(id(t)) for t in inputs]

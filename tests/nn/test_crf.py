@@ -14,6 +14,15 @@ from spago.testing import assert_compiled_matches_eager, check_module_grad
 K, T = 3, 4
 
 
+@pytest.fixture(autouse=True, params=["scan", "unrolled"])
+def time_loops(request, monkeypatch):
+    """Every test runs twice: with the layers' time loops as `spago.scan` loops (the default) and unrolled."""
+    if request.param == "unrolled":
+        real = spago.ops.scan
+        monkeypatch.setattr(spago.ops, "scan", lambda *a, **k: real(*a, **{**k, "unroll": True}))
+    return request.param
+
+
 def path_score(crf, emissions, path):
     """s(y) = start[y1] + Σ E[t, yt] + Σ transitions[y(t-1), yt] + end[yT], straight from the definition."""
     tr, start, end = crf.transitions.numpy(), crf.start.numpy(), crf.end.numpy()

@@ -11,6 +11,15 @@ from spago.nn import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, Recurren
 from spago.testing import assert_compiled_matches_eager, check_module_grad
 
 
+@pytest.fixture(autouse=True, params=["scan", "unrolled"])
+def time_loops(request, monkeypatch):
+    """Every test runs twice: with the layers' time loops as `spago.scan` loops (the default) and unrolled."""
+    if request.param == "unrolled":
+        real = spago.ops.scan
+        monkeypatch.setattr(spago.ops, "scan", lambda *a, **k: real(*a, **{**k, "unroll": True}))
+    return request.param
+
+
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 

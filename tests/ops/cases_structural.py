@@ -151,4 +151,23 @@ def _keep_mask_case() -> OpCase:
     return OpCase("dropout", fn, ref, [(4, 6)], ops=("keep_mask", "mul"), grad_argnums=())
 
 
-CASES = _reduction_cases() + NORMALIZING + MATMUL + SHAPE + [_keep_mask_case()]
+def _scan_case() -> OpCase:
+    """A small RNN as one loop: h' = tanh(h·W + x_t), ys_t = h ⊙ x_t; returns ys + the final h."""
+    def fn(x, w):
+        def step(h, xt):
+            return sp.tanh(h @ w + xt), h * xt
+
+        h, ys = sp.scan(step, sp.zeros(x.shape[1:], dtype=x.dtype), x)
+        return ys + h
+
+    def ref(x, w):
+        h, ys = np.zeros(x.shape[1:], x.dtype), []
+        for xt in x:
+            ys.append(h * xt)
+            h = np.tanh(h @ w + xt)
+        return np.stack(ys) + h
+
+    return OpCase("scan_rnn", fn, ref, [(4, 2, 3), (3, 3)], ops=("scan", "scan_part"), rtol32=1e-5, atol32=1e-5)
+
+
+CASES = _reduction_cases() + NORMALIZING + MATMUL + SHAPE + [_keep_mask_case(), _scan_case()]

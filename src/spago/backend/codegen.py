@@ -12,7 +12,7 @@ from llvmlite import ir
 
 from ..ir.graph import Graph, Node
 from ..passes.parallel_branches import regions
-from ..passes.schedule import alias_root, is_alias
+from ..passes.schedule import alias_root, byte_offset, is_alias, is_scan_result
 from .kernels import PARALLEL, emitter_for, family_of
 from .types import I8, I32, I64, PTR, VOID, load_pointer, pointer_table
 
@@ -24,8 +24,8 @@ PROFILE = "spago_profile_cycles"  # profiling builds: i64 per kernel call site, 
 class OutputSource:
     """Where output ``k`` comes from: written by a kernel, or copied after the call from another array."""
 
-    kind: str       # "kernel" | "input" | "const" | "output" | "donated"
-    index: int = 0  # which input / const / output to copy from (unused for "kernel")
+    kind: str       # "kernel" | "input" | "const" | "output" | "donated" | "arena" (a scan's result)
+    index: int = 0  # which input / const / output to copy from, or the arena offset (unused for "kernel")
     table: str = ""  # "donated": the kernel wrote it into input ``index`` ("input") or const ``index`` ("const")
 
 
@@ -39,6 +39,7 @@ class Lowered:
     kernels: list = field(default_factory=list)  # (function name, node) in call order
     profile: bool = False            # whether the entry counts cycles per kernel into ``PROFILE``
     checks: list = field(default_factory=list)   # (node, arena offset of its status slot): see CHECKED
+    body_kernels: list = field(default_factory=list)  # (function name, node) called inside scan loops
 
     @property
     def ir_text(self) -> str:
@@ -48,14 +49,10 @@ class Lowered:
 def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[dict, int]:
     """Arena offsets of intermediates, from the memory planner (``debug``: no reuse at all, so every
     intermediate can be read back after a call)."""
+    from ..passes.memory import debug_offsets, plan_memory
+
     if debug:
-        offsets, total = {}, 0
-        for n in graph.nodes:
-            if not is_alias(n) and n not in output_roots:
-                offsets[n] = total
-                total += -(-n.spec.nbytes // 64) * 64
-        return offsets, total
-    from ..passes.memory import plan_memory
+        return debug_offsets(graph, output_roots)
 
     plan = plan_memory(graph)
     offsets = {e.node: e.offset for e in plan.entries}
@@ -72,7 +69,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     ``donate`` maps output indices to the input or parameter node whose memory may receive them (see
     `spago.compile`); each is honoured only where `safe_to_write_over` allows."""
     module = ir.Module(name=name)
-    consts = graph.params + graph.consts
+    consts = graph.params + graph.consts + loop_constants(graph)
     const_index = {n: k for k, n in enumerate(consts)}
     input_index = {n: k for k, n in enumerate(graph.inputs)}
 
@@ -81,10 +78,14 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     first: dict = {}         # kernel -> the first output it computes (later ones copy it)
     output_slot: dict = {}   # kernel -> the output array it writes
     written_over: dict = {}  # kernel -> the input or parameter node whose memory it writes instead
+    arena_outputs: dict = {}  # output index -> the scan result it is copied from after the call
     for k, o in enumerate(graph.outputs):
         root = alias_root(o)
         target = (donate or {}).get(k)
-        if root.kind == "op" and root in first:
+        if is_scan_result(o):
+            arena_outputs[k] = o
+            sources.append(OutputSource("arena"))
+        elif root.kind == "op" and root in first:
             sources.append(OutputSource("output", first[root]))
         elif root.kind == "op":
             first[root] = k
@@ -101,10 +102,13 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
         else:
             sources.append(OutputSource("const", const_index[root]))
     offsets, arena_bytes = plan_offsets(graph, set(output_slot) | set(written_over), debug)
+    for k, o in arena_outputs.items():
+        sources[k].index = offsets[alias_root(o)] + byte_offset(o)
     # Kernels that validate data (an index out of range) report into a status slot of their own at the
-    # arena's end: (flag, offending value), zeroed before each call and read after it by the runtime.
+    # arena's end: (flag, offending value), zeroed before each call and read after it by the runtime. A loop
+    # whose body holds such kernels gets one slot, shared by its body's kernels at every step.
     status_base = -(-arena_bytes // STATUS_BYTES) * STATUS_BYTES
-    checked = [n for n in graph.nodes if not is_alias(n) and family_of(n) in CHECKED]
+    checked = [n for n in graph.nodes if not is_alias(n) and _checks(n)]
     status = {n: status_base + k * STATUS_BYTES for k, n in enumerate(checked)}
     arena_bytes = status_base + len(checked) * STATUS_BYTES if checked else arena_bytes
 
@@ -114,7 +118,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     calls = [n for n in graph.nodes if not is_alias(n)]
     emit = _Emitter(module, graph, offsets, output_slot, const_index, input_index,
-                    _profile_counters(module, len(calls) + 1) if profile else None, written_over, status)
+                    _profile_counters(module, len(calls) + 1) if profile else None, written_over, status, debug)
     begin = emit.clock(b)
     frame = _Frame(b, entry.args)
     region_at = {r.start: r for r in regions(graph)}
@@ -130,7 +134,8 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     if profile:
         _count(b, emit.counters, len(emit.kernels), b.sub(emit.clock(b), begin))
     b.ret_void()
-    return Lowered(module, consts, sources, arena_bytes, offsets, emit.kernels, profile, list(status.items()))
+    return Lowered(module, consts, sources, arena_bytes, offsets, emit.kernels, profile,
+                   checks=list(status.items()), body_kernels=emit.body_kernels)
 
 
 TABLES = ("inputs", "outputs", "consts", "arena")
@@ -142,8 +147,19 @@ class _Frame:
     """A function being emitted: its builder, the four pointer tables, and the data pointers it has
     loaded so far (each function loads its own)."""
 
-    def __init__(self, b: ir.IRBuilder, tables: list):
+    def __init__(self, b: ir.IRBuilder, tables: list, offsets: dict | None = None, inner: bool = False,
+                 status: ir.Value | None = None):
         self.b, self.tables, self.ptrs = b, list(tables), {}
+        self.offsets = offsets  # a loop body's arena offsets (None: the graph's)
+        self.inner = inner      # inside a loop: body kernels are neither profiled nor listed as calls
+        self.status = status    # inside a loop: the loop's status slot, shared by its checking kernels
+
+
+def _checks(n: Node) -> bool:
+    """Whether a kernel validates data (see CHECKED), or is a loop whose body holds one that does."""
+    if n.op.name == "scan":
+        return any(_checks(m) for m in n.attrs["body"].nodes if not is_alias(m))
+    return family_of(n) in CHECKED
 
 
 class _Emitter:
@@ -151,9 +167,11 @@ class _Emitter:
 
     def __init__(self, module: ir.Module, graph: Graph, offsets: dict, output_slot: dict, const_index: dict,
                  input_index: dict, counters: ir.GlobalVariable | None, written_over: dict,
-                 status: dict | None = None):
-        self.module, self.offsets, self.output_slot = module, offsets, output_slot
+                 status: dict | None = None, debug: bool = False):
+        self.module, self.offsets, self.output_slot, self.debug = module, offsets, output_slot, debug
         self.status = status or {}
+        self.body_kernels: list = []
+        self.loops = 0
         self.written_over = written_over
         self.const_index, self.input_index, self.counters = const_index, input_index, counters
         self.kernels: list = []
@@ -169,7 +187,10 @@ class _Emitter:
         if ptr is not None:
             return ptr
         b, (args_in, args_out, args_const, arena) = frame.b, frame.tables
-        if is_alias(n):
+        if is_alias(n) and n.op.name == "scan_part":
+            ptr = b.gep(self.pointer(frame, n.inputs[0]), [ir.Constant(I64, n.attrs["offset"])], inbounds=True,
+                        source_etype=I8)
+        elif is_alias(n):
             ptr = self.pointer(frame, n.inputs[0])
         elif n in self.written_over:
             ptr = self.pointer(frame, self.written_over[n])
@@ -184,28 +205,52 @@ class _Emitter:
         frame.ptrs[n] = ptr
         return ptr
 
-    def inplace_inputs(self, n: Node) -> tuple:
+    def inplace_inputs(self, frame: _Frame, n: Node) -> tuple:
         """The inputs whose arena buffer ``n`` writes over (the planner gives an input and its reader one
         offset only then: an input is alive while its reader runs), or the donated input it writes into."""
         if n in self.written_over:
             return tuple(k for k, i in enumerate(n.inputs) if alias_root(i) is self.written_over[n])
-        if n not in self.offsets:
+        offsets = self.offsets if frame.offsets is None else frame.offsets
+        if n not in offsets:
             return ()
         return tuple(k for k, i in enumerate(n.inputs)
-                     if i.shape == n.shape and self.offsets.get(alias_root(i)) == self.offsets[n])
+                     if i.shape == n.shape and offsets.get(alias_root(i)) == offsets[n])
+
+    def status_pointer(self, frame: _Frame, n: Node) -> ir.Value:
+        """Where a checking kernel (or a loop of them) reports bad data: its slot at the arena's end, the
+        enclosing loop's slot inside a loop body, or nowhere (null) for a loop that checks nothing."""
+        if frame.inner:
+            return frame.status
+        if n in self.status:
+            return frame.b.gep(frame.tables[3], [ir.Constant(I64, self.status[n])], inbounds=True, source_etype=I8)
+        return ir.Constant(PTR, None)
 
     def node(self, frame: _Frame, n: Node) -> None:
         if is_alias(n):
             return
-        inplace = self.inplace_inputs(n)
-        key = kernel_key(n) + (f"|inplace={inplace}" if inplace else "")
-        fn = self.emitted.get(key)
-        if fn is None:
-            fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted), inplace)
         b = frame.b
         args = [self.pointer(frame, n)] + [self.pointer(frame, i) for i in n.inputs]
-        if n in self.status:
-            args.append(b.gep(frame.tables[3], [ir.Constant(I64, self.status[n])], inbounds=True, source_etype=I8))
+        if n.op.name == "scan":  # one call of the loop's own function, which calls the body's kernels
+            from .scan_loop import loop_function
+
+            key = kernel_key(n) + ("|debug" if self.debug else "")
+            fn = self.emitted.get(key)
+            if fn is None:
+                self.loops += 1  # numbered apart from kernels: a nested loop is emitted inside its parent's
+                fn = self.emitted[key] = loop_function(self, n, self.loops)
+            args += [frame.tables[2], self.status_pointer(frame, n)]
+        else:
+            inplace = self.inplace_inputs(frame, n)
+            key = kernel_key(n) + (f"|inplace={inplace}" if inplace else "")
+            fn = self.emitted.get(key)
+            if fn is None:
+                fn = self.emitted[key] = kernel_function(self.module, n, len(self.emitted), inplace)
+            if family_of(n) in CHECKED:
+                args.append(self.status_pointer(frame, n))
+        if frame.inner:
+            b.call(fn, args)
+            self.body_kernels.append((fn.name, n))
+            return
         before = self.clock(b)
         b.call(fn, args)
         if self.counters is not None:
@@ -240,6 +285,17 @@ class _Emitter:
                     wb.call(fn, tables)
         wb.ret_void()
         _hand_to_pool(frame.b, worker, frame.tables, len(branches), 1)
+
+
+def loop_constants(graph: Graph) -> list:
+    """The constants of every scan body (nested ones too), after the graph's own: the loops read them
+    from the same pointer table."""
+    found: list = []
+    for n in graph.nodes:
+        if n.op.name == "scan":
+            body = n.attrs["body"]
+            found += body.params + body.consts + loop_constants(body)
+    return found
 
 
 def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:

@@ -116,6 +116,8 @@ def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, bl
             copies.append(f"    memcpy(outputs[{k}], consts[{src.index}], {size});")
         elif src.kind == "output":
             copies.append(f"    memcpy(outputs[{k}], outputs[{src.index}], {size});")
+        elif src.kind == "arena":
+            copies.append(f"    memcpy(outputs[{k}], (char *)arena + {src.index}, {size});")
         elif src.kind == "donated":
             raise SpagoError(f"{g.name}: output {k} is written into the memory of an input or parameter "
                              "(donate=), which an exported library treats as read-only; compile it without donate")
@@ -164,9 +166,9 @@ void {prefix}_unload(void) {{ free(loaded); loaded = NULL; }}""")
     {ENTRY}((void **)inputs, (void **)outputs, consts, arena);
     int bad = 0;
     for (int i = 0; i < {len(lowered.checks)}; i++) bad |= status[2 * i] != 0;
-    free(arena);
-    if (bad) return -3;
+    if (bad) {{ free(arena); return -3; }}
 {chr(10).join(copies)}
+    free(arena);
     return 0;
 }}""")
     return "\n".join(parts) + "\n"

@@ -89,6 +89,9 @@ class CompiledFunction:
         """A kernel found bad data (an index out of range): a spago error naming the input it came from."""
         k = int(np.flatnonzero(status[:, 0])[0])
         node, value = self._lowered.checks[k][0], int(status[k, 1])
+        if node.op.name == "scan":
+            raise SpagoError(f"{self.graph.name}: index {value} is out of range for a take or scatter_add inside "
+                             f"the loop %{node.name}; no result is returned")
         source = node.inputs[1]
         seen = set()
         while source.kind == "op" and source.inputs and source not in seen:
@@ -187,6 +190,9 @@ class CompiledFunction:
                 np.copyto(outputs[k], self._consts[src.index].reshape(outputs[k].shape))
             elif src.kind == "output":
                 np.copyto(outputs[k], outputs[src.index].reshape(outputs[k].shape))
+            elif src.kind == "arena":  # a scan's result, inside the scan's buffer in the arena
+                o = outputs[k]
+                np.copyto(o, self._arena()[src.index:src.index + o.nbytes].view(o.dtype).reshape(o.shape))
         if self.check:
             self._shadow_check(arrays, outputs)
         tree = self.graph.out_tree
@@ -207,16 +213,17 @@ class CompiledFunction:
         arena = self._arena()
         slot = {n: k for k, n in enumerate(self.graph.outputs)}
         for name, node in self._lowered.kernels:
+            if node.op.name == "scan":
+                known = dict(zip(self.graph.inputs, arrays)) | values
+                self._check_loop(name, node, values, arena, lambda n: known[n] if n in known else n.data)
+                continue
             if node in self._lowered.offsets:
                 off = self._lowered.offsets[node]
                 got = arena[off:off + node.spec.nbytes].view(node.dtype).reshape(node.shape)
             else:
                 got = outputs[slot[next(o for o in self.graph.outputs if _root(o) is node)]].reshape(node.shape)
             want = values[node]
-            tol = dict(rtol=1e-10, atol=1e-12) if node.dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
-            if node.dtype.kind != "f":
-                tol = dict(rtol=0, atol=0)
-            bad = ~np.isclose(got, want, equal_nan=True, **tol)
+            bad = _differs(got, want)
             if bad.any():
                 where = tuple(int(i) for i in np.argwhere(bad)[0])
                 body = node.attrs.get("body")
@@ -226,6 +233,64 @@ class CompiledFunction:
                     f"{' in ' + node.scope if node.scope else ''} differs from the interpreter at index {where}: "
                     f"native {got[where].item()!r}, reference {want[where].item()!r} "
                     f"({int(bad.sum())} of {bad.size} elements differ)")
+
+    def _check_loop(self, name: str, node, values: dict, arena: np.ndarray, arrays_of) -> None:
+        """Compare a scan's results; where they differ, replay its steps with the interpreter and name the
+        first step and body kernel whose value differs (debug builds keep every step's body values)."""
+        from ..ir.interpreter import Interpreter
+        from ..ops.scan import layout, part_specs, run_steps
+        from ..passes.memory import debug_offsets, scan_scratch
+        from ..passes.schedule import alias_root, is_scan_result
+
+        body, length = node.attrs["body"], node.attrs["length"]
+        offsets, total = layout(body, length, node.attrs["num_carry"])
+        start = self._lowered.offsets[node]
+        packed = values[node]
+        for k, (off, spec) in enumerate(zip(offsets, part_specs(body, length, node.attrs["num_carry"]))):
+            got = arena[start + off:start + off + spec.nbytes].view(spec.dtype).reshape(spec.shape)
+            want = packed[off:off + spec.nbytes].view(spec.dtype).reshape(spec.shape)
+            if _differs(got, want).any():
+                break
+        else:
+            return
+        carry_bytes = scan_scratch(node, debug=True)[1]
+        inner, step_bytes = debug_offsets(body, {alias_root(o) for o in body.outputs if not is_scan_result(o)})
+        names = {n: kname for kname, n in self._lowered.body_kernels}
+        seen: dict = {}
+
+        class Recorder(Interpreter):
+            def run_node(self, n, args):
+                seen[n] = out = super().run_node(n, args)
+                return out
+
+        recorder = Recorder(body)
+
+        def on_step(t, step_inputs):
+            seen.clear()
+            recorder.run_flat(step_inputs)
+            base = start + total + carry_bytes + t * step_bytes
+            for n in body.nodes:
+                if n in inner:
+                    got = arena[base + inner[n]:base + inner[n] + n.spec.nbytes].view(n.dtype).reshape(n.shape)
+                    if _differs(got, seen[n]).any():
+                        diverged(t, n, got, seen[n])
+            for k in range(node.attrs["num_carry"], len(body.outputs)):  # this step's row of each y
+                o = body.outputs[k]
+                row = start + offsets[k] + t * o.spec.nbytes
+                got = arena[row:row + o.spec.nbytes].view(o.dtype).reshape(o.shape)
+                want = seen[o] if o in seen else step_inputs[body.inputs.index(o)] if o in body.inputs else o.data
+                if _differs(got, want).any():
+                    diverged(t, alias_root(o), got, want)
+
+        def diverged(t, n, got, want):
+            raise SpagoError(f"shadow check: loop {name} (%{node.name}) at step {t}: body kernel "
+                             f"{names.get(n, n.target)} computing %{n.name} differs from the interpreter "
+                             f"(native {got.reshape(-1)[:4]}, reference {np.asarray(want).reshape(-1)[:4]})")
+
+        run_steps(body, [arrays_of(i) for i in node.inputs], length=length, reverse=node.attrs["reverse"],
+                  num_consts=node.attrs["num_consts"], num_carry=node.attrs["num_carry"], on_step=on_step)
+        raise SpagoError(f"shadow check: loop {name} (%{node.name}): result {k} differs from the interpreter, "
+                         "though every body kernel matched in every step (a carry or result copy is wrong)")
 
     # -- inspection --------------------------------------------------------------------
     def llvm_ir(self) -> str:
@@ -306,6 +371,15 @@ class CompiledFunction:
     def __repr__(self) -> str:
         ins = ", ".join(f"{n.name}: {n.spec}" for n in self.graph.inputs)
         return f"<CompiledFunction {self.graph.name}({ins}), {len(self._lowered.kernels)} kernels>"
+
+
+def _differs(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Where native and reference values differ beyond float rounding (exactly, for integers)."""
+    want = np.asarray(want)
+    if want.dtype.kind != "f":
+        return got != want
+    tol = dict(rtol=1e-10, atol=1e-12) if want.dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    return ~np.isclose(got, want, equal_nan=True, **tol)
 
 
 def _root(node):

@@ -64,11 +64,35 @@ def graph_to_dot(graph: Graph, *, rankdir: str = "TB", cluster: bool = True, max
     for n in graph.nodes:
         for pos, i in enumerate(n.inputs):
             dot.edge(ids[i], ids[n], label=str(pos) if len(n.inputs) > 1 else None)
+        if n.op is not None and n.op.name == "scan":
+            _loop_body(dot, n, ids[n], max_attr_chars)
     for k, o in enumerate(graph.outputs):
         oid = f"out{k}"
         dot.node(oid, f"output {k}\n{o.spec}", **STYLES["output"])
         dot.edge(ids[o], oid)
     return dot
+
+
+def _loop_body(dot, node: Node, node_id: str, max_attr_chars: int) -> None:
+    """A scan's body as a cluster beside its node (nested scans nest), tied to it by a dotted edge."""
+    body = node.attrs["body"]
+    ids = {n: f"{node_id}_b{k}" for k, n in enumerate(body.all_nodes())}
+    with dot.subgraph(name=f"cluster_{node_id}_body") as c:
+        c.attr(label=f"body of %{node.name} ({node.attrs['length']} steps"
+                     f"{', reversed' if node.attrs['reverse'] else ''})",
+               style="rounded", color="#e6550d", fontcolor="#a63603")
+        for n in body.all_nodes():
+            c.node(ids[n], node_label(n, max_attr_chars), **STYLES[n.kind])
+        for n in body.nodes:
+            for i in n.inputs:
+                c.edge(ids[i], ids[n])
+            if n.op.name == "scan":
+                _loop_body(c, n, ids[n], max_attr_chars)
+        for k, o in enumerate(body.outputs):
+            c.node(f"{node_id}_out{k}", f"result {k}\n{o.spec}", **STYLES["output"])
+            c.edge(ids[o], f"{node_id}_out{k}")
+    dot.edge(node_id, ids[body.all_nodes()[0]] if body.all_nodes() else f"{node_id}_out0",
+             style="dotted", arrowhead="none")
 
 
 def render(graph: Graph, path: str, format: str | None = None, **options) -> str:

@@ -196,6 +196,8 @@ class Graph:
             lines.append(f"  const {decl(n)} = {' '.join(value.split())}")
         for n in self.nodes:
             lines.append("  " + n.format())
+            if n.op is not None and n.op.name == "scan":  # a loop's body, indented under it
+                lines.extend("    " + line for line in str(n.attrs["body"]).splitlines())
         lines.append("  return " + ", ".join(f"%{o.name}" for o in self.outputs))
         lines.append("}")
         return "\n".join(lines)

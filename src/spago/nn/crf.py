@@ -11,8 +11,11 @@ log Z in O(T·K²) by the recursion
     α₁ = start + E[1],   αₜ[j] = logsumexp_i(αₜ₋₁[i] + transitions[i, j]) + E[t, j],
     log Z = logsumexp_j(α_T[j] + end[j])
 
-written with ops, so the negative log-likelihood −log p(y | E) differentiates and compiles. Viterbi
-decoding replaces logsumexp by max and follows back-pointers; it runs in NumPy on the same parameters.
+written with ops as a `spago.scan` over time, so the negative log-likelihood −log p(y | E) differentiates
+and compiles to one loop whatever the length (``unroll=True`` traces the Python loop instead). Viterbi
+decoding replaces logsumexp by max and follows back-pointers: `decode` runs in NumPy on the same
+parameters, `viterbi` is the same algorithm as two scans (forward, then back-pointers followed
+backward), so it compiles with the network that makes the emissions.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ class CRF(Module):
     Inputs are batch-first: emissions (B, T, K), tags (B, T) integers, mask (B, T) 1 on real tokens and 0 on
     padding; each row's mask is a prefix of ones and every sequence has at least one token."""
 
-    def __init__(self, num_tags: int, dtype="float32", generator=None):
+    def __init__(self, num_tags: int, dtype="float32", generator=None, unroll: bool = False):
         super().__init__()
+        self.unroll = bool(unroll)
         if num_tags <= 0:
             raise SpagoError(f"CRF: num_tags must be positive, got {num_tags}")
         self.num_tags = int(num_tags)
@@ -102,12 +106,54 @@ class CRF(Module):
     def log_partition(self, emissions, mask=None):
         """log Z for each sequence by the forward algorithm: (B,)."""
         e, _, m = self._check(emissions, None, mask)
-        alpha = self.start + e[:, 0]                                       # (B, K)
         trans = ops.expand_dims(self.transitions, 0)                       # (1, K, K)
-        for t in range(1, e.shape[1]):
-            nxt = ops.logsumexp(ops.expand_dims(alpha, -1) + trans, axis=1) + e[:, t]
-            alpha = nxt if m is None else alpha + ops.expand_dims(m[:, t], -1) * (nxt - alpha)
+
+        def step(alpha, inputs):
+            e_t, m_t = inputs
+            nxt = ops.logsumexp(ops.expand_dims(alpha, -1) + trans, axis=1) + e_t
+            return (nxt if m_t is None else alpha + m_t * (nxt - alpha)), None
+
+        alpha = self.start + e[:, 0]                                       # (B, K)
+        if e.shape[1] > 1:
+            alpha, _ = ops.scan(step, alpha, self._later_steps(e, m), unroll=self.unroll)
         return ops.logsumexp(alpha + self.end, axis=-1)
+
+    @staticmethod
+    def _later_steps(e, m) -> tuple:
+        """Emissions (T−1, B, K) and mask (T−1, B, 1) of steps 2…T, time-major, as a scan reads them."""
+        steps = ops.swapaxes(e[:, 1:], 0, 1)
+        return steps, None if m is None else ops.expand_dims(ops.swapaxes(m[:, 1:], 0, 1), -1)
+
+    def viterbi(self, emissions, mask=None):
+        """The best tag path of each sequence as a (B, T) int64 tensor, with ops (so it compiles): a scan
+        keeps the best score per tag and its back-pointers, a reverse scan follows them. Padded positions
+        repeat the sequence's last tag; `decode` gives the same paths as lists of their true lengths."""
+        e, _, m = self._check(emissions, None, mask)
+        k = self.num_tags
+        trans = ops.expand_dims(self.transitions, 0)
+        stay = ops.arange(k, dtype="int64")
+
+        def forward(score, inputs):
+            e_t, m_t = inputs
+            cand = ops.expand_dims(score, -1) + trans                      # cand[b, i, j]: from i to j
+            back = ops.argmax(cand, axis=1)                                # (B, K) int64
+            nxt = ops.max(cand, axis=1) + e_t
+            if m_t is None:
+                return nxt, back
+            keep = ops.cast(m_t, "int64")                                  # a padded step points to itself
+            return score + m_t * (nxt - score), back * keep + stay * (1 - keep)
+
+        def backward(tag, back):
+            prev = ops.sum(back * ops.one_hot(tag, k, dtype="int64"), axis=-1)
+            return prev, tag
+
+        score = self.start + e[:, 0]
+        if e.shape[1] == 1:
+            return ops.expand_dims(ops.argmax(score + self.end, axis=-1), 1)
+        score, backs = ops.scan(forward, score, self._later_steps(e, m), unroll=self.unroll)
+        last = ops.argmax(score + self.end, axis=-1)                       # (B,)
+        first, tags = ops.scan(backward, last, backs, reverse=True, unroll=self.unroll)
+        return ops.concat([ops.expand_dims(first, 1), ops.swapaxes(tags, 0, 1)], axis=1)
 
     def nll(self, emissions, tags, mask=None, reduction: str = "mean"):
         """Negative log-likelihood −log p(tags | emissions) = log Z − s(tags), averaged over the batch
@@ -151,4 +197,4 @@ class CRF(Module):
         return paths
 
     def extra_repr(self) -> str:
-        return f"num_tags={self.num_tags}"
+        return f"num_tags={self.num_tags}" + (", unroll=True" if self.unroll else "")

@@ -7,10 +7,13 @@ Every cell splits its work in two, so the layers run fast when compiled:
   sequence, one (T·B, I) × (I, G·H) product before the time loop;
 * ``step(p_t, state)`` — the recurrent part for one time step, given the projected input ``p_t``.
 
-Time loops are Python loops, so tracing unrolls them: a compiled layer is specialised to its sequence
-length. Padded batches pass a ``mask`` (B, T) that is 1 on real tokens and 0 on padding (a prefix of
-each row): on padded steps the state is carried over unchanged and the output is zero, so the last
-state is the one at each sequence's true end, in either direction.
+Time loops are `spago.scan` loops: eagerly a Python loop, compiled ONE loop node whose body is the
+cell's step, so compile time does not grow with the sequence length (``unroll=True`` keeps the unrolled
+form). A compiled layer is still specialised to its sequence length (shapes are static).
+
+Padded batches pass a ``mask`` (B, T) that is 1 on real tokens and 0 on padding (a prefix of each row):
+on padded steps the state is carried over unchanged and the output is zero, so the last state is the one
+at each sequence's true end, in either direction.
 """
 from __future__ import annotations
 
@@ -240,14 +243,17 @@ class Recurrent(TimeLayout):
     """Runs a cell over a batch-first sequence x (B, T, I): forward in time, or backward if ``reverse``.
 
     Returns (outputs (B, T, H), last state). With a ``mask`` the state is carried over padded steps and
-    their outputs are zero. ``batch_first=False``: x and outputs are (T, B, ·) (see `TimeLayout`)."""
+    their outputs are zero. ``batch_first=False``: x and outputs are (T, B, ·) (see `TimeLayout`). The time
+    loop is a `spago.scan` over the cell's ``step``, so any cell compiles to one loop whatever the length;
+    ``unroll=True`` traces the Python loop instead (one kernel group per step: sometimes faster for a
+    handful of steps, never for long sequences)."""
 
-    def __init__(self, cell: RNNCellBase, reverse: bool = False, batch_first: bool = True):
+    def __init__(self, cell: RNNCellBase, reverse: bool = False, batch_first: bool = True, unroll: bool = False):
         super().__init__()
         self.batch_first = bool(batch_first)
         if not isinstance(cell, RNNCellBase):
             raise SpagoError(f"Recurrent: expected a recurrent cell (RNNCellBase), got {type(cell).__name__}")
-        self.cell, self.reverse = cell, bool(reverse)
+        self.cell, self.reverse, self.unroll = cell, bool(reverse), bool(unroll)
         self.input_size, self.output_size = cell.input_size, cell.hidden_size
 
     def forward(self, x, state=None, mask=None):
@@ -262,17 +268,20 @@ class Recurrent(TimeLayout):
         m = None if mask is None else _time_mask(mask, batch, steps, x.dtype, self._path or "Recurrent")
         # time-major, so that each step reads one contiguous (B, G·H) slab of the projection
         p = cell.project(ops.swapaxes(x, 0, 1))
-        outputs = [None] * steps
-        for t in (reversed(range(steps)) if self.reverse else range(steps)):
-            h, new = cell.step(p[t], state)
-            if m is None:
-                state, outputs[t] = new, h
-            else:
-                state, outputs[t] = _blend(m[t], new, state), h * m[t]
-        return ops.stack(outputs, axis=1), state
+
+        def step(state, inputs):
+            p_t, m_t = inputs
+            h, new = cell.step(p_t, state)
+            if m_t is None:
+                return new, h
+            return _blend(m_t, new, state), h * m_t
+
+        state, outputs = ops.scan(step, state, (p, m), reverse=self.reverse, unroll=self.unroll)
+        return ops.swapaxes(outputs, 0, 1), state
 
     def extra_repr(self) -> str:
-        return ("reverse=True, " if self.reverse else "") + self.layout_repr()
+        return ", ".join(s for s in ("reverse=True" if self.reverse else "", "unroll=True" if self.unroll else "",
+                                     self.layout_repr()) if s)
 
 
 def _merge(a, b, mode: str):
@@ -297,9 +306,11 @@ class Bidirectional(TimeLayout):
     ``layer(x, state=None, mask=None) -> (outputs, last state)`` (the backward one then reads the
     sequence flipped in time, so with a mask its padding comes first and is skipped).
     The state is the pair (forward state, backward state). Batch-first: x (B, T, I) -> (B, T, ·), or
-    (T, B, ·) with ``batch_first=False`` (see `TimeLayout`)."""
+    (T, B, ·) with ``batch_first=False`` (see `TimeLayout`). ``unroll`` is handed to the `Recurrent`
+    layers made around cells."""
 
-    def __init__(self, factory: Callable[[], Module], merge: str = "concat", batch_first: bool = True):
+    def __init__(self, factory: Callable[[], Module], merge: str = "concat", batch_first: bool = True,
+                 unroll: bool = False):
         super().__init__()
         self.batch_first = bool(batch_first)
         if merge not in MERGE_MODES:
@@ -309,8 +320,8 @@ class Bidirectional(TimeLayout):
             raise SpagoError("Bidirectional: the factory must make a new cell or layer on every call")
         self.merge = merge
         self._cells = isinstance(fw, RNNCellBase)
-        self.forward_rnn = Recurrent(fw) if self._cells else fw
-        self.backward_rnn = Recurrent(bw, reverse=True) if self._cells else bw
+        self.forward_rnn = Recurrent(fw, unroll=unroll) if self._cells else fw
+        self.backward_rnn = Recurrent(bw, reverse=True, unroll=unroll) if self._cells else bw
         inner = getattr(self.forward_rnn, "output_size", None)  # features per step of one direction
         self.output_size = None if inner is None else inner * (2 if merge == "concat" else 1)
 
@@ -376,13 +387,14 @@ class _RNNBase(TimeLayout):
     state tensor is (num_layers·D, B, H), D = 2 if bidirectional, indexed layer·D + direction.
 
     Batch-first by default (spago's layout, PyTorch's ``batch_first=True``); ``batch_first=False`` takes and
-    returns time-first (T, B, ·) tensors as PyTorch's default does. The mask is (B, T) either way."""
+    returns time-first (T, B, ·) tensors as PyTorch's default does. The mask is (B, T) either way.
+    ``unroll=True`` traces each layer's time loop step by step instead of as one `spago.scan`."""
 
     cell_type: type = RNNCellBase
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  bidirectional: bool = False, merge: str = "concat", dropout: float = 0.0, dtype="float32",
-                 generator=None, batch_first: bool = True, **cell_options: Any):
+                 generator=None, batch_first: bool = True, unroll: bool = False, **cell_options: Any):
         super().__init__()
         self.batch_first = bool(batch_first)
         if num_layers < 1:
@@ -397,7 +409,8 @@ class _RNNBase(TimeLayout):
             def factory(size=size):
                 return self.cell_type(size, hidden_size, bias=bias, dtype=dtype, generator=generator, **cell_options)
 
-            layers.append(Bidirectional(factory, merge) if bidirectional else Recurrent(factory()))
+            layers.append(Bidirectional(factory, merge, unroll=unroll) if bidirectional
+                          else Recurrent(factory(), unroll=unroll))
             size = hidden_size * (2 if bidirectional and merge == "concat" else 1)
         self.output_size = size
         self.stack = StackedRNN(layers, dropout, generator)

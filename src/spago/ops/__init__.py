@@ -24,6 +24,7 @@ from .indexing import embedding, gather, getitem, one_hot, take  # noqa: F401
 from .random import Generator, dropout, manual_seed  # noqa: F401
 from .creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like  # noqa: F401
 from . import fused as _fused  # noqa: F401,E402  (registers the fused-kernel op)
+from .scan import scan  # noqa: F401,E402
 from .elementwise import clone  # noqa: F401
 from ._util import accept_torch_names as _accept_torch_names
 from .._exports import public_names as _public_names

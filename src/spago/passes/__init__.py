@@ -6,6 +6,7 @@ The default pipeline, in order::
     simplify             algebraic identities
     constant_folding     weight-only work done once
     cse, dce             shared and dead work removed
+    scan_bodies          loops: dead results, invariant and per-step work moved out, bodies optimised
     merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     merge_shared_input   products of one input by different constant weights become one (Q, K, V)
@@ -45,12 +46,21 @@ def default_passes(inference: bool = True) -> list:
     from .merge_shared_input import merge_shared_input
     from .merge_sums import merge_sums
     from .parallel_branches import parallel_branches
+    from .scan_bodies import scan_bodies
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce, merge_sums, batch_matmul,
+    return front + [simplify, constant_folding, cse, dce, scan_bodies, cse, merge_sums, batch_matmul,
                     merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
                     parallel_branches]
+
+
+def body_passes() -> list:
+    """The pipeline of a loop's body: the default one, without freezing (a body has no parameters) and
+    without parallel regions (the body's kernels run in order inside one loop)."""
+    from .parallel_branches import parallel_branches
+
+    return [p for p in default_passes(inference=False) if p is not parallel_branches]
 
 
 def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..errors import SpagoError
 from ..ir.graph import Graph, Node
-from .schedule import alias_root, is_alias
+from .schedule import alias_root, is_alias, is_scan_result
 
 ALIGNMENT = 64
 
@@ -143,6 +143,46 @@ def _align(n: int, alignment: int) -> int:
     return max(-(-n // alignment) * alignment, alignment)
 
 
+def buffer_bytes(node: Node) -> int:
+    """Bytes a kernel's buffer takes: its value, plus a scan's scratch (see `scan_scratch`)."""
+    if node.op is not None and node.op.name == "scan":
+        return _align(node.spec.nbytes, ALIGNMENT) + scan_scratch(node)[0]
+    return node.spec.nbytes
+
+
+def scan_scratch(node: Node, debug: bool = False) -> tuple[int, int, "MemoryPlan | None"]:
+    """A scan's scratch after its packed results: the carry's second buffer (the two swap every step),
+    then the body's own arena. Returns (scratch bytes, carry bytes, the body's plan; None when ``debug``,
+    where every body intermediate has its own buffer in every step, to be read back after the call)."""
+    from ..ops.scan import layout
+
+    body, length, num_carry = node.attrs["body"], node.attrs["length"], node.attrs["num_carry"]
+    offsets, total = layout(body, length, num_carry)
+    carry = offsets[num_carry] if num_carry < len(offsets) else total
+    if debug:
+        return carry + length * debug_bytes(body), carry, None
+    cached = node.meta.get("scan_plan")
+    if cached is None or cached[0] is not body:
+        cached = node.meta["scan_plan"] = (body, plan_memory(body))
+    return carry + cached[1].arena_bytes, carry, cached[1]
+
+
+def debug_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:
+    """Every intermediate in a buffer of its own (no reuse), so all can be read back after a call."""
+    offsets, total = {}, 0
+    for n in graph.nodes:
+        if not is_alias(n) and n not in output_roots:
+            offsets[n] = total
+            total += _align(n.spec.nbytes, ALIGNMENT)
+            if n.op.name == "scan":
+                total += scan_scratch(n, debug=True)[0]
+    return offsets, total
+
+
+def debug_bytes(graph: Graph) -> int:
+    return debug_offsets(graph, {alias_root(o) for o in graph.outputs if not is_scan_result(o)})[1]
+
+
 def _inplace_candidate(node: Node) -> bool:
     if node.op.name == "fused":
         return node.attrs.get("pattern") == "elementwise"
@@ -188,7 +228,7 @@ def _place(sizes: Sequence[int], lives: Sequence[tuple], alignment: int,
 def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
     """Plan the arena for ``graph``'s intermediates (see the module docstring)."""
     position = {n: t for t, n in enumerate(graph.nodes)}
-    output_roots = {alias_root(o) for o in graph.outputs}
+    output_roots = {alias_root(o) for o in graph.outputs if not is_scan_result(o)}  # a scan's are copied out
     last_use: dict = {}
     for n in graph.nodes:
         for i in n.inputs:
@@ -199,7 +239,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
         last_use[root] = len(graph.nodes)
 
     buffers = [n for n in graph.nodes if not is_alias(n) and n not in output_roots]
-    naive = sum(_align(n.spec.nbytes, alignment) for n in buffers)
+    naive = sum(_align(buffer_bytes(n), alignment) for n in buffers)
     uses = _branch_uses(graph)
     # Storage groups: a buffer overwritten in place joins the group of the input it overwrites.
     group_of: dict = {}
@@ -207,7 +247,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
     inplace_of: dict = {}
     for n in buffers:
         t = position[n]
-        size = _align(n.spec.nbytes, alignment)
+        size = _align(buffer_bytes(n), alignment)
         end = max(last_use.get(n, t), t)
         target = None
         if _inplace_candidate(n):
@@ -215,7 +255,7 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
                 r = alias_root(i)
                 g = group_of.get(r)
                 if (g is not None and i.shape == n.shape and i.spec.nbytes == n.spec.nbytes
-                        and groups[g][0] == size and groups[g][2] == t and r not in output_roots
+                        and r.op.name != "scan" and groups[g][0] == size and groups[g][2] == t and r not in output_roots
                         and not _concurrent(groups[g][4], uses.get(n, frozenset()))):
                     target = (g, r)
                     break

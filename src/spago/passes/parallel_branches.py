@@ -54,6 +54,9 @@ def estimate_ns(node: Node) -> float:
 
     if is_alias(node):
         return 0.0
+    if node.op.name == "scan":  # a loop: its body's kernels, every step
+        inner = node.attrs["body"]
+        return LAUNCH_NS + node.attrs["length"] * sum(estimate_ns(n) for n in inner.nodes)
     body = node.attrs.get("body") if node.op.name == "fused" else None
     sliced = {i for i in body.inputs if any(is_view(r) and r.inputs[0] is i for r in body.nodes)} if body else set()
     inner = body.inputs if body is not None else node.inputs

@@ -1,10 +1,11 @@
 """Which op nodes are kernels. A ``reshape`` of a contiguous buffer is a view: it shares its input's
-buffer and costs no kernel. Everything else that survives fusion is one kernel launch."""
+buffer and costs no kernel; so is a ``scan_part``, one result inside a scan's packed buffer (at its byte
+``offset``). Everything else that survives fusion is one kernel launch."""
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 
-ALIAS_OPS = frozenset({"reshape"})
+ALIAS_OPS = frozenset({"reshape", "scan_part"})
 
 
 def is_alias(node: Node) -> bool:
@@ -21,3 +22,21 @@ def alias_root(node: Node) -> Node:
     while is_alias(node):
         node = node.inputs[0]
     return node
+
+
+def byte_offset(node: Node) -> int:
+    """Where ``node``'s data starts inside its alias root's buffer (non-zero only inside a scan's results)."""
+    offset = 0
+    while is_alias(node):
+        offset += node.attrs.get("offset", 0) if node.op.name == "scan_part" else 0
+        node = node.inputs[0]
+    return offset
+
+
+def is_scan_result(node: Node) -> bool:
+    """Whether ``node`` views one result of a scan (a graph output that is one gets copied out)."""
+    while is_alias(node):
+        if node.op.name == "scan_part":
+            return True
+        node = node.inputs[0]
+    return False
