@@ -442,3 +442,22 @@ def test_results_the_body_does_not_compute_are_copied(steps):
     want = leaves(f(h, xs))
     for got, ref in zip(leaves(spago.compile(f, h, xs, cache=False, check=True)(h, xs)), want):
         np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_an_index_out_of_range_inside_a_loop_is_a_clear_error():
+    """A take inside the body checks its ids at every step, as a take outside a loop does."""
+    table = data(5, 3)
+
+    def f(ids):
+        def step(h, i):
+            return h + ops.embedding(spago.tensor(table), i), None
+        return spago.scan(step, ops.zeros(2, 3), ids)[0]
+
+    ids = np.array([[0, 1], [4, 2], [3, 3]], np.int64)
+    fast = spago.compile(f, ids)
+    np.testing.assert_allclose(fast(ids), f(ids).numpy(), rtol=1e-6)
+    bad = ids.copy()
+    bad[2, 1] = 7
+    with pytest.raises(SpagoError, match="index 7 is out of range .* inside the loop"):
+        fast(bad)
+    np.testing.assert_allclose(fast(ids), f(ids).numpy(), rtol=1e-6)  # the slot is cleared for the next call
