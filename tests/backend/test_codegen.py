@@ -104,3 +104,15 @@ def test_attention_block_compiles_to_eight_kernels_and_matches():
     c = sp.compile(attention_block, *args)
     assert c.report()["kernels"] <= 8
     np.testing.assert_allclose(c(*args), attention_block(*[sp.tensor(a) for a in args]).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_kernel_reading_one_value_twice_is_not_reused_for_two_values():
+    """``add(x, x)`` is emitted reading one pointer twice; ``add(x + x, x)`` has the same op and types but two
+    operands, so it needs its own code (it once reused the first and returned x + x)."""
+    import spago as sp
+
+    f = lambda x: (x + x, (x + x) + x)  # noqa: E731
+    for x in (np.array(0.5, np.float32), np.full((3, 5), 0.5, np.float32)):
+        out = sp.compile(f, x, cache=False)(x)
+        np.testing.assert_array_equal(out[0], x + x)
+        np.testing.assert_array_equal(out[1], x + x + x)
