@@ -1,17 +1,34 @@
 """What every task pipeline shares: checking that the model has the right head and a tokenizer, and running
-a list of encodings through the model as one padded batch."""
+a list of encodings through the model as one padded batch.
+
+A task is cut in two around the model: `prepare` turns the request into a `Job` (the encodings to run and a
+`finish` that turns their output rows into the answer). Calling the pipeline runs one job at once; a server
+runs the encodings of many concurrent jobs as one batch and hands each job its own rows.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from spago.errors import SpagoError
 from spago.nlp.tokenizers import BertTokenizer, Encoding
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "Job"]
+
+Rows = list  # of dict[str, np.ndarray]: one model output row per encoding, batch axis removed
+
+
+@dataclass
+class Job:
+    """The encodings a request needs the model to run, and what turns their output rows (in the same order;
+    sequence outputs padded past each encoding's own length) into the JSON-ready answer."""
+
+    encodings: list[Encoding]
+    finish: Callable[[Rows], dict[str, Any]]
 
 
 class Pipeline:
@@ -59,16 +76,47 @@ class Pipeline:
         n = self.model.config.num_labels
         return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
 
-    def run(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
-        """The model's outputs for encodings padded on the right to the longest."""
+    def run(self, encodings: Sequence[Encoding], batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """The model's outputs for encodings padded on the right to the longest; with `batch_size`, filler rows
+        (a lone pad token) make up the batch, so a compiled model sees few distinct batch sizes."""
         length = max(len(e) for e in encodings)
         pad = self.tokenizer.pad_token_id
+        filler = max(0, (batch_size or 0) - len(encodings))
 
-        def stack(field: str, fill: int) -> np.ndarray:
-            return np.array([getattr(e, field) + [fill] * (length - len(e)) for e in encodings], dtype=np.int64)
+        def stack(field: str, fill: int, first: int) -> np.ndarray:
+            rows = [getattr(e, field) + [fill] * (length - len(e)) for e in encodings]
+            rows += [[first] + [fill] * (length - 1)] * filler
+            return np.array(rows, dtype=np.int64)
 
-        return self.model(input_ids=stack("ids", pad), attention_mask=stack("attention_mask", 0),
-                          token_type_ids=stack("type_ids", 0))
+        return self.model(input_ids=stack("ids", pad, pad), attention_mask=stack("attention_mask", 0, 1),
+                          token_type_ids=stack("type_ids", 0, 0))
+
+    def run_rows(self, encodings: Sequence[Encoding], batch_size: int | None = None) -> Rows:
+        """`run`, cut into one output dict per encoding."""
+        out = self.run(encodings, batch_size)
+        return [{k: v[i] for k, v in out.items()} for i in range(len(encodings))]
+
+    def complete(self, job: Job, batch_size: int = 32) -> dict[str, Any]:
+        """Run a job's encodings (in batches of similar length) and finish it."""
+        order = sorted(range(len(job.encodings)), key=lambda i: len(job.encodings[i]))
+        rows: Rows = [None] * len(order)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, row in zip(chunk, self.run_rows([job.encodings[i] for i in chunk])):
+                rows[i] = row
+        return job.finish(rows)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The answer to one request, at once: the task's `prepare` (whose arguments these are), run, finish."""
+        return self.complete(self.prepare(*args, **kwargs))
+
+    def encode(self, name: str, text: str, pair: str | None = None) -> Encoding:
+        """The encoding of a text (or pair) the model can take whole; a longer one is an error naming it."""
+        enc = self.tokenizer.encode(text, pair)
+        if len(enc) > self.max_length:
+            raise SpagoError(f"{name} is {len(enc)} tokens long; the model takes at most {self.max_length} "
+                             "(its max_position_embeddings or the tokenizer's model_max_length)")
+        return enc
 
 
 def check_text(name: str, value: Any) -> str:
