@@ -19,6 +19,7 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
 
 from ..errors import SpagoError
 from . import schemas
@@ -94,6 +95,7 @@ def build_app(kind: str, model: Any, **options: Any) -> FastAPI:
         _add_endpoint(app, endpoint, batcher, float(opts["timeout"]), log)
     _add_common_routes(app, service, metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(Guard, max_bytes=int(opts["max_request_bytes"]), metrics=metrics)
     return app
 
@@ -175,6 +177,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     fields = [".".join(d["loc"][1:]) or "body" for d in detail]
     message = "; ".join(f"{f}: {d['msg']}" for f, d in zip(fields, detail))
     return error_response(422, message, fields[0] if fields else None, detail=detail)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """404, 405, a body that cannot be parsed ...: the same {"error"} shape as every other error."""
+    response = error_response(exc.status_code, str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 class Guard:

@@ -13,7 +13,7 @@ POOLING_PATTERN = r"^(cls|max|mean|mean_sqrt_len)(\+(cls|max|mean|mean_sqrt_len)
 class Body(BaseModel):
     """A request body: unknown fields are errors (a misspelt option is reported, not ignored)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- requests -------------------------------------------------------------------------------------------------
@@ -60,8 +60,10 @@ class ClassifyRequest(Body):
 
 
 class EncodeRequest(Body):
-    text: Optional[str] = Field(None, description="one text (give `text` or `texts`)")
-    texts: Optional[list[str]] = Field(None, min_length=1, max_length=256, description="several texts")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"oneOf": [{"required": ["text"]},
+                                                                           {"required": ["texts"]}]})
+    text: str = Field(None, description="one text (give `text` or `texts`)")
+    texts: list[str] = Field(None, min_length=1, max_length=256, description="several texts")
     pooling: Optional[str] = Field(None, pattern=POOLING_PATTERN,
                                    description="cls, mean, max, mean_sqrt_len or a combination such as mean+max; "
                                                "default: the model's own (a sentence-transformers folder) or mean")
