@@ -82,3 +82,19 @@ def test_a_wrong_number_of_outputs_is_an_error():
     batcher.close()
     with pytest.raises(SpagoError, match="max_batch"):
         MicroBatcher(lambda rows: rows, max_batch=0)
+
+
+def test_an_idle_worker_waits_only_for_announced_requests():
+    calls = []
+    batcher = MicroBatcher(lambda rows: calls.append(list(rows)) or rows, max_batch=4, wait_ms=60_000)
+    # nobody announced: a lone request runs at once (were it to wait the minute, result(5) would time out)
+    assert batcher.submit(["alone"]).future.result(5) == ["alone"]
+    batcher.expect()  # a request is being parsed: the worker keeps the next row waiting for it
+    first = batcher.submit(["a"])
+    late = batcher.submit(["b"], expected=True)
+    assert first.future.result(5) == ["a"] and late.future.result(5) == ["b"]
+    assert calls == [["alone"], ["a", "b"]]
+    batcher.expect()
+    batcher.unexpect()  # it had bad input: nothing to wait for
+    assert batcher.submit(["c"]).future.result(5) == ["c"]
+    batcher.close()

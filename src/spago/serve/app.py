@@ -118,12 +118,12 @@ def _add_endpoint(app: FastAPI, endpoint: Endpoint, batcher: MicroBatcher, timeo
 
     async def handle(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
         start = time.perf_counter()
+        batcher.expect()
+        submitted = False
         try:
             job = endpoint.prepare(body)
-        except SpagoError as exc:
-            return error_response(400, str(exc))
-        try:
-            rows = await batcher.submit(job.encodings).result(timeout)
+            submitted = True
+            rows = await batcher.submit(job.encodings, expected=True).result(timeout)
             result = job.finish(rows)
         except asyncio.TimeoutError:
             return error_response(503, f"no answer within the server's time limit ({timeout:g} s); try again later")
@@ -132,6 +132,9 @@ def _add_endpoint(app: FastAPI, endpoint: Endpoint, batcher: MicroBatcher, timeo
         except Exception as exc:  # noqa: BLE001 - one request fails, the server goes on
             log(f"error in {endpoint.path}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if not submitted:
+                batcher.unexpect()
         result["took"] = round((time.perf_counter() - start) * 1000.0, 3)
         return json_response(result, pretty="pretty" in request.query_params)
 

@@ -1,9 +1,11 @@
 """Micro-batching: the rows of concurrent requests run as one model call.
 
 Requests submit their rows (encodings) from any thread or event loop and get a `Submission` to wait on. One
-worker thread takes the rows waiting in the queue (after at most `wait_ms` for more to arrive, and at most
-`max_batch` at a time), groups them by the runner's key (the padded length bucket of a compiled model), and
-makes one call per group; each submission is finished when all its rows are. A submission given up by its
+worker thread takes the rows waiting in the queue, groups them by the runner's key (the padded length bucket of
+a compiled model), and makes one call per group of at most `max_batch` rows; each submission is finished when
+all its rows are. Batches form by themselves while the model is busy (requests queue up meanwhile). When it is
+idle, the worker waits (at most `wait_ms`) only for requests announced with `expect()` that have not submitted
+yet (being parsed and tokenized), so a lone request never waits for company that is not coming. A submission given up by its
 request (a timeout) is dropped before its rows run. The worker never dies of a failing call: the error goes to
 the submissions of that call.
 """
@@ -68,6 +70,7 @@ class MicroBatcher:
         self.run, self.key, self.max_batch, self.wait = run, key, int(max_batch), wait_ms / 1000.0
         self.observe = observe
         self._queue: collections.deque = collections.deque()  # (submission, row index)
+        self._expected = 0  # requests announced by expect() that have not submitted (or given up) yet
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -78,17 +81,30 @@ class MicroBatcher:
         """Rows waiting for a call."""
         return len(self._queue)
 
-    def submit(self, rows: Sequence[Any]) -> Submission:
-        """Queue the rows of one request (none: finished at once)."""
-        sub = Submission(rows)
-        if not sub.rows:
-            sub.future.set_result([])
-            return sub
+    def expect(self) -> None:
+        """A request has arrived and will `submit` (or `unexpect`) soon: an idle worker may wait for it."""
         with self._ready:
+            self._expected += 1
+
+    def unexpect(self) -> None:
+        """An expected request will not submit after all (bad input)."""
+        with self._ready:
+            self._expected -= 1
+            self._ready.notify()
+
+    def submit(self, rows: Sequence[Any], expected: bool = False) -> Submission:
+        """Queue the rows of one request (none: finished at once); `expected`: it was announced by `expect`."""
+        sub = Submission(rows)
+        with self._ready:
+            if expected:
+                self._expected -= 1
             if self._closed:
                 raise SpagoError("the batcher is closed")
-            self._queue.extend((sub, i) for i in range(len(sub.rows)))
+            if sub.rows:
+                self._queue.extend((sub, i) for i in range(len(sub.rows)))
             self._ready.notify()
+        if not sub.rows:
+            sub.future.set_result([])
         return sub
 
     def close(self, timeout: float = 5.0) -> None:
@@ -99,23 +115,20 @@ class MicroBatcher:
         self._thread.join(timeout)
 
     def _take(self) -> list[tuple[Submission, int]] | None:
-        """Wait for rows, give late arrivals up to `wait` to join, and take a batch's worth (None: closed)."""
+        """Wait for rows, give expected requests up to `wait` to join, and take them (None: closed)."""
         with self._ready:
             while not self._queue and not self._closed:
                 self._ready.wait()
             if not self._queue:
                 return None
             deadline = time.monotonic() + self.wait
-            while len(self._queue) < self.max_batch and not self._closed:
+            while len(self._queue) < self.max_batch and self._expected > 0 and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._ready.wait(left)
-            # take whole groups: up to max_batch rows of the first row's key, then of others, as they come
-            taken = []
-            for _ in range(min(len(self._queue), self.max_batch * 4)):
-                taken.append(self._queue.popleft())
-            return taken
+            # rows of several keys may be queued: take enough for a few calls, each cut at max_batch below
+            return [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch * 4))]
 
     def _loop(self) -> None:
         while True:

@@ -77,9 +77,12 @@ class Pipeline:
         return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
 
     def run(self, encodings: Sequence[Encoding], batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """The model's outputs for encodings padded on the right to the longest; with `batch_size`, filler rows
-        (a lone pad token) make up the batch, so a compiled model sees few distinct batch sizes."""
+        """The model's outputs for encodings padded on the right to the longest (to its bucket length, for a
+        compiled model); with `batch_size`, filler rows (a lone pad token) make up the batch, so a compiled model
+        sees few distinct batch sizes."""
         length = max(len(e) for e in encodings)
+        if getattr(self.model, "compiled", False) and hasattr(self.model, "bucket"):
+            length = self.model.bucket(length)  # padded here at once, not again by the model
         pad = self.tokenizer.pad_token_id
         filler = max(0, (batch_size or 0) - len(encodings))
 
