@@ -233,6 +233,15 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2 ** 20
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the server process (all its threads) has used: per request, a figure the other programs
+    sharing the machine disturb far less than requests/s."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def sample_answers(port: int, path: str, bodies: list[dict]) -> list[dict]:
     import httpx
 
@@ -279,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
                 load(port, path, bodies, max(clients), args.warmup)
                 rss_start = rss_mb(process.pid)
                 for n in clients:
+                    cpu = cpu_seconds(process.pid)
                     results[kind, n] = load(port, path, bodies, n, args.seconds)
+                    requests = max(1, results[kind, n]["requests"])
+                    results[kind, n]["cpu"] = (cpu_seconds(process.pid) - cpu) * 1000 / requests
                 rss_end = rss_mb(process.pid)
                 results[kind] = (rss_start, rss_end)
             finally:
@@ -292,16 +304,18 @@ def main(argv: list[str] | None = None) -> int:
                 rss_start, rss_end = results[kind]
                 growth = 100 * (rss_end - rss_start) / rss_start
                 ratio = r["rps"] / results["peer", n]["rps"] if kind == "spago" else 1.0
+                cpu_ratio = results["peer", n]["cpu"] / r["cpu"] if kind == "spago" else 1.0
                 rows.append((f"{path} ({case})", n, kind, f"{r['rps']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}",
-                             r["errors"], f"{rss_start:.0f}", f"{rss_end:.0f}", f"{growth:+.1f}%", f"{ratio:.2f}x"))
+                             r["errors"], f"{r['cpu']:.2f}", f"{rss_start:.0f}", f"{rss_end:.0f}",
+                             f"{growth:+.1f}%", f"{ratio:.2f}x", f"{cpu_ratio:.2f}x"))
                 if r["errors"]:
                     failures.append(f"{kind} {case} {n} clients: {r['errors']} errors, e.g. {r['error_sample']}")
                 if growth > 10:
                     failures.append(f"{kind} {case}: resident memory grew {growth:.1f}%")
     print(table(f"HTTP load, {args.seconds:g} s per run, loopback, plain HTTP (spago: --max-batch {args.max_batch}"
                 f" --batch-wait-ms {args.batch_wait_ms:g})", rows,
-                ("endpoint", "clients", "server", "req/s", "p50 ms", "p99 ms", "errors", "RSS start MB",
-                 "RSS end MB", "RSS growth", "req/s vs peer")))
+                ("endpoint", "clients", "server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req",
+                 "RSS start MB", "RSS end MB", "RSS growth", "req/s vs peer", "CPU/req: peer/spago")))
     for failure in failures:
         print("FAILED:", failure, file=sys.stderr)
     return 1 if failures else 0
