@@ -37,6 +37,7 @@ WORD_BUCKETS = (8, 16, 32, 64)
 
 
 def _bucket(n: int, buckets: Sequence[int] | None) -> int:
+    """The smallest bucket holding ``n`` (doubling the largest as needed); ``n`` itself without buckets."""
     if not buckets:
         return n
     for b in buckets:
