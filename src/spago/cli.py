@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("dst", help="folder to write (safetensors weights, config, vocabulary)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.set_defaults(run=lambda a: importlib.import_module("spago.nlp.transformers.importer").import_hf_command(a))
+
+    from .nlp.ner_cli import register as register_ner
+
+    register_ner(sub)  # import-flair, train-ner
     return parser
 
 

@@ -385,6 +385,12 @@ class SequenceTagger:
 
 # -- Flair import ------------------------------------------------------------------------------------
 
+def _tensor(sd: dict, key: str, where: str) -> np.ndarray:
+    if key not in sd:
+        raise SpagoError(f"{where}: the Flair model has no tensor {key}")
+    return sd[key]
+
+
 def _embedding_from_flair(params: dict, sd: dict, prefix: str, where: str, index: int):
     """One Flair token embedding (its saved parameters + its tensors under ``prefix``) as a spago module."""
     cls = params.get("__cls__")
@@ -405,17 +411,17 @@ def _embedding_from_flair(params: dict, sd: dict, prefix: str, where: str, index
             raise SpagoError(f"{where}: CharacterEmbeddings without its character dictionary")
         emb = CharacterEmbeddings(d.to_dict(), params["char_embedding_dim"], params["hidden_size_char"],
                                   name=params.get("name", "Char"))
-        state = {"char_embedding.weight": sd[prefix + "char_embedding.weight"]}
+        state = {"char_embedding.weight": _tensor(sd, prefix + "char_embedding.weight", where)}
         state.update(torch_rnn_state(sd, prefix + "char_rnn.", 1, True, "char_rnn."))
         emb.load_state_dict(state)
         return emb
     if cls == "OneHotEmbeddings":
         emb = OneHotEmbeddings(params["vocab_dictionary"].to_dict(), params["embedding_length"],
                                field=params.get("field", "text"), stable=params.get("stable", False))
-        state = {"embedding_layer.weight": sd[prefix + "embedding_layer.weight"]}
+        state = {"embedding_layer.weight": _tensor(sd, prefix + "embedding_layer.weight", where)}
         if emb.layer_norm is not None:
-            state.update({"layer_norm.weight": sd[prefix + "layer_norm.weight"],
-                          "layer_norm.bias": sd[prefix + "layer_norm.bias"]})
+            state.update({"layer_norm.weight": _tensor(sd, prefix + "layer_norm.weight", where),
+                          "layer_norm.bias": _tensor(sd, prefix + "layer_norm.bias", where)})
         emb.load_state_dict(state)
         return emb
     raise SpagoError(f"{where}: embedding {index} is a Flair {cls}, which is not supported (supported: "
@@ -456,12 +462,14 @@ def network_from_flair(state: Any, where: str = "Flair tagger") -> SequenceTagge
                                     tag_format=state.get("tag_format", "BIOES"), tag_type=state.get("tag_type", "ner"))
     head = {}
     if network.embedding2nn is not None:
-        head.update({"embedding2nn.weight": sd["embedding2nn.weight"], "embedding2nn.bias": sd["embedding2nn.bias"]})
+        head.update({"embedding2nn.weight": _tensor(sd, "embedding2nn.weight", where),
+                     "embedding2nn.bias": _tensor(sd, "embedding2nn.bias", where)})
     if network.rnn is not None:
         head.update(torch_rnn_state(sd, "rnn.", network.rnn.num_layers, True, "rnn."))
-    head.update({"linear.weight": sd["linear.weight"], "linear.bias": sd["linear.bias"]})
+    head.update({"linear.weight": _tensor(sd, "linear.weight", where),
+                 "linear.bias": _tensor(sd, "linear.bias", where)})
     if network.crf is not None:
-        t = np.asarray(sd["crf.transitions"], np.float32)         # Flair: transitions[to, from]
+        t = np.asarray(_tensor(sd, "crf.transitions", where), np.float32)         # Flair: transitions[to, from]
         item = network.tag_dictionary.item2idx
         if START_TAG not in item or STOP_TAG not in item:
             raise SpagoError(f"{where}: a CRF tagger whose tag dictionary lacks {START_TAG}/{STOP_TAG}")
