@@ -209,14 +209,14 @@ class SequenceTaggerNetwork(Module):
         return self.emissions(inputs, mask)
 
     def loss(self, inputs: dict, tags, mask):
-        """Mean CRF negative log-likelihood of the gold tags (or mean token cross-entropy without a CRF)."""
+        """The CRF negative log-likelihood of the gold tags summed over the batch (token cross-entropy summed
+        without a CRF), as Flair sums its loss, so Flair's learning rates carry over."""
         e = self.emissions(inputs, mask)
         if self.crf is not None:
-            return self.crf.nll(e, tags, mask)
+            return self.crf.nll(e, tags, mask, reduction="sum")
         logp = ops.log_softmax(e, axis=-1)
         picked = ops.sum(logp * ops.one_hot(tags, len(self.tag_dictionary), dtype=logp.dtype), axis=-1)
-        m = ops.cast(ops.elementwise._t(mask), logp.dtype)
-        return -ops.sum(picked * m) / ops.sum(m)
+        return -ops.sum(picked * ops.cast(ops.elementwise._t(mask), logp.dtype))
 
 
 # -- the tagger --------------------------------------------------------------------------------------
