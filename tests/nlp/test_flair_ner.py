@@ -299,5 +299,12 @@ def test_train_ner_command(tmp_path):
     assert main(argv) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["history"]) == 1 and "test" in report
+    from spago.nlp.embeddings import import_text
+
+    (tmp_path / "glove.txt").write_text("ann 0.1 0.2 0.3\nbob -0.1 0.0 0.5\nmet 0.3 0.3 0.3\n")
+    import_text(str(tmp_path / "glove.txt"), str(tmp_path / "glove.lmdb"), progress=False)
+    assert main(argv + ["--embeddings", str(tmp_path / "glove.lmdb")]) == 0
+    tagger = SequenceTagger.load(tmp_path / "m.safetensors", compiled=False)
+    assert tagger.network.embeddings.embedding_length == 2 * 2 + 4 + 3
     (tmp_path / "bad.json").write_text(json.dumps({"hidden": 4}))
     assert main(argv[:7] + ["--config", str(tmp_path / "bad.json")]) == 2

@@ -34,7 +34,8 @@ def train_ner_command(args: argparse.Namespace) -> int:
     from .ner_training import TrainConfig, load_language_model, read_conll, train_tagger
 
     overrides = {"epochs": args.epochs, "compiled": False if args.eager else None,
-                 "language_models": tuple(args.embeddings) if args.embeddings else None}
+                 "language_models": tuple(args.lms) if args.lms else None,
+                 "word_embeddings": tuple(args.embeddings) if args.embeddings else None}
     config = TrainConfig.from_file(args.config, **overrides) if args.config else \
         TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     result = train_tagger(read_conll(args.train), read_conll(args.dev), read_conll(args.test) if args.test else None,
@@ -61,7 +62,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
     t.add_argument("--train", required=True, help="training sentences (CoNLL columns: word ... TAG)")
     t.add_argument("--dev", required=True, help="dev sentences (model selection, early stopping)")
     t.add_argument("--test", help="test sentences (scored with the best model)")
-    t.add_argument("--embeddings", nargs="*", metavar="LM",
+    t.add_argument("--embeddings", nargs="*", metavar="STORE",
+                   help="word-embedding stores (spago.nlp.embeddings, LMDB; see docs/embeddings.md), frozen")
+    t.add_argument("--lms", nargs="*", metavar="LM",
                    help="character language models (spago or Flair .pt files) for contextual string embeddings")
     t.add_argument("--config", help="JSON file of training settings (see spago.nlp.ner_training.TrainConfig)")
     t.add_argument("--epochs", type=int, help="overrides the config's epochs")

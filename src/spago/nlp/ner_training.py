@@ -31,7 +31,7 @@ from .charlm import LanguageModel
 from .flair_format import Dictionary
 from .sequence_labeler import TOKEN_BUCKETS, SequenceTagger, SequenceTaggerNetwork, Token
 from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbeddings, OneHotEmbeddings,
-                               StackedEmbeddings, _bucket)
+                               StackedEmbeddings, WordStoreEmbeddings, _bucket)
 
 __all__ = ["read_conll", "write_conll", "to_bioes", "wnut16_split", "TrainConfig", "build_network",
            "train_tagger", "evaluate"]
@@ -119,6 +119,7 @@ class TrainConfig:
     compiled: bool = True
     seed: int = 0
     language_models: tuple = ()   # paths of character LMs (spago or Flair files) for FlairEmbeddings
+    word_embeddings: tuple = ()   # paths of word-embedding stores (spago.nlp.embeddings, LMDB), frozen
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
@@ -132,8 +133,9 @@ class TrainConfig:
         if unknown:
             raise SpagoError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         data.update({k: v for k, v in overrides.items() if v is not None})
-        if "language_models" in data:
-            data["language_models"] = tuple(data["language_models"])
+        for key in ("language_models", "word_embeddings"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -163,6 +165,8 @@ def build_network(train: Sequence[tuple[list[str], list[str]]], config: TrainCon
     tags = Dictionary(["O"] + sorted({t for _, ts in train for t in to_bioes(ts) if t != "O"}), add_unk=False)
     parts = [FlairEmbeddings(lm, name=f"{k}-lm-{'forward' if lm.is_forward_lm else 'backward'}")
              for k, lm in enumerate(language_models)]
+    parts += [WordStoreEmbeddings(path, name=f"{len(parts) + k}-words")
+              for k, path in enumerate(config.word_embeddings)]
     parts += list(extra)
     parts.append(CharacterEmbeddings(chars.to_dict(), config.char_embedding_dim, config.hidden_size_char,
                                      name=f"{len(parts)}-Char"))
@@ -179,7 +183,7 @@ def _batch_arrays(network: SequenceTaggerNetwork, sentences: list, cache: dict, 
     length = shape[0] if shape else max(len(t) for t in tokens)
     inputs = {}
     for k, e in enumerate(network.embeddings.embeddings):
-        if isinstance(e, FlairEmbeddings):
+        if e.static:
             vectors = np.zeros((len(sentences), length, e.embedding_length), np.float32)
             for b, (words, _) in enumerate(sentences):
                 key = (k, tuple(words))

@@ -9,6 +9,8 @@
   of its outputs (the forward half after the last character, the backward half at the last character), and
   Flair's order-of-sorting quirk for repeated words reproduced;
 - `OneHotEmbeddings` — a trainable lookup table over a vocabulary (optionally layer-normalised);
+- `WordStoreEmbeddings` — pre-trained word vectors from an LMDB store (`spago.nlp.embeddings`), frozen as
+  Flair's ``WordEmbeddings`` are;
 - `StackedEmbeddings` — several of them concatenated, in the order of their names (as Flair sorts them).
 
 Every embedding splits its work in two: ``inputs(sentences, length, …)`` turns tokens into padded NumPy
@@ -18,6 +20,7 @@ compiles with the tagger. Sentences are lists of `Token` (see `spago.nlp.sequenc
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,7 +34,7 @@ from ..nn.recurrent import LSTM
 from .charlm import LanguageModel, as_dictionary
 
 __all__ = ["TokenEmbeddings", "FlairEmbeddings", "PooledFlairEmbeddings", "CharacterEmbeddings",
-           "OneHotEmbeddings", "StackedEmbeddings", "WORD_BUCKETS"]
+           "OneHotEmbeddings", "WordStoreEmbeddings", "StackedEmbeddings", "WORD_BUCKETS"]
 
 WORD_BUCKETS = (8, 16, 32, 64)
 
@@ -50,10 +53,20 @@ def _bucket(n: int, buckets: Sequence[int] | None) -> int:
 
 
 class TokenEmbeddings(Module):
-    """Base class: ``names()``, ``embedding_length``, ``inputs(...)`` and ``forward(inputs)``."""
+    """Base class: ``names()``, ``embedding_length``, ``inputs(...)`` and ``forward(inputs)``. A ``static``
+    embedding (frozen, no parameters in the graph) also has ``token_vectors(sentences)``, which training
+    computes once per sentence and caches."""
 
     name: str = ""
     embedding_length: int = 0
+    static: bool = False
+
+    def _padded(self, sentences, length: int, compiled: bool = False) -> dict:
+        """``{"vectors": (B, T, dim)}`` from ``token_vectors``, zero on padding."""
+        vectors = np.zeros((len(sentences), length, self.embedding_length), np.float32)
+        for b, v in enumerate(self.token_vectors(sentences, compiled)):
+            vectors[b, :len(v)] = v
+        return {"vectors": vectors}
 
     def names(self) -> list[str]:
         return [self.name]
@@ -65,6 +78,8 @@ class TokenEmbeddings(Module):
 
 class FlairEmbeddings(TokenEmbeddings):
     """Contextual string embeddings from a character `LanguageModel` (frozen: computed outside the graph)."""
+
+    static = True
 
     def __init__(self, lm: LanguageModel, name: str | None = None, with_whitespace: bool = True,
                  tokenized_lm: bool = True, is_lower: bool = False, fine_tune: bool = False):
@@ -106,10 +121,7 @@ class FlairEmbeddings(TokenEmbeddings):
         return out
 
     def inputs(self, sentences, length, compiled=False, word_buckets=None):
-        vectors = np.zeros((len(sentences), length, self.embedding_length), np.float32)
-        for b, v in enumerate(self.token_vectors(sentences, compiled)):
-            vectors[b, :len(v)] = v
-        return {"vectors": vectors}
+        return self._padded(sentences, length, compiled)
 
     def forward(self, inputs: dict) -> dict:
         return {self.name: ops.elementwise._t(inputs["vectors"])}
@@ -253,6 +265,31 @@ class OneHotEmbeddings(TokenEmbeddings):
     def forward(self, inputs: dict) -> dict:
         x = self.embedding_layer(inputs["ids"])
         return {self.name: self.layer_norm(x) if self.layer_norm is not None else x}
+
+
+class WordStoreEmbeddings(TokenEmbeddings):
+    """Pre-trained word vectors from an embedding store (`spago.nlp.embeddings.EmbeddingStore`, LMDB), looked
+    up with the store's lowercase and unknown-word fallbacks; frozen, like Flair's ``WordEmbeddings``."""
+
+    static = True
+
+    def __init__(self, store: str, name: str | None = None, lowercase: bool | None = None):
+        super().__init__()
+        from .embeddings import WordEmbeddings
+
+        self.words = WordEmbeddings(os.fspath(store), lowercase=lowercase)
+        self.name = name or f"words-{os.path.basename(os.path.normpath(os.fspath(store)))}"
+        self.embedding_length = self.words.embedding_length
+
+    def token_vectors(self, sentences, compiled: bool = False) -> list[np.ndarray]:
+        return [self.words.lookup([t.text for t in tokens]).astype(np.float32) if tokens
+                else np.zeros((0, self.embedding_length), np.float32) for tokens in sentences]
+
+    def inputs(self, sentences, length, compiled=False, word_buckets=None):
+        return self._padded(sentences, length, compiled)
+
+    def forward(self, inputs: dict) -> dict:
+        return {self.name: ops.elementwise._t(inputs["vectors"])}
 
 
 class StackedEmbeddings(TokenEmbeddings):
