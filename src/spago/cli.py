@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.set_defaults(run=lambda a: importlib.import_module("spago.nlp.transformers.importer").import_hf_command(a))
 
     importlib.import_module("spago.serve.cli").add_parsers(sub)  # serve ner|bert, client
+    from .nlp.ner_cli import register as register_ner
+
+    register_ner(sub)  # import-flair, train-ner
     return parser
 
 

@@ -32,13 +32,14 @@ import zipfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ...errors import DTypeError, SpagoError
 
-__all__ = ["WEIGHT_FILES", "find_weights_file", "read_state_dict", "read_safetensors", "read_pytorch_bin"]
+__all__ = ["WEIGHT_FILES", "find_weights_file", "read_state_dict", "read_safetensors", "read_pytorch_bin",
+           "read_pytorch_pickle"]
 
 # Looked for in a model folder, in this order.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -181,6 +182,23 @@ _ALLOWED_GLOBALS = {_ORDERED_DICT, _REBUILD_TENSOR, _REBUILD_PARAMETER} | {_Glob
 def read_pytorch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The state dict of a ``torch.save`` zip archive, rebuilt with NumPy; no pickle code is run."""
     path = os.fspath(path)
+    state = read_pytorch_pickle(path)
+    if not isinstance(state, dict):
+        raise SpagoError(f"{path}: expected a state dict, the pickle holds a {type(state).__name__}")
+    bad = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
+           if not isinstance(k, str) or not isinstance(v, np.ndarray)]
+    if bad:
+        raise SpagoError(f"{path}: expected tensors by name, got {', '.join(bad)}")
+    return dict(state)
+
+
+def read_pytorch_pickle(path: str | os.PathLike, extra_globals: Mapping[tuple[str, str], Callable] | None = None
+                        ) -> Any:
+    """The object a ``torch.save`` zip archive holds, rebuilt as plain data and NumPy arrays.
+
+    ``extra_globals`` admits more globals, ``(module, name) -> callable`` that builds plain data from the
+    pickle's arguments; an object it returns may define ``pickle_build(state)`` to receive BUILD's state."""
+    path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
@@ -193,16 +211,9 @@ def read_pytorch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if order not in ("little", "big"):
                 raise SpagoError(f"{path}: unknown byte order {order!r}")
             reader = _StorageReader(archive, prefix, "<" if order == "little" else ">", path)
-            state = _interpret(archive.read(pickles[0]), reader.load, path)
+            return _interpret(archive.read(pickles[0]), reader.load, path, extra_globals)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
         raise SpagoError(f"{path}: not a readable PyTorch zip checkpoint ({exc})") from None
-    if not isinstance(state, dict):
-        raise SpagoError(f"{path}: expected a state dict, the pickle holds a {type(state).__name__}")
-    bad = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
-           if not isinstance(k, str) or not isinstance(v, np.ndarray)]
-    if bad:
-        raise SpagoError(f"{path}: expected tensors by name, got {', '.join(bad)}")
-    return dict(state)
 
 
 class _StorageReader:
@@ -263,12 +274,14 @@ def _rebuild_tensor(path: str, storage: Any, offset: Any, size: Any, stride: Any
     return _bfloat16_to_float32(values) if storage.kind == "BFloat16Storage" else values
 
 
-def _call(path: str, fn: Any, args: Any) -> Any:
-    """REDUCE / NEWOBJ: only the three allowed callables, each with plain arguments."""
+def _call(path: str, fn: Any, args: Any, extra: Mapping[tuple[str, str], Callable] | None = None) -> Any:
+    """REDUCE / NEWOBJ: only the three allowed callables (and the caller's extra ones), with plain arguments."""
     if not isinstance(fn, _Global):
         raise SpagoError(f"{path}: refusing to call a {type(fn).__name__}; only tensors and dicts are rebuilt")
     if not isinstance(args, tuple):
         raise SpagoError(f"{path}: malformed call of {fn}: arguments {args!r}")
+    if extra and (fn.module, fn.name) in extra:
+        return extra[(fn.module, fn.name)](*args)
     if fn == _ORDERED_DICT and not args:
         return OrderedDict()
     if fn == _REBUILD_TENSOR and 6 <= len(args) <= 7:
@@ -280,7 +293,8 @@ def _call(path: str, fn: Any, args: Any) -> Any:
                      f"are rebuilt")
 
 
-def _interpret(data: bytes, load_storage: Callable[[Any], _Storage], path: str) -> Any:
+def _interpret(data: bytes, load_storage: Callable[[Any], _Storage], path: str,
+               extra: Mapping[tuple[str, str], Callable] | None = None) -> Any:
     """Run the pickle's opcodes on a stack machine that only builds plain data, storages and tensors."""
     stack: list = []
     marks: list = []  # the stacks saved by MARK
@@ -301,7 +315,8 @@ def _interpret(data: bytes, load_storage: Callable[[Any], _Storage], path: str) 
                     raise SpagoError(f"{path}: malformed pickle (stack of {len(stack)} at STOP)")
                 return stack.pop()
             elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                          "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"):
+                          "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES",
+                          "BINBYTES", "BINBYTES8"):
                 stack.append(arg)
             elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
                 stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
@@ -361,16 +376,18 @@ def _interpret(data: bytes, load_storage: Callable[[Any], _Storage], path: str) 
                 else:
                     module, attr = stack[-2], stack[-1]
                     del stack[-2:]
-                if _Global(module, attr) not in _ALLOWED_GLOBALS:
+                if _Global(module, attr) not in _ALLOWED_GLOBALS and (module, attr) not in (extra or {}):
                     raise SpagoError(f"{path}: refusing to load: the pickle names the global {module}.{attr} "
                                      f"(at byte {pos}); only tensors, storages and dicts are allowed")
                 stack.append(_Global(module, attr))
             elif name in ("REDUCE", "NEWOBJ"):
                 args = stack.pop()
-                stack[-1] = _call(path, stack[-1], args)
+                stack[-1] = _call(path, stack[-1], args, extra)
             elif name == "BUILD":
                 state = stack.pop()
-                if not (isinstance(stack[-1], dict) and isinstance(state, dict)):
+                if callable(getattr(stack[-1], "pickle_build", None)):  # an object an extra global made
+                    stack[-1].pickle_build(state)
+                elif not (isinstance(stack[-1], dict) and isinstance(state, dict)):
                     raise SpagoError(f"{path}: refusing BUILD of a {type(stack[-1]).__name__} with a "
                                      f"{type(state).__name__} at byte {pos}")
                 # A state dict's own attributes (its ``_metadata`` of module versions) are not tensors.
