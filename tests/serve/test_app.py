@@ -240,18 +240,24 @@ def test_a_sequence_tagger_behind_analyze_with_timeout_and_errors():
     assert served(app, "/analyze", {"text": "Mary"})["tokens"][0]["label"] == "B-PER"
 
 
-def test_serving_a_flair_file_needs_the_sequence_labeler(tmp_path):
+def test_a_flair_tagger_file_behind_analyze(tmp_path):
+    from spago.serve.app import build_app
     from spago.serve.services import load_service
 
     path = fixture("flair/tagger.pt")
-    try:
-        import spago.nlp.sequence_labeler  # noqa: F401
-    except ImportError:
-        with pytest.raises(SpagoError, match="needs spago.nlp.sequence_labeler"):
-            load_service("ner", path, log=None)
-    else:
-        service = load_service("ner", path, log=None)
-        assert list(service.endpoints) == ["/analyze"]
+    sequence_labeler = pytest.importorskip("spago.nlp.sequence_labeler", reason="no spago.nlp.sequence_labeler")
+    lines = []
+    app = build_app("ner", path, compiled=False, log=lines.append)  # eager: the compiled path is the tagger's
+    assert [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]", "compi"]
+    assert client(app).get("/health").json()["architecture"] == "SequenceTagger"
+    tagger = sequence_labeler.SequenceTagger.from_flair(path, compiled=False)
+    text = "George Washington went to Washington with Apple ."
+    for merge in (False, True):
+        for filter_ in (False, True):
+            data = served(app, "/analyze", {"text": text, "options": {"mergeEntities": merge,
+                                                                     "filterNotEntities": filter_}})
+            assert same(data, tagger.analyze(text, merge_entities=merge, filter_not_entities=filter_))
+    assert served(app, "/analyze", {"text": "  "}) == {"tokens": []}
     with pytest.raises(SpagoError, match="not a BERT/ELECTRA model folder"):
         load_service("bert", path, log=None)
     with pytest.raises(SpagoError, match="token-classification model"):

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 MODELS = {"qa": ("bert", "tiny-bert/qa", {}), "ner": ("ner", "tiny-bert/token-classification", {}),
           "mlm": ("bert", "tiny-bert/mlm", {}), "electra": ("bert", "tiny-electra/discriminator", {}),
           "classifier": ("bert", "tiny-bert/sequence-classification", {}),
+          "flair": ("ner", "flair/tagger.pt", {"compiled": False}),
           "encoder": ("bert", "tiny-bert/base", {"corpus": ["the cat sat on the mat.", "john lives in paris.",
                                                             "hello world"]})}
 EXAMPLES = int(os.environ.get("SPAGO_SCHEMATHESIS_EXAMPLES", "10"))
