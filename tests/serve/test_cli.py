@@ -185,3 +185,25 @@ def _wait_for_port(port: int, seconds: float = 30) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_several_worker_processes(capsys):
+    port = free_port()
+    server = spago("serve", "bert", "--model", fixture("tiny-bert/qa"), "--address", f"127.0.0.1:{port}",
+                   "--tls-disable", "--workers", "2", "--max-batch", "1", "--warm-length", "16")
+    try:
+        _wait_for_port(port, 120)
+        with Client(f"http://127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 60
+            while True:  # the port opens before every worker has loaded its model
+                try:
+                    assert client.answer("who?", "john lives here.")["answers"]
+                    break
+                except SpagoError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    assert "with 2 worker processes" in err and err.count("[3/3] weights") == 2
