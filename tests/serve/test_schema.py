@@ -3,6 +3,7 @@ no server error, and every answer matches the schema (status codes, content type
 examples per operation in the default run (SPAGO_SCHEMATHESIS_EXAMPLES raises it)."""
 from __future__ import annotations
 
+import collections
 import os
 
 import pytest
@@ -32,10 +33,18 @@ def api_schema(request):
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+CASES: collections.Counter = collections.Counter()  # generated requests per operation (shown with -s)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def count_cases():
+    yield
+    print(f"\nschemathesis: {sum(CASES.values())} requests over {len(CASES)} operations: {dict(CASES)}")
 
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_api(case):
+    CASES[f"{case.method} {case.path}"] += 1
     case.call_and_validate()

@@ -7,6 +7,8 @@ body that is not JSON or input the model cannot take), bodies over `max_request_
 whose model call has not finished within `timeout` seconds gets 503. Concurrent requests are micro-batched
 (`max_batch`, `batch_wait_ms`). Every answer carries `took` (milliseconds); `?pretty` indents it.
 """
+# No `from __future__ import annotations` here: FastAPI reads the endpoint handlers' annotations (built at run
+# time from each endpoint's request model) as real types.
 import asyncio
 import contextlib
 import json

@@ -48,10 +48,11 @@ class Submission:
         self.future.cancel()
 
     async def result(self, timeout: float | None = None) -> list[Any]:
-        """Await the outputs from an event loop; on timeout the submission is abandoned (TimeoutError)."""
+        """Await the outputs from an event loop; on timeout (TimeoutError) or cancellation the submission is
+        abandoned."""
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.future), timeout)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, asyncio.CancelledError):  # timed out, or the client went away
             self.abandon()
             raise
 

@@ -133,10 +133,14 @@ def _encoder_endpoints(model, corpus) -> list[Endpoint]:
     encoder = SentenceEncoder(model)
 
     def encode(req: schemas.EncodeRequest) -> Job:
-        job = encoder.prepare([req.text] if req.text is not None else req.texts, req.pooling)
         single = req.text is not None
-        return Job(job.encodings, lambda rows: {"data": job.finish(rows)["embeddings"][0 if single else
-                                                                                          slice(None)]})
+        job = encoder.prepare([req.text] if single else req.texts, req.pooling)
+
+        def finish(rows: list) -> dict:
+            vectors = job.finish(rows)["embeddings"]
+            return {"data": vectors[0] if single else vectors}
+
+        return Job(job.encodings, finish)
 
     def similarity(req: schemas.SimilarityRequest) -> Job:
         job = encoder.prepare(req.texts, req.pooling)
