@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("dst", help="folder to write (safetensors weights, config, vocabulary)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.set_defaults(run=lambda a: importlib.import_module("spago.nlp.transformers.importer").import_hf_command(a))
+
+    importlib.import_module("spago.serve.cli").add_parsers(sub)  # serve ner|bert, client
+    from .nlp.ner_cli import register as register_ner
+
+    register_ner(sub)  # import-flair, train-ner
     return parser
 
 

@@ -157,7 +157,8 @@ STATE_DICT_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 _PUSH = frozenset(("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                   "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"))
+                   "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
+                   "SHORT_BINBYTES", "BINBYTES", "BINBYTES8"))  # bytes: Flair's Dictionary items
 _CONTAINERS = (tuple, list, dict)
 
 

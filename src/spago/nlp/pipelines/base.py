@@ -1,11 +1,16 @@
 """What every task pipeline shares: checking that the model has the right head and a tokenizer, and running
-a list of encodings through the model as one padded batch."""
+a list of encodings through the model as one padded batch.
+
+A task is cut in two around the model: `prepare` turns the request into a `Job` (the encodings to run and a
+`finish` that turns their output rows into the answer). Calling the pipeline runs one job at once; a server
+runs the encodings of many concurrent jobs as one batch and hands each job its own rows.
+"""
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -13,7 +18,18 @@ import numpy as np
 from spago.errors import SpagoError
 from spago.nlp.tokenizers import BertTokenizer, Encoding
 
-__all__ = ["Pipeline", "accepts_lists"]
+__all__ = ["Pipeline", "Job"]
+
+Rows = list  # of dict[str, np.ndarray]: one model output row per encoding, batch axis removed
+
+
+@dataclass
+class Job:
+    """The encodings a request needs the model to run, and what turns their output rows (in the same order;
+    sequence outputs padded past each encoding's own length) into the JSON-ready answer."""
+
+    encodings: list[Encoding]
+    finish: Callable[[Rows], dict[str, Any]]
 
 
 class Pipeline:
@@ -24,6 +40,8 @@ class Pipeline:
 
     architectures: tuple[str, ...] = ()
     task = "pipeline"
+    # Arguments of `prepare` that a call may also give as lists, as Hugging Face pipelines take them.
+    list_arguments: tuple[str, ...] = ()
 
     def __init__(self, model: Any, tokenizer: BertTokenizer | None = None) -> None:
         architecture = getattr(model, "architecture", None)
@@ -64,16 +82,55 @@ class Pipeline:
         n = self.model.config.num_labels
         return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
 
-    def run(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
-        """The model's outputs for encodings padded on the right to the longest."""
+    def run(self, encodings: Sequence[Encoding], batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """The model's outputs for encodings padded on the right to the longest (to its bucket length, for a
+        compiled model); with `batch_size`, filler rows (a lone pad token) make up the batch, so a compiled model
+        sees few distinct batch sizes."""
         length = max(len(e) for e in encodings)
+        if getattr(self.model, "compiled", False) and hasattr(self.model, "bucket"):
+            length = self.model.bucket(length)  # padded here at once, not again by the model
         pad = self.tokenizer.pad_token_id
+        filler = max(0, (batch_size or 0) - len(encodings))
 
-        def stack(field: str, fill: int) -> np.ndarray:
-            return np.array([getattr(e, field) + [fill] * (length - len(e)) for e in encodings], dtype=np.int64)
+        def stack(field: str, fill: int, first: int) -> np.ndarray:
+            rows = [getattr(e, field) + [fill] * (length - len(e)) for e in encodings]
+            rows += [[first] + [fill] * (length - 1)] * filler
+            return np.array(rows, dtype=np.int64)
 
-        return self.model(input_ids=stack("ids", pad), attention_mask=stack("attention_mask", 0),
-                          token_type_ids=stack("type_ids", 0))
+        return self.model(input_ids=stack("ids", pad, pad), attention_mask=stack("attention_mask", 0, 1),
+                          token_type_ids=stack("type_ids", 0, 0))
+
+    def run_rows(self, encodings: Sequence[Encoding], batch_size: int | None = None) -> Rows:
+        """`run`, cut into one output dict per encoding."""
+        out = self.run(encodings, batch_size)
+        return [{k: v[i] for k, v in out.items()} for i in range(len(encodings))]
+
+    def complete(self, job: Job, batch_size: int = 32) -> dict[str, Any]:
+        """Run a job's encodings (in batches of similar length) and finish it."""
+        order = sorted(range(len(job.encodings)), key=lambda i: len(job.encodings[i]))
+        rows: Rows = [None] * len(order)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, row in zip(chunk, self.run_rows([job.encodings[i] for i in chunk])):
+                rows[i] = row
+        return job.finish(rows)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """The answer to one request, at once: the task's `prepare` (whose arguments these are), run, finish.
+
+        Lists given for `list_arguments` make a list of answers, one per item (see `split_lists`)."""
+        calls = split_lists(self.prepare, self.list_arguments, self.task, args, kwargs)
+        if calls is None:
+            return self.complete(self.prepare(*args, **kwargs))
+        return [self.complete(self.prepare(*a, **k)) for a, k in calls]
+
+    def encode(self, name: str, text: str, pair: str | None = None) -> Encoding:
+        """The encoding of a text (or pair) the model can take whole; a longer one is an error naming it."""
+        enc = self.tokenizer.encode(text, pair)
+        if len(enc) > self.max_length:
+            raise SpagoError(f"{name} is {len(enc)} tokens long; the model takes at most {self.max_length} "
+                             "(its max_position_embeddings or the tokenizer's model_max_length)")
+        return enc
 
 
 def check_text(name: str, value: Any) -> str:
@@ -82,35 +139,27 @@ def check_text(name: str, value: Any) -> str:
     return value
 
 
-def accepts_lists(*names: str) -> Callable:
-    """Let a pipeline's ``__call__`` take lists for the arguments ``names``, as Hugging Face pipelines do: the
-    result is then a list, one result per item. Lists given together must have one length; a single value
-    goes with every item."""
-    def deco(call: Callable) -> Callable:
-        signature = inspect.signature(call)
-
-        @functools.wraps(call)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                bound = signature.bind(self, *args, **kwargs)
-            except TypeError as exc:
-                raise SpagoError(f"{self.task}: {exc}") from None
-            lists = {n: bound.arguments[n] for n in names if isinstance(bound.arguments.get(n), (list, tuple))}
-            if not lists:
-                return call(self, *args, **kwargs)
-            lengths = {len(v) for v in lists.values()}
-            if len(lengths) > 1:
-                raise SpagoError(f"{self.task}: the lists given for {', '.join(lists)} differ in length "
-                                 f"({', '.join(str(len(v)) for v in lists.values())})")
-            results = []
-            for i in range(lengths.pop()):
-                bound.arguments.update({n: v[i] for n, v in lists.items()})
-                results.append(call(*bound.args, **bound.kwargs))
-            return results
-
-        return wrapper
-
-    return deco
+def split_lists(fn: Callable, names: Sequence[str], task: str, args: tuple, kwargs: dict
+                ) -> list[tuple[tuple, dict]] | None:
+    """The calls of ``fn`` that lists given for the arguments ``names`` stand for, one per item (None when no
+    list is given), as Hugging Face pipelines take lists. Lists given together must have one length; a single
+    value goes with every item."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise SpagoError(f"{task}: {exc}") from None
+    lists = {n: bound.arguments[n] for n in names if isinstance(bound.arguments.get(n), (list, tuple))}
+    if not lists:
+        return None
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) > 1:
+        raise SpagoError(f"{task}: the lists given for {', '.join(lists)} differ in length "
+                         f"({', '.join(str(len(v)) for v in lists.values())})")
+    calls = []
+    for i in range(lengths.pop()):
+        bound.arguments.update({n: v[i] for n, v in lists.items()})
+        calls.append((bound.args, bound.kwargs))
+    return calls
 
 
 def alias(name: str, value: Any, other: str, other_value: Any, task: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
+from spago.nlp.pipelines.base import Job, Pipeline, Rows, check_text
 from spago.nlp.pipelines.decoding import softmax
 
 __all__ = ["SequenceClassification", "NextSentencePrediction"]
@@ -18,32 +18,43 @@ class SequenceClassification(Pipeline):
     architectures = ("BertForSequenceClassification", "ElectraForSequenceClassification")
     task = "sequence classification"
 
-    @accepts_lists("text", "text_pair")
-    def __call__(self, text: str, text_pair: str | None = None) -> dict[str, Any]:
-        """{"class", "confidence", "distribution": [{"class", "confidence"}] (most probable first)}, as the
-        Go spaGO's /classify."""
+    list_arguments = ("text", "text_pair")
+
+    def prepare(self, text: str, text_pair: str | None = None) -> Job:
+        """The job answering {"class", "confidence", "distribution": [{"class", "confidence"}] (most probable
+        first)}, as the Go spaGO's /classify."""
         check_text("text", text)
         if text_pair is not None:
             check_text("text_pair", text_pair)
-        logits = self.run([self.tokenizer.encode(text, text_pair)])["logits"][0]
-        probs = softmax(logits)
+        enc = self.encode("text" if text_pair is None else "text and text_pair", text, text_pair)
         labels = self.labels()
-        best = int(np.argmax(probs))
-        order = np.argsort(-probs, kind="stable")
-        return {"class": labels[best], "confidence": float(probs[best]),
-                "distribution": [{"class": labels[i], "confidence": float(probs[i])} for i in order]}
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            probs = softmax(rows[0]["logits"])
+            best = int(np.argmax(probs))
+            order = np.argsort(-probs, kind="stable")
+            return {"class": labels[best], "confidence": float(probs[best]),
+                    "distribution": [{"class": labels[i], "confidence": float(probs[i])} for i in order]}
+
+        return Job([enc], finish)
 
 
 class NextSentencePrediction(Pipeline):
     architectures = ("BertForNextSentencePrediction", "BertForPreTraining")
     task = "next sentence prediction"
 
-    @accepts_lists("first", "second")
-    def __call__(self, first: str, second: str) -> dict[str, Any]:
-        """{"is_next": bool, "probability": P(second follows first)} (logit index 0 means "is next")."""
+    list_arguments = ("first", "second")
+
+    def prepare(self, first: str, second: str) -> Job:
+        """The job answering {"is_next": bool, "probability": P(second follows first)} (logit index 0 means
+        "is next")."""
         check_text("first", first)
         check_text("second", second)
-        out = self.run([self.tokenizer.encode(first, second)])
-        logits = out["logits"] if "logits" in out else out["seq_relationship_logits"]
-        p = float(softmax(logits[0])[0])
-        return {"is_next": p >= 0.5, "probability": p}
+        enc = self.encode("first and second", first, second)
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            logits = rows[0]["logits"] if "logits" in rows[0] else rows[0]["seq_relationship_logits"]
+            p = float(softmax(logits)[0])
+            return {"is_next": p >= 0.5, "probability": p}
+
+        return Job([enc], finish)

@@ -8,7 +8,7 @@ from typing import Any
 
 from spago.errors import SpagoError
 from spago.nlp.pipelines import decoding
-from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
+from spago.nlp.pipelines.base import Job, Pipeline, Rows, check_text
 
 __all__ = ["FillMask"]
 
@@ -17,26 +17,32 @@ class FillMask(Pipeline):
     architectures = ("BertForMaskedLM", "BertForPreTraining")
     task = "fill-mask"
 
-    @accepts_lists("text")
-    def __call__(self, text: str, top_k: int = 5) -> dict[str, Any]:
-        """{"tokens": [{"text", "start", "end", "label": "PREDICTED", "confidence", "candidates": [{"token",
-        "id", "confidence"}]}]}, one entry per [MASK] in the text, in order."""
+    list_arguments = ("text",)
+
+    def prepare(self, text: str, top_k: int = 5) -> Job:
+        """The job answering {"tokens": [{"text", "start", "end", "label": "PREDICTED", "confidence",
+        "candidates": [{"token", "id", "confidence"}]}]}, one entry per [MASK] in the text, in order."""
         check_text("text", text)
-        enc = self.tokenizer.encode(text)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise SpagoError(f"top_k must be a positive int, got {top_k!r}")
+        enc = self.encode("text", text)
         mask_id = self.tokenizer.mask_token_id
         positions = [i for i, (t, s) in enumerate(zip(enc.ids, enc.sequence_ids)) if t == mask_id and s == 0]
         if not positions:
             raise SpagoError(f"fill-mask: the text has no {self.tokenizer.mask_token} token: {text!r:.80}")
-        out = self.run([enc])
-        logits = out["logits"] if "logits" in out else out["prediction_logits"]
-        tokens = []
-        for pos in positions:
-            probs = decoding.softmax(logits[0, pos])
-            best = decoding.top_k(probs, top_k)
-            candidates = [{"token": self.tokenizer.id_to_token(i), "id": i, "confidence": float(probs[i])}
-                          for i in best]
-            start, end = enc.offsets[pos]
-            tokens.append({"text": candidates[0]["token"], "start": start, "end": end, "label": "PREDICTED",
-                           "confidence": candidates[0]["confidence"], "candidates": candidates})
-        return {"tokens": tokens}
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            logits = rows[0]["logits"] if "logits" in rows[0] else rows[0]["prediction_logits"]
+            tokens = []
+            for pos in positions:
+                probs = decoding.softmax(logits[pos])
+                best = decoding.top_k(probs, top_k)
+                candidates = [{"token": self.tokenizer.id_to_token(i), "id": i, "confidence": float(probs[i])}
+                              for i in best]
+                start, end = enc.offsets[pos]
+                tokens.append({"text": candidates[0]["token"], "start": start, "end": end, "label": "PREDICTED",
+                               "confidence": candidates[0]["confidence"], "candidates": candidates})
+            return {"tokens": tokens}
+
+        return Job([enc], finish)
 

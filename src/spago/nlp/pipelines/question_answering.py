@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from spago.errors import SpagoError
-from spago.nlp.pipelines.base import Pipeline, accepts_lists, alias, check_text
+from spago.nlp.pipelines.base import Job, Pipeline, Rows, alias, check_text
 from spago.nlp.pipelines.decoding import best_spans
 from spago.schema import QA_OPTIONS, check_fields
 
@@ -23,8 +23,9 @@ class QuestionAnswering(Pipeline):
     architectures = ("BertForQuestionAnswering", "ElectraForQuestionAnswering")
     task = "question answering"
 
-    @accepts_lists("question", "passage", "context")
-    def __call__(
+    list_arguments = ("question", "passage", "context")
+
+    def prepare(
         self,
         question: str,
         passage: str | None = None,
@@ -35,13 +36,13 @@ class QuestionAnswering(Pipeline):
         max_length: int | None = None,
         *,
         context: str | None = None,
-    ) -> dict[str, Any]:
-        """{"answers": [{"text", "start", "end", "confidence"}]}, best first, at most `top_k`.
+    ) -> Job:
+        """The job answering {"answers": [{"text", "start", "end", "confidence"}]}, best first, at most `top_k`.
 
-        The passage may be given as ``context=`` (Hugging Face's name); lists of questions and passages give a
-        list of results. `max_answer_length` counts tokens; `stride` (default: half the passage room, at most
-        128) is the overlap of consecutive windows; `max_length` (default: the model's limit) the length of
-        each window.
+        The passage may be given as ``context=`` (Hugging Face's name); calling the pipeline with lists of
+        questions and passages gives a list of results. `max_answer_length` counts tokens; `stride` (default:
+        half the passage room, at most 128) is the overlap of consecutive windows; `max_length` (default: the
+        model's limit) the length of each window.
         """
         passage = alias("passage", passage, "context", context, self.task)
         check_text("question", question)
@@ -61,17 +62,20 @@ class QuestionAnswering(Pipeline):
         enc = self.tokenizer.encode(question, passage, max_length=limit, truncation="only_second", stride=stride,
                                     return_overflowing_tokens=True)
         windows = [enc, *enc.overflowing]
-        out = self.run(windows)
-        found: dict[tuple[int, int], float] = {}
-        for row, window in enumerate(windows):
-            n = len(window)
-            allowed = [s == 1 for s in window.sequence_ids]
-            spans = best_spans(out["start_logits"][row, :n], out["end_logits"][row, :n], allowed,
-                               max_answer_length, top_k)
-            for span in spans:
-                key = (window.offsets[span.start][0], window.offsets[span.end][1])
-                found[key] = max(found.get(key, 0.0), span.probability)
-        ranked = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
-        answers = [{"text": passage[a:b], "start": a, "end": b, "confidence": p}
-                   for (a, b), p in ranked if p >= min_confidence]
-        return {"answers": answers[:top_k]}
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            found: dict[tuple[int, int], float] = {}
+            for row, window in zip(rows, windows):
+                n = len(window)
+                allowed = [s == 1 for s in window.sequence_ids]
+                spans = best_spans(row["start_logits"][:n], row["end_logits"][:n], allowed, max_answer_length,
+                                   top_k)
+                for span in spans:
+                    key = (window.offsets[span.start][0], window.offsets[span.end][1])
+                    found[key] = max(found.get(key, 0.0), span.probability)
+            ranked = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+            answers = [{"text": passage[a:b], "start": a, "end": b, "confidence": p}
+                       for (a, b), p in ranked if p >= min_confidence]
+            return {"answers": answers[:top_k]}
+
+        return Job(windows, finish)

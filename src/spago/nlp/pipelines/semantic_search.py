@@ -15,8 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from spago.errors import SpagoError
-from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
+from spago.nlp.pipelines.base import Job, Pipeline, Rows, check_text
 from spago.nlp.pipelines.decoding import top_k as best_indices
+from spago.nlp.transformers.pooling import Pooling
+from spago.tensor import tensor
+
+MEAN = Pooling(("mean",))  # the pooling of a plain encoder
 
 __all__ = ["SentenceEncoder", "SemanticSearch", "read_csv_column"]
 
@@ -32,17 +36,34 @@ class SentenceEncoder(Pipeline):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised embeddings, one row per text (float32)."""
+        texts = self._check_texts(texts)
+        return _normalize(np.asarray(self.model.encode(texts, batch_size=self.batch_size), dtype=np.float64))
+
+    def prepare(self, texts: Sequence[str], pooling: str | None = None) -> Job:
+        """The job answering {"embeddings": [[float, ...], ...]}: the model's own pooling, or `pooling` ("cls",
+        "mean", "max", "mean+max" ...) over its token states; L2-normalised either way."""
+        texts = self._check_texts(texts)
+        encodings = [self.encode(f"text {i}", t) for i, t in enumerate(texts)]
+        pool = None if pooling is None else Pooling.from_spec(pooling)
+
+        def vector(row: dict, n: int) -> np.ndarray:
+            if pool is None and "sentence_embedding" in row:
+                return np.asarray(row["sentence_embedding"], dtype=np.float64)
+            h = row["last_hidden_state"][None, :n]
+            return (pool or MEAN)(tensor(h), tensor(np.ones((1, n), np.int64))).numpy()[0].astype(np.float64)
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            emb = np.stack([vector(row, len(e)) for row, e in zip(rows, encodings)])
+            return {"embeddings": _normalize(emb).tolist()}
+
+        return Job(encodings, finish)
+
+    def _check_texts(self, texts: Sequence[str]) -> list[str]:
         if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
             raise SpagoError(f"{self.task}: expected a non-empty list of texts, got {texts!r:.80}")
         for i, t in enumerate(texts):
             check_text(f"text {i}", t)
-        emb = np.asarray(self.model.encode(list(texts), batch_size=self.batch_size), dtype=np.float64)
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
-        return emb.astype(np.float32)
-
-    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
-        """{"embeddings": [[float, ...], ...]}."""
-        return {"embeddings": self.embed(texts).tolist()}
+        return list(texts)
 
 
 class SemanticSearch(SentenceEncoder):
@@ -61,15 +82,28 @@ class SemanticSearch(SentenceEncoder):
         """A search over one column (index, or name from the header row) of a CSV file."""
         return cls(model, read_csv_column(path, column, header, delimiter), **kwargs)
 
-    @accepts_lists("query")
-    def __call__(self, query: str, top_k: int = 5) -> dict[str, Any]:
-        """{"query", "results": [{"index", "text", "score"}]}, most similar first, at most `top_k`."""
+    list_arguments = ("query",)
+
+    def prepare(self, query: str, top_k: int = 5) -> Job:  # type: ignore[override]
+        """The job answering {"query", "results": [{"index", "text", "score"}]}, most similar first, at most
+        `top_k`."""
         check_text("query", query)
-        q = self.embed([query])[0]
-        scores = self.embeddings.astype(np.float64) @ q.astype(np.float64)
-        best = best_indices(scores, top_k)
-        return {"query": query,
-                "results": [{"index": i, "text": self.texts[i], "score": float(scores[i])} for i in best]}
+        best_indices([0.0], top_k)  # a bad top_k fails here, not in a batch
+        embed = super().prepare([query])
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            q = np.asarray(embed.finish(rows)["embeddings"][0], dtype=np.float64)
+            scores = self.embeddings.astype(np.float64) @ q
+            best = best_indices(scores, top_k)
+            return {"query": query,
+                    "results": [{"index": i, "text": self.texts[i], "score": float(scores[i])} for i in best]}
+
+        return Job(embed.encodings, finish)
+
+
+def _normalize(emb: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm, as float32."""
+    return (emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def read_csv_column(path: str | os.PathLike, column: int | str = 0, header: bool = True,

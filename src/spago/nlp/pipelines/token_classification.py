@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from spago.nlp.pipelines import decoding
-from spago.nlp.pipelines.base import Pipeline, accepts_lists, check_text
+from spago.nlp.pipelines.base import Job, Pipeline, Rows, check_text
 from spago.nlp.pipelines.decoding import aggregate_words, softmax, word_groups
 
 __all__ = ["TokenClassification"]
@@ -23,33 +23,38 @@ class TokenClassification(Pipeline):
     architectures = ("BertForTokenClassification", "ElectraForTokenClassification")
     task = "token classification"
 
-    @accepts_lists("text")
-    def __call__(
+    list_arguments = ("text",)
+
+    def prepare(
         self,
         text: str,
         merge_entities: bool = False,
         filter_not_entities: bool = False,
         aggregation: str = "first",
-    ) -> dict[str, Any]:
-        """{"tokens": [{"text", "start", "end", "label", "confidence"}]} (entities when merged).
+    ) -> Job:
+        """The job answering {"tokens": [{"text", "start", "end", "label", "confidence"}]} (entities when merged).
 
         aggregation: how a word's pieces vote — "first" piece, "average" of the logits (the Go spaGO), or "max".
         """
         check_text("text", text)
-        enc = self.tokenizer.encode(text)
-        logits = self.run([enc])["logits"][0]
+        enc = self.encode("text", text)
         groups = word_groups(enc.word_ids, enc.sequence_ids)
-        word_logits = aggregate_words(logits, groups, aggregation)
+        aggregate_words(np.zeros((len(enc), 1)), groups, aggregation)  # a wrong name fails here, not in a batch
         labels = self.labels()
-        tokens = []
-        for g, row in zip(groups, word_logits):
-            probs = softmax(row)
-            best = int(np.argmax(probs))
-            start, end = enc.offsets[g[0]][0], enc.offsets[g[-1]][1]
-            tokens.append({"text": text[start:end], "start": start, "end": end, "label": labels[best],
-                           "confidence": float(probs[best])})
-        if merge_entities:
-            tokens = decoding.merge_entities(tokens, text)
-        if filter_not_entities:
-            tokens = decoding.filter_not_entities(tokens)
-        return {"tokens": tokens}
+
+        def finish(rows: Rows) -> dict[str, Any]:
+            word_logits = aggregate_words(rows[0]["logits"], groups, aggregation)
+            tokens = []
+            for g, row in zip(groups, word_logits):
+                probs = softmax(row)
+                best = int(np.argmax(probs))
+                start, end = enc.offsets[g[0]][0], enc.offsets[g[-1]][1]
+                tokens.append({"text": text[start:end], "start": start, "end": end, "label": labels[best],
+                               "confidence": float(probs[best])})
+            if merge_entities:
+                tokens = decoding.merge_entities(tokens, text)
+            if filter_not_entities:
+                tokens = decoding.filter_not_entities(tokens)
+            return {"tokens": tokens}
+
+        return Job([enc], finish)

@@ -205,6 +205,12 @@ class BasicTokenizer:
         return [w.text for w in self.split_words(text)]
 
     def _split_plain(self, text: str, base: int) -> list[Word]:
+        if text.isascii() and not (self.clean_text and _ASCII_DELETED.search(text)):
+            # ASCII without deleted controls: normalising maps character i to character i (lower-casing at most),
+            # so the words are the regex's matches with their own offsets; same result as the general path
+            norm = text.lower() if self.do_lower_case else text
+            return [Word(m.group(), tuple(range(base + m.start(), base + m.end())))
+                    for m in _ASCII_WORDS.finditer(norm)]
         norm, origins = self.normalize_with_origins(text, base)
         words: list[Word] = []
         start = None  # start of the current word in `norm`
@@ -226,6 +232,10 @@ class BasicTokenizer:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# ASCII characters text cleaning deletes (controls but tab, LF and CR), and an ASCII word or punctuation mark:
+# the fast path of `_split_plain` for ASCII text without them.
+_ASCII_DELETED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_WORDS = re.compile(r"[^\t\n\x0b\x0c\r !-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 
 
 def _check_text(text: object) -> None:

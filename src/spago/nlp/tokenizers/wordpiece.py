@@ -18,6 +18,8 @@ from spago.schema import MAX_JSON_BYTES
 
 __all__ = ["WordPiece", "load_vocab"]
 
+_CACHE_SIZE = 1 << 16  # words remembered per vocabulary
+
 
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     """Read a BERT `vocab.txt`: one token per line, id = line number from 0."""
@@ -75,12 +77,21 @@ class WordPiece:
         self.max_input_chars_per_word = max_input_chars_per_word
         # The longest entry bounds the search: no piece can be longer (in characters, prefix excluded).
         self._max_piece = max(len(t[len(self.prefix) :] if t.startswith(self.prefix) else t) for t in self.vocab)
+        self._cache: dict[str, tuple] = {}  # word -> its pieces: texts repeat words, and splitting is a search
 
     def split(self, word: str) -> list[tuple[str, int, int]]:
         """Pieces of `word` as (token, start, end) with [start, end) character indices into `word`.
 
         An unknown word gives one (unk_token, 0, len(word)).
         """
+        pieces = self._cache.get(word)
+        if pieces is None:
+            pieces = tuple(self._split(word))
+            if len(self._cache) < _CACHE_SIZE:
+                self._cache[word] = pieces
+        return list(pieces)
+
+    def _split(self, word: str) -> list[tuple[str, int, int]]:
         n = len(word)
         if n == 0:
             return []
