@@ -76,6 +76,20 @@ def test_reader_admits_flair_data_only(tmp_path):
         read_flair_file(_write(tmp_path / "x.pt", b"not a zip"))
 
 
+def test_reader_applies_the_restricted_readers_limits(tmp_path):
+    from spago.nlp.torch_pickle import Limits
+
+    path = os.path.join(FLAIR, "tagger.pt")
+    with pytest.raises(SpagoError, match="nested more than 3 deep"):
+        read_flair_file(path, Limits(max_depth=3))
+    with pytest.raises(SpagoError, match="more than 100 pickle opcodes"):
+        read_flair_file(path, Limits(max_opcodes=100))
+    with pytest.raises(SpagoError, match="more than 100 pickle opcodes"):
+        read_flair_pickle(os.path.join(FLAIR, "_corpus", "chars.pkl"), Limits(max_opcodes=100))
+    with pytest.raises(SpagoError, match="persistent id outside an archive"):
+        read_flair_pickle(_write(tmp_path / "p.pkl", b"\x80\x02X\x01\x00\x00\x00kQ."))
+
+
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
