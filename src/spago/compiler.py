@@ -13,8 +13,11 @@ from .ir.tracer import trace
 def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = None, inference: bool = True,
             dump_dir: str | None = None, name: str | None = None, cache: bool | None = None,
             check: bool | None = None, profile: bool | None = None, donate: dict | None = None,
-            **example_kwargs: Any):
+            kwargs: dict | None = None, **unknown: Any):
     """Compile ``fn`` for the shapes and dtypes of the example arguments (arrays, Tensors or ``spago.spec``).
+
+    Examples of ``fn``'s own keyword arguments go in ``kwargs`` (a dict), never beside the compile options,
+    so a misspelled option is an error rather than an argument of ``fn``.
 
     Returns a `CompiledFunction` called like ``fn`` with NumPy arrays or Tensors, returning NumPy arrays
     in the structure ``fn`` returns. ``passes`` replaces the default optimisation pipeline;
@@ -37,9 +40,14 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     from .backend.cache import cache_enabled
     from .passes import optimize
 
+    check_options(unknown, "spago.compile")
+    kwargs = dict(kwargs or {})
+    if not isinstance(fn, Graph) and not example_args and not kwargs:
+        _needs_no_arguments(fn)
     stages = {}
     start = time.perf_counter()
-    graph = fn if isinstance(fn, Graph) else trace(fn, *example_args, name=name, **example_kwargs)
+    graph = fn if isinstance(fn, Graph) else trace(fn, *example_args, name=name, **kwargs)
+    _refuse_frozen_dropout(graph)
     stages["trace"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -71,6 +79,64 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     stages["load"] = time.perf_counter() - start
     return CompiledFunction(optimized, lowered, address, source_graph=graph, stages=stages, manager=manager,
                             object_code=obj, check=check, profile_counters=counters)
+
+
+OPTIONS = ("passes", "inference", "dump_dir", "name", "cache", "check", "profile", "donate", "kwargs")
+HINTS = {
+    "static_argnums": "arguments that are not arrays (ints, strings, None) are static already",
+    "static_argnames": "arguments that are not arrays (ints, strings, None) are static already",
+    "dynamic": "shapes are static per compilation; spago.jit compiles one specialisation per signature",
+    "mode": "spago has one optimisation pipeline; pass passes=[...] to change it",
+    "fullgraph": "spago always compiles the whole function as one graph",
+    "backend": "spago has one backend (LLVM)",
+}
+
+
+def check_options(unknown: dict, where: str, valid: Sequence[str] = OPTIONS,
+                  tail: str = "examples of the function's own keyword arguments go in kwargs={...}") -> None:
+    """A spago error naming any option ``where`` does not know, the closest valid one and all valid ones."""
+    import difflib
+
+    from .errors import SpagoError
+
+    if not unknown:
+        return
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = HINTS.get(name) or (f"did you mean {close[0]}=?" if close else "")
+    raise SpagoError(f"{where}: unknown option {name}={unknown[name]!r}" + (f" ({hint})" if hint else "")
+                     + f"; valid options: {', '.join(valid)}; {tail}")
+
+
+def _needs_no_arguments(fn: Callable) -> None:
+    """Compiling with no example inputs only works for a function that takes none: say what is missing."""
+    import inspect
+
+    from .errors import SpagoError
+
+    try:
+        params = inspect.signature(getattr(fn, "forward", fn)).parameters.values()  # a Module: its forward
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                                               p.POSITIONAL_OR_KEYWORD)]
+    if required:
+        what = type(fn).__name__ if hasattr(fn, "named_parameters") else getattr(fn, "__name__", "fn")
+        raise SpagoError(f"spago.compile({what}) needs example inputs for {', '.join(required)}: shapes and "
+                         "dtypes are fixed when compiling, e.g. spago.compile(model, np.zeros((8, 128), "
+                         "np.float32)) or spago.compile(model, spago.spec((8, 128)))")
+
+
+def _refuse_frozen_dropout(graph: Graph) -> None:
+    """A dropout mask drawn while tracing, with no per-call seed, would be one constant mask in native code."""
+    from .errors import SpagoError
+
+    frozen = [n for n in graph.nodes if n.kind == "op" and n.op.name == "keep_mask" and not n.inputs]
+    if frozen:
+        where = f" (module {frozen[0].scope})" if frozen[0].scope else ""
+        raise SpagoError(f"spago.compile: {graph.name} applies dropout in training mode{where}; compiled, it "
+                         "would zero the same entries on every call. Call model.eval() before compiling for "
+                         "inference, or train with spago.optim.compile_step, which draws fresh masks per call")
 
 
 def _donated_nodes(graph: Graph, donate: dict) -> dict:
@@ -127,6 +193,9 @@ class JitFunction:
         import functools
         import threading
 
+        check_options({k: v for k, v in options.items() if k not in OPTIONS or k == "kwargs"}, "spago.jit",
+                      [o for o in OPTIONS if o != "kwargs"] + ["maxsize"],
+                      "the function's keyword arguments are given when calling it")
         self.fn = fn
         self.maxsize = maxsize
         self.options = options
@@ -142,7 +211,7 @@ class JitFunction:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        compiled = compile(self.fn, *args, **self.options, **kwargs)
+        compiled = compile(self.fn, *args, kwargs=kwargs, **self.options)
         with self._lock:
             self._cache[key] = compiled
             while len(self._cache) > self.maxsize:
