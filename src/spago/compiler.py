@@ -39,46 +39,79 @@ def compile(fn: Callable | Graph, *example_args: Any, passes: Sequence | None = 
     from .backend.runtime import CompiledFunction
     from .backend.cache import cache_enabled
     from .passes import optimize
+    from .progress import Progress
 
     check_options(unknown, "spago.compile")
     kwargs = dict(kwargs or {})
     if not isinstance(fn, Graph) and not example_args and not kwargs:
         _needs_no_arguments(fn)
+
     stages = {}
-    start = time.perf_counter()
-    graph = fn if isinstance(fn, Graph) else trace(fn, *example_args, name=name, **kwargs)
-    _refuse_frozen_dropout(graph)
-    stages["trace"] = time.perf_counter() - start
+    label = name or getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    with Progress(f"compiling {label}", ("tracing", "passes", "lowering", "LLVM", "loading")) as progress:
+        progress.stage("tracing")
+        start = time.perf_counter()
+        graph = fn if isinstance(fn, Graph) else trace(fn, *example_args, name=name, **kwargs)
+        _refuse_frozen_dropout(graph)
+        stages["trace"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    optimized, manager = optimize(graph, passes, inference=inference, dump_dir=dump_dir)
-    stages["optimize"] = time.perf_counter() - start
+        progress.stage("passes")
+        start = time.perf_counter()
+        optimized, manager = optimize(graph, passes, inference=inference, dump_dir=dump_dir,
+                                      on_pass=lambda p: progress.stage(f"passes: {p}", advance=False))
+        stages["optimize"] = time.perf_counter() - start
 
-    check = check if check is not None else os.environ.get("SPAGO_CHECK", "0") not in ("", "0")
-    start = time.perf_counter()
-    profile = profile if profile is not None else os.environ.get("SPAGO_PROFILE", "0") not in ("", "0")
-    lowered = lower(optimized, optimized.name, debug=check, profile=profile,
-                    donate=_donated_nodes(optimized, donate) if donate else None)
-    stages["lower"] = time.perf_counter() - start
+        progress.stage("lowering")
+        check = check if check is not None else os.environ.get("SPAGO_CHECK", "0") not in ("", "0")
+        start = time.perf_counter()
+        profile = profile if profile is not None else os.environ.get("SPAGO_PROFILE", "0") not in ("", "0")
+        lowered = lower(optimized, optimized.name, debug=check, profile=profile,
+                        donate=_donated_nodes(optimized, donate) if donate else None)
+        stages["lower"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    use_cache = cache_enabled(cache) and not check
-    # the generated IR is part of the key, so object code from an older code generator is never reused
-    variant = ("profile|" if profile else "") + hashlib.sha256(lowered.ir_text.encode()).hexdigest()
-    key = disk.cache_key(optimized, variant) if use_cache else None
-    obj = disk.load(key) if use_cache else None
-    stages["cache_hit"] = obj is not None
-    if obj is None:
-        _, obj = compile_ir(lowered.ir_text)
-        if use_cache:
-            disk.store(key, obj)
-    stages["llvm"] = time.perf_counter() - start
+        progress.stage(f"LLVM ({len(lowered.kernels)} kernels)")
+        start = time.perf_counter()
+        use_cache = cache_enabled(cache) and not check
+        # the generated IR is part of the key, so object code from an older code generator is never reused
+        variant = ("profile|" if profile else "") + hashlib.sha256(lowered.ir_text.encode()).hexdigest()
+        key = disk.cache_key(optimized, variant) if use_cache else None
+        obj = disk.load(key) if use_cache else None
+        stages["cache_hit"] = obj is not None
+        if obj is None:
+            obj = in_worker(lambda: compile_ir(lowered.ir_text)[1], progress.tick)
+            if use_cache:  # only complete object code reaches the cache (an interrupted compile stores nothing)
+                disk.store(key, obj)
+        stages["llvm"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    address, counters = load_object(obj, ENTRY, PROFILE) if profile else (load_object(obj, ENTRY), None)
-    stages["load"] = time.perf_counter() - start
+        progress.stage("loading")
+        start = time.perf_counter()
+        address, counters = load_object(obj, ENTRY, PROFILE) if profile else (load_object(obj, ENTRY), None)
+        stages["load"] = time.perf_counter() - start
     return CompiledFunction(optimized, lowered, address, source_graph=graph, stages=stages, manager=manager,
                             object_code=obj, check=check, profile_counters=counters)
+
+
+def in_worker(work: Callable[[], Any], poll: Callable[[], None], interval: float = 0.1) -> Any:
+    """``work()`` on a worker thread while this thread polls every ``interval`` seconds, so Ctrl-C stops the
+    caller at once (LLVM cannot be interrupted mid-call: the worker finishes on its own and is dropped)."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="spago-compile", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(interval)
+        poll()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 OPTIONS = ("passes", "inference", "dump_dir", "name", "cache", "check", "profile", "donate", "kwargs")

@@ -50,3 +50,9 @@ def test_compiling_dropout_in_training_mode_is_refused_not_frozen():
         sp.compile(model, X)
     model.eval()
     np.testing.assert_allclose(sp.compile(model, X)(X), model(X).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_another_shape_says_shapes_are_static_and_points_to_jit():
+    f = sp.compile(lambda a: a * 2.0, X)
+    with pytest.raises(sp.SpagoError, match=r"has shape \(3, 3\), expected \(2, 3\): shapes are static.*spago.jit"):
+        f(np.ones((3, 3), np.float32))

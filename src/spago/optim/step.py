@@ -10,12 +10,13 @@ are copied into the very same Param and state arrays (``np.copyto``), so the eag
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from ..autograd import enable_grad
-from ..errors import SpagoError
+from ..errors import SpagoError, SpagoWarning
 from ..ir.pytree import flatten
 from ..ops.random import Generator, default_generator, seed_offset
 from ..tensor import Tensor
@@ -41,6 +42,7 @@ class CompiledStep:
         self.generator = generator or default_generator
         self.compile_options = dict(compile_options, inference=False)
         self._cache: dict = {}
+        self._rows: dict = {}  # each specialisation's batch sizes (leading dimensions), to explain recompiles
 
     # -- tracing ---------------------------------------------------------------------------
     def _traced(self, updated: list) -> Callable:
@@ -81,24 +83,50 @@ class CompiledStep:
         train_step.__name__ = f"train_step_{type(opt).__name__.lower()}"
         return train_step
 
-    def _specialize(self, batch: tuple):
-        from ..compiler import _signature, compile
-        from ..ir.tracer import trace
+    def _key(self, batch: tuple) -> tuple:
+        from ..compiler import _signature
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
-        key = (_signature(batch, {}), modes)  # train() / eval() changes what the step computes (dropout)
+        return _signature(batch, {}), modes  # train() / eval() changes what the step computes (dropout)
+
+    def compiles(self, *batch: Any) -> bool:
+        """Whether a call with ``batch`` would first compile a new specialisation."""
+        hit = self._cache.get(self._key(batch))
+        return hit is None or any(p._value is not v for p, v in zip(self.optimizer.params, hit[2]))
+
+    def _specialize(self, batch: tuple):
+        from ..compiler import compile
+        from ..ir.tracer import trace
+
+        key = self._key(batch)
         params = self.optimizer.params
         hit = self._cache.get(key)
         if hit is not None and all(p._value is v for p, v in zip(params, hit[2])):
             return hit
+        if self._cache:
+            warnings.warn(f"compile_step recompiles the training step: {self._why(key, hit, batch)}",
+                          SpagoWarning, stacklevel=3)
         updated: list = []
         state = [self.optimizer.state_of(p) for p in params]
         args = (*self._inputs(1, state), tuple(batch))
         graph = trace(self._traced(updated), *args)
         fn = compile(graph, donate=self._donations(graph, args, updated, state), **self.compile_options)
         hit = self._cache[key] = (fn, list(updated), [p._value for p in params], fn.output_buffers())
+        self._rows[key] = _rows_of(batch)
         return hit
+
+    def _why(self, key: tuple, hit: Any, batch: tuple) -> str:
+        """Why a batch needs a new specialisation, in words."""
+        if hit is not None:
+            return "a parameter's array was replaced (Module.to, flatten_parameters)"
+        if any(k[0] == key[0] for k in self._cache):
+            return "the model switched between train() and eval() (dropout differs)"
+        rows, before = _rows_of(batch), [r for r in self._rows.values() if len(r) == 1]
+        if len(rows) == 1 and before and all(min(rows) < min(r) for r in before):
+            return (f"a batch of {min(rows)} rows, fewer than before (a ragged last batch); it is compiled once and "
+                    "reused, or drop the last batch to avoid it")
+        return "a batch of new shapes (shapes are static in compiled code; each new one compiles once)"
 
     def _donations(self, graph, args: tuple, updated: list, state: list) -> dict:
         """New parameter values go straight into the Params' arrays, new optimiser state into the state
@@ -146,6 +174,11 @@ class CompiledStep:
         if not self._cache:
             raise SpagoError("compile_step: nothing is compiled yet; call the step once")
         return next(reversed(self._cache.values()))[0]
+
+
+def _rows_of(batch: tuple) -> frozenset:
+    """The leading dimensions of a batch's arrays (one value when they agree on a batch size)."""
+    return frozenset(np.shape(a)[0] for a in flatten((batch, {}))[0] if np.ndim(a))
 
 
 def compile_step(loss_fn: Callable, model: Any, optimizer: Optimizer, *example_batch: Any,
