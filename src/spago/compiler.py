@@ -143,16 +143,10 @@ def check_options(unknown: dict, where: str, valid: Sequence[str] = OPTIONS,
 
 def _needs_no_arguments(fn: Callable) -> None:
     """Compiling with no example inputs only works for a function that takes none: say what is missing."""
-    import inspect
-
     from .errors import SpagoError
+    from .ir.tracer import required_arguments
 
-    try:
-        params = inspect.signature(getattr(fn, "forward", fn)).parameters.values()  # a Module: its forward
-    except (TypeError, ValueError):
-        return
-    required = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                                                               p.POSITIONAL_OR_KEYWORD)]
+    required = required_arguments(fn)
     if required:
         what = type(fn).__name__ if hasattr(fn, "named_parameters") else getattr(fn, "__name__", "fn")
         raise SpagoError(f"spago.compile({what}) needs example inputs for {', '.join(required)}: shapes and "

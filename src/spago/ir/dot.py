@@ -24,53 +24,115 @@ def _escape(text: str) -> str:
         .replace("{", "\\{").replace("}", "\\}").replace("|", "\\|")
 
 
+def fused_ops(n: Node) -> list:
+    """The ops inside a fused node, in order, nested kernels spelled out (``matmul``, ``add``, ``gelu``)."""
+    body = n.attrs.get("body")
+    if body is None:
+        return [n.target]
+    return [op for m in body.nodes for op in (fused_ops(m) if m.target == "fused" else [m.target])]
+
+
 def node_label(n: Node, max_attr_chars: int = 60) -> str:
     head = n.target if n.kind == "op" else f"{n.kind} {n.name}"
+    if n.target == "fused":
+        head = "fused: " + "+".join(fused_ops(n))
+        head = head if len(head) <= max_attr_chars else head[: max_attr_chars - 1] + "…"
     lines = [head]
     if n.kind == "const" and n.data is not None and n.data.size <= 4:
-        lines.append("= " + " ".join(str(n.data.tolist()).split()))
+        lines.append("= " + " ".join(f"{v:.4g}" for v in n.data.ravel().tolist()))
     for k, v in n.attrs.items():
+        if k == "body":
+            continue
         text = f"{k}={format_attr(v)}"
         lines.append(text if len(text) <= max_attr_chars else text[: max_attr_chars - 1] + "…")
     lines.append(str(n.spec))
     return "\n".join(lines)
 
 
-def graph_to_dot(graph: Graph, *, rankdir: str = "TB", cluster: bool = True, max_attr_chars: int = 60):
-    """A ``graphviz.Digraph`` for ``graph``."""
+def scope_label(graph: Graph, path: str) -> str:
+    """``encoder.layer.0 (BertLayer)``: a scope's path and what it is, where the trace recorded it."""
+    kind = graph.scope_kinds.get(path)
+    return f"{path} ({kind})" if kind else path
+
+
+def graph_to_dot(graph: Graph, *, rankdir: str = "TB", cluster: bool = True, max_attr_chars: int = 60,
+                 collapse: int | None = None):
+    """A ``graphviz.Digraph`` for ``graph``: nodes grouped in one cluster per scope (labelled with the module's
+    path and class), each constant drawn beside the node that reads it. With ``collapse=DEPTH``, every scope
+    deeper than DEPTH dotted parts is drawn as one box (its path, class and op count), so a deep model fits."""
     import graphviz
 
     dot = graphviz.Digraph(graph.name, graph_attr=dict(rankdir=rankdir, fontname="Helvetica"),
                            node_attr=dict(fontname="Helvetica", fontsize="10"),
                            edge_attr=dict(fontname="Helvetica", fontsize="8", color="#606060"))
     ids = {n: f"n{k}" for k, n in enumerate(graph.all_nodes())}
+    users: dict = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users.setdefault(i, n)
 
-    # Scope tree: each scope path holds its nodes and its child scopes.
-    tree: dict = {"nodes": [], "children": {}}
+    def scope_of(n: Node) -> str:
+        return (users[n].scope if n.kind == "const" and n in users else n.scope) or ""
+
+    def box_of(n: Node) -> str | None:
+        parts = scope_of(n).split(".") if scope_of(n) else []
+        if collapse is None or n.kind == "input" or len(parts) <= collapse:
+            return None
+        return ".".join(parts[: collapse + 1])
+
+    # Scope tree: each scope path holds its nodes, its collapsed boxes and its child scopes.
+    tree: dict = {"nodes": [], "boxes": {}, "children": {}}
     for n in graph.all_nodes():
-        where = tree
-        if cluster and n.scope:
-            for part in n.scope.split("."):
-                where = where["children"].setdefault(part, {"nodes": [], "children": {}})
-        where["nodes"].append(n)
+        box, where = box_of(n), tree
+        path = box.rsplit(".", 1)[0] if box and "." in box else ("" if box else scope_of(n))
+        if cluster and path:
+            for part in path.split("."):
+                where = where["children"].setdefault(part, {"nodes": [], "boxes": {}, "children": {}})
+        if box:
+            where["boxes"].setdefault(box, []).append(n)
+        else:
+            where["nodes"].append(n)
+    box_ids: dict = {}
 
     def emit(g, sub: dict, path: str) -> None:
         for n in sub["nodes"]:
             g.node(ids[n], node_label(n, max_attr_chars), **STYLES[n.kind])
+            if n.kind == "const" and n in users and users[n] in sub["nodes"]:
+                with g.subgraph() as side:  # beside its user, not ranks away at the top
+                    side.attr(rank="same")
+                    side.node(ids[n])
+                    side.node(ids[users[n]])
+        for box, members in sub["boxes"].items():
+            box_ids[box] = f"box{len(box_ids)}"
+            ops = sum(m.kind == "op" for m in members)
+            g.node(box_ids[box], f"{scope_label(graph, box)}\n{ops} ops", shape="box3d", style="filled",
+                   fillcolor="#efedf5", color="#54278f")
         for name, child in sub["children"].items():
             full = f"{path}.{name}" if path else name
             with g.subgraph(name=f"cluster_{full}") as c:
-                c.attr(label=full, style="rounded,dashed", color="#9e9ac8", fontcolor="#54278f")
+                c.attr(label=scope_label(graph, full), style="rounded,dashed", color="#9e9ac8",
+                       fontcolor="#54278f")
                 emit(c, child, full)
 
     emit(dot, tree, "")
+
+    def end(n: Node) -> str:
+        box = box_of(n)
+        return box_ids[box] if box else ids[n]
+
+    drawn: set = set()
     for n in graph.nodes:
         for pos, i in enumerate(n.inputs):
-            dot.edge(ids[i], ids[n], label=str(pos) if len(n.inputs) > 1 else None)
+            a, b = end(i), end(n)
+            if a == b or (a, b) in drawn and (a.startswith("box") or b.startswith("box")):
+                continue
+            drawn.add((a, b))
+            boxed = a.startswith("box") or b.startswith("box")
+            dot.edge(a, b, label=str(pos) if len(n.inputs) > 1 and not boxed else None)
     for k, o in enumerate(graph.outputs):
         oid = f"out{k}"
         dot.node(oid, f"output {k}\n{o.spec}", **STYLES["output"])
-        dot.edge(ids[o], oid)
+        dot.edge(end(o), oid)
     return dot
 
 

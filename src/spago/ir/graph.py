@@ -97,6 +97,7 @@ class Graph:
         self.in_tree: TreeDef | None = None
         self.out_tree: TreeDef | None = None
         self.static_args: dict = {}
+        self.scope_kinds: dict = {}  # scope path -> what it is (a module's class), for drawings
         self._names: set = set()
 
     # -- building ----------------------------------------------------------------------
@@ -287,6 +288,7 @@ class Graph:
         """A structural copy (fresh nodes, shared constant data) that passes can rewrite freely."""
         g = Graph(self.name)
         g.in_tree, g.out_tree, g.static_args, g._names = self.in_tree, self.out_tree, dict(self.static_args), set(self._names)
+        g.scope_kinds = dict(self.scope_kinds)
         mapping: dict = {}
         for src, dst in ((self.inputs, g.inputs), (self.params, g.params), (self.consts, g.consts)):
             for n in src:

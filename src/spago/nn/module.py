@@ -202,7 +202,7 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ..ir.tracer import module_scope
 
-        with module_scope(self._path) if self._path else contextlib.nullcontext():
+        with module_scope(self._path, type(self).__name__) if self._path else contextlib.nullcontext():
             return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from ..autograd import enable_grad
 from ..errors import SpagoError, SpagoWarning
 from ..ir.pytree import flatten
+from ..ir.tracer import scope
 from ..ops.random import Generator, default_generator, seed_offset
 from ..tensor import Tensor
 from .clip import clip_by_norm, clip_by_value
@@ -61,7 +62,8 @@ class CompiledStep:
                                      f"{getattr(loss, 'shape', type(loss).__name__)}")
                 if not loss.requires_grad:
                     raise SpagoError("compile_step: the loss does not depend on any parameter")
-                loss.backward()
+                with scope("backward"):  # drawn as their own clusters
+                    loss.backward()
                 grads = [p.grad for p in params]
             finally:
                 for p, g in zip(params, saved):
@@ -73,11 +75,13 @@ class CompiledStep:
             if self.clip_norm is not None:
                 gs, _ = clip_by_norm(gs, self.clip_norm, self.norm_type)
             new_values, new_states = [], []
-            for k, g in zip(updated, gs):
-                p = params[k]
-                value, new_state = opt.update(p.detach(), g, state[k], step.astype(p.dtype), lr.astype(p.dtype))
-                new_values.append(value)
-                new_states.append({name: new_state[name] for name in opt.state_names})
+            with scope("optimizer", type(opt).__name__):
+                for k, g in zip(updated, gs):
+                    p = params[k]
+                    value, new_state = opt.update(p.detach(), g, state[k], step.astype(p.dtype),
+                                                  lr.astype(p.dtype))
+                    new_values.append(value)
+                    new_states.append({name: new_state[name] for name in opt.state_names})
             return loss.reshape(()), new_values, new_states
 
         train_step.__name__ = f"train_step_{type(opt).__name__.lower()}"
