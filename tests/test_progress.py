@@ -41,7 +41,8 @@ def test_progress_waits_for_the_delay(monkeypatch, capsys):
 
 
 INTERRUPTED = textwrap.dedent('''
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal (a background job ignores it)
     import spago as sp
     from spago.backend import jit
 
