@@ -53,14 +53,26 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     fn = load_function(args.target)
     inputs = dict(parse_input(t) for t in args.input)
+    _check_inputs_given(fn, args.target, inputs)
     graph = trace(fn, **inputs)
     graph.verify()
     if args.print or not args.output:
         print(graph)
     if args.output:
-        graph.render(args.output, args.format, cluster=not args.no_clusters, rankdir=args.rankdir)
+        graph.render(args.output, args.format, cluster=not args.no_clusters, rankdir=args.rankdir,
+                     collapse=args.collapse)
         print(f"wrote {args.output} ({len(graph.nodes)} ops)", file=sys.stderr)
     return 0
+
+
+def _check_inputs_given(fn, target: str, inputs: dict) -> None:
+    """Every argument the function needs must come with ``--input``: name the missing ones."""
+    from .ir.tracer import required_arguments
+
+    missing = [name for name in required_arguments(fn) if name not in inputs]
+    if missing:
+        raise SpagoError(f"{target} takes {', '.join(missing)}: give each with --input NAME=SHAPE[:DTYPE], "
+                         f"e.g. --input {missing[0]}=8x128:float32")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--print", action="store_true", help="also print the graph as text")
     g.add_argument("--no-clusters", action="store_true", help="do not group nodes by module scope")
     g.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"])
+    g.add_argument("--collapse", type=int, metavar="DEPTH",
+                   help="draw each module deeper than DEPTH dotted parts as one box (e.g. 2 for BERT's layers)")
     g.set_defaults(run=cmd_graph)
 
     bench = sub.add_parser("bench", help="run a benchmark against its baselines (pip install 'spago[bench]')")

@@ -19,3 +19,7 @@ class AxisError(ShapeError):
 
 class GradError(SpagoError, RuntimeError):
     """Backward was asked for something the tape cannot give."""
+
+
+class SpagoWarning(UserWarning):
+    """Something works but costs more than it should (a recompile, say); the message says what and why."""

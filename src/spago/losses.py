@@ -10,6 +10,9 @@ Conventions follow PyTorch where the Go spaGO leaves a choice open; where they d
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
 from . import dtypes, ops
@@ -80,14 +83,42 @@ def _class_weights(weight, n: int, dtype, name: str) -> Tensor | None:
     return w
 
 
+# A compiled training step pads a ragged last batch to the size it was compiled for and weighs the padded
+# rows out: inside ``row_weights(w)`` (w: 1 for a real row, 0 for padding) every "mean" and "sum" scales the
+# leading axis by w and a mean counts only the real rows, so the padding changes neither loss nor gradients.
+_rows = threading.local()
+
+
+@contextlib.contextmanager
+def row_weights(weights: Tensor):
+    """Losses reduced inside weigh their leading (batch) axis by ``weights`` (see the comment above)."""
+    saved, _rows.weights = getattr(_rows, "weights", None), weights
+    try:
+        yield
+    finally:
+        _rows.weights = saved
+
+
+def _weigh_rows(loss: Tensor) -> tuple:
+    """``loss`` with its batch rows weighed, and how many real elements it holds."""
+    w = getattr(_rows, "weights", None)
+    if w is None or loss.ndim == 0 or loss.shape[0] != w.shape[0]:
+        return loss, float(max(loss.size, 1))
+    per_row = float(loss.size // max(loss.shape[0], 1))
+    w = ops.cast(w, loss.dtype)
+    return loss * ops.reshape(w, (w.shape[0],) + (1,) * (loss.ndim - 1)), ops.sum(w) * per_row
+
+
 def _reduce(loss: Tensor, reduction: str, name: str, denominator=None) -> Tensor:
+    """``denominator``: per-element weights whose sum divides a "mean" (class weights), else the count."""
     _check_reduction(reduction, name)
     if reduction == "none":
         return loss
+    loss, count = _weigh_rows(loss)
     total = ops.sum(loss)
     if reduction == "sum":
         return total
-    return total / denominator if denominator is not None else total / float(max(loss.size, 1))
+    return total / (ops.sum(_weigh_rows(denominator)[0]) if denominator is not None else count)
 
 
 # ----------------------------------------------------------------------------- regression
@@ -131,7 +162,7 @@ def nll(log_probs, target, weight=None, reduction: str = "mean") -> Tensor:
     if w is None:
         return _reduce(loss, reduction, "nll")
     wt = ops.sum(hot * w, axis=-1)
-    return _reduce(loss * wt, reduction, "nll", denominator=ops.sum(wt) if reduction == "mean" else None)
+    return _reduce(loss * wt, reduction, "nll", denominator=wt)
 
 
 def cross_entropy(logits, target, weight=None, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
@@ -151,7 +182,7 @@ def cross_entropy(logits, target, weight=None, label_smoothing: float = 0.0, red
     if w is None:
         return _reduce(loss, reduction, "cross_entropy")
     wt = ops.sum(hot * w, axis=-1)
-    return _reduce(loss * wt, reduction, "cross_entropy", denominator=ops.sum(wt) if reduction == "mean" else None)
+    return _reduce(loss * wt, reduction, "cross_entropy", denominator=wt)
 
 
 def binary_cross_entropy_with_logits(logits, target, pos_weight=None, reduction: str = "mean") -> Tensor:
@@ -209,18 +240,22 @@ def _seq(per_element, pred, target, reduction: str, name: str) -> Tensor:
             raise ShapeError(f"{name}: {len(pred)} predicted steps need as many targets, got {got}")
         if not pred:
             raise ShapeError(f"{name}: the sequence is empty")
-        steps = [ops.sum(per_element(p, t)) for p, t in zip(pred, target)]
+        steps = [ops.sum(_weigh_rows(per_element(p, t))[0]) for p, t in zip(pred, target)]
         losses = ops.stack(steps)
+        count = float(losses.size)
     else:
         pred = as_tensor(pred)
         if pred.ndim < 2:
             raise ShapeError(f"{name}: a sequence tensor must be (batch, time, ...), got shape {pred.shape}")
         elements = per_element(pred, target)
         losses = ops.sum(elements, axis=tuple(range(2, elements.ndim))) if elements.ndim > 2 else elements
+        if reduction == "none":
+            return losses
+        losses, count = _weigh_rows(losses)
     if reduction == "none":
         return losses
     total = ops.sum(losses)
-    return total if reduction == "sum" else total / float(losses.size)
+    return total if reduction == "sum" else total / count
 
 
 def mse_seq(pred, target, reduction: str = "mean") -> Tensor:

@@ -29,12 +29,19 @@ def module(tmp_path, monkeypatch):
     sys.modules.pop("cli_model", None)
 
 
-def test_renders_svg_and_prints(module, capsys):
+def test_renders_svg_and_prints(module, capsys, renderer):
     out = module / "g.svg"
     assert main(["graph", "cli_model:forward", "--input", "x=2x4", "--input", "scale=2,3:float32", "-o", str(out),
                  "--print"]) == 0
     assert out.read_text().lstrip().startswith("<?xml") and "matmul" in out.read_text()
     assert "graph forward(%x: float32[2,4], %scale: float32[2,3])" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_renders_png_and_pdf(module, renderer, suffix, magic):
+    out = module / f"g.{suffix}"
+    assert main(["graph", "cli_model:forward", "-i", "x=2x4", "-i", "scale=2x3", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
 
 
 def test_prints_when_no_output_file(module, capsys):
@@ -50,10 +57,20 @@ def test_prints_when_no_output_file(module, capsys):
     (["graph", "cli_model", "--input", "x=2"], "expected MODULE:FUNCTION"),
     (["graph", "cli_model:forward", "--input", "x=2x5", "--input", "scale=2x3"], "matmul: inner dimensions"),
     (["graph", "cli_model:forward", "--input", "x=2x4:float99", "--input", "scale=2x3"], "unknown dtype"),
+    (["graph", "cli_model:forward"], "cli_model:forward takes x, scale: give each with --input NAME=SHAPE"),
+    (["graph", "cli_model:forward", "-i", "x=2x4"], "takes scale: give each with --input"),
 ])
 def test_bad_calls_exit_2_with_a_message(module, capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_collapse_draws_deep_scopes_as_boxes(module):
+    out = module / "g.dot"
+    argv = ["graph", "cli_model:forward", "-i", "x=2x4", "-i", "scale=2x3", "-o", str(out), "--collapse", "0"]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "shape=box3d" in text and "layer" in text and "relu" not in text  # the layer is one box
 
 
 def test_console_script_is_installed():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import networkx as nx
 import numpy as np
@@ -124,16 +125,31 @@ def test_dot_styles_kinds_apart_and_clusters_scopes():
     assert "float32[2,3]" in source and "relu" in source
 
 
-def test_render_writes_files_atomically(tmp_path):
+def test_render_writes_files_atomically(tmp_path, renderer):
     g = sp.trace(lambda x: sp.exp(x), X)
-    for fmt in ("svg", "png", "dot"):
+    magic = {"svg": b"<?xml", "png": b"\x89PNG", "pdf": b"%PDF", "dot": b"digraph"}
+    for fmt in ("svg", "png", "pdf", "dot"):
         path = g.render(str(tmp_path / f"graph.{fmt}"))
-        assert os.path.getsize(path) > 0
+        assert open(path, "rb").read().lstrip().startswith(magic[fmt]), fmt
     assert not glob.glob(str(tmp_path / ".tmp-*"))
-    assert open(tmp_path / "graph.svg").read().lstrip().startswith("<?xml")
+    assert "exp" in open(tmp_path / "graph.svg").read()
     with pytest.raises(sp.SpagoError):
         g.render(str(tmp_path / "graph.nosuchformat"))
     assert not glob.glob(str(tmp_path / ".tmp-*"))
+    # WebAssembly runs in a child process: its runtime's gigabytes of reserved address space would push
+    # JIT-compiled code out of 32-bit reach of its symbols (LLVM aborted on a relocation)
+    assert "wasmtime" not in sys.modules
+    with pytest.raises(sp.SpagoError, match="could not render"):
+        sp.ir.dot.DotSource("digraph { a -> }").render(str(tmp_path / "broken.svg"))
+    assert not os.path.exists(tmp_path / "broken.svg")
+
+
+def test_eager_dot_source_renders_itself(tmp_path, renderer):
+    w = sp.tensor(0.4, requires_grad=True)
+    source = sp.to_dot(sp.sigmoid(w * 2.0))
+    assert "sigmoid" in source  # still plain DOT text
+    path = source.render(str(tmp_path / "eager.svg"))
+    assert "sigmoid" in open(path).read()
 
 
 def test_eager_results_are_drawn_from_their_tape():
@@ -173,3 +189,68 @@ def test_traced_tensors_have_no_value_and_do_not_leak_between_traces():
 def test_functions_must_return_tensors():
     with pytest.raises(sp.SpagoError, match="must return tensors"):
         sp.trace(lambda x: "nope", X)
+
+
+# ----------------------------------------------------------------------------- readable drawings
+
+def tiny_bert():
+    from spago.nlp.transformers import BertModel
+    from spago.nlp.transformers.config import BertConfig
+
+    config = BertConfig(vocab_size=30, hidden_size=8, num_attention_heads=2, intermediate_size=16,
+                        max_position_embeddings=16)  # 12 layers, as bert-base
+    model = BertModel(config).eval()
+    ids = np.ones((1, 6), np.int64)
+    return sp.trace(lambda input_ids, attention_mask: model(input_ids=input_ids, attention_mask=attention_mask),
+                    ids, ids)
+
+
+def test_clusters_name_the_module_path_and_class():
+    source = tiny_bert().to_dot()
+    for label in ("encoder.layer.0 (BertLayer)", "encoder.layer.11.attention.self (BertSelfAttention)",
+                  "embeddings.LayerNorm (LayerNorm)", "pooler.dense (Linear)"):
+        assert f'label="{label}"' in source, label
+
+
+def test_collapse_draws_deep_modules_as_single_boxes(tmp_path):
+    graph = tiny_bert()
+    full, collapsed = graph.to_dot(), graph.to_dot(collapse=2)
+    assert collapsed.count("shape=box3d") == 12  # one box per layer
+    assert 'label="encoder.layer.3 (BertLayer)\n61 ops"' in collapsed
+    assert "encoder.layer.3.attention" not in collapsed and len(collapsed) < len(full) / 10
+    assert collapsed.render(str(tmp_path / "bert.svg")).endswith("bert.svg")  # still a valid drawing
+
+
+def test_fused_nodes_list_their_ops_and_constants_print_4_digits():
+    W = np.ones((4, 4), np.float32)
+    graph = sp.trace(lambda x: sp.gelu(x @ W + 1.0) * 0.123456789, sp.spec((2, 4)))
+    assert "= 0.1235" in graph.to_dot() and "0.123456" not in graph.to_dot()
+    optimized, _ = sp.passes.optimize(graph)
+    assert "fused: matmul+add+" in optimized.to_dot() and "body=" not in optimized.to_dot()
+
+
+def test_constants_are_drawn_beside_their_user():
+    big = np.arange(16, dtype=np.float32).reshape(4, 4)
+
+    def f(x):
+        with sp.ir.scope("block"):
+            return x @ big
+
+    graph = sp.trace(f, sp.spec((2, 4)))
+    const, user = graph.consts[0], graph.nodes[-1]
+    source = graph.to_dot()
+    ids = {n: f"n{k}" for k, n in enumerate(graph.all_nodes())}
+    cluster = source[source.index("subgraph cluster_block"):]
+    assert f"\t\t{ids[const]} [label=\"const" in cluster  # in its user's cluster, not at the top
+    assert f"rank=same\n\t\t\t{ids[const]}\n\t\t\t{ids[user]}" in source
+
+
+def test_a_training_step_groups_backward_and_optimiser():
+    from spago import losses, nn, optim
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x, y = np.ones((2, 3), np.float32), np.array([0, 1])
+    step = optim.compile_step(lambda m, a, b: losses.cross_entropy(m(a), b), model, optim.Adam(model), x, y)
+    source = step.compiled.source_graph.to_dot()
+    for label in ('label="0 (Linear)"', 'label=backward', 'label="optimizer (Adam)"'):
+        assert label in source, label

@@ -420,3 +420,16 @@ def test_folder_with_only_tokenizer_json(tmp_path):
         with pytest.raises(SpagoError) as info:
             from_pretrained(folder, compiled=False)
         assert path in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize("inside", ["", "converted"])
+def test_import_hf_refuses_to_write_into_its_source(tmp_path, capsys, inside):
+    folder = make_sentence_transformer(tmp_path)
+    before = {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))
+              if os.path.isfile(os.path.join(folder, name))}
+    dst = os.path.join(folder, inside) if inside else folder + os.sep
+    assert main(["import-hf", folder, dst, "-q"]) == 2
+    assert "overwrite the model being read" in capsys.readouterr().err
+    after = {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))
+             if os.path.isfile(os.path.join(folder, name))}
+    assert after == before and not os.path.exists(os.path.join(folder, "converted"))

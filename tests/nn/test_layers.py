@@ -7,6 +7,7 @@ import spago
 from spago import nn
 from spago.errors import DTypeError, ShapeError, SpagoError
 from spago.ops import Generator
+from spago.ops.random import seed_offset
 from spago.testing import assert_compiled_matches_eager, check_module_grad
 
 
@@ -191,4 +192,14 @@ def test_dropout_training_mode_gradient_and_compiled_parity():
     check_module_grad(FreshDropout(0.4), rand(3, 5) + 2.0)
     x = rand(4, 6, dtype=np.float32)
     assert (FreshDropout(0.4)(x).numpy() == 0).any()  # really dropping
-    assert_compiled_matches_eager(FreshDropout(0.4), x, rtol=0, atol=0)
+    with pytest.raises(SpagoError, match="dropout in training mode"):  # one frozen mask: refused
+        spago.compile(FreshDropout(0.4), x)
+
+    def with_seed(seed, x):  # a per-call seed input, as compile_step feeds: native code draws the eager mask
+        with seed_offset(seed):
+            return FreshDropout(0.4)(x)
+
+    seed = np.asarray(7, np.int64)
+    assert_compiled_matches_eager(with_seed, seed, x, rtol=0, atol=0)
+    assert not np.array_equal(with_seed(spago.tensor(seed), x).numpy(),
+                              with_seed(spago.tensor(np.asarray(8, np.int64)), x).numpy())

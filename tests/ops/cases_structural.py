@@ -141,9 +141,13 @@ SHAPE = [
 
 
 def _keep_mask_case() -> OpCase:
-    """Dropout with a fixed generator: the mask is a function of the seed, so eager and compiled agree."""
+    """Dropout with a fixed generator and a seed-offset input (as a compiled training step feeds one; without
+    it compile refuses a training-mode mask): the mask is a function of both, so eager and compiled agree."""
+    from spago.ops.random import seed_offset
+
     def fn(x):
-        return sp.dropout(x, 0.5, generator=sp.Generator(7))
+        with seed_offset(sp.tensor(np.asarray(5, np.int64))):
+            return sp.dropout(x, 0.5, generator=sp.Generator(7))
 
     def ref(x):
         return fn(sp.tensor(x)).numpy()

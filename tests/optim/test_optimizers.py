@@ -224,7 +224,8 @@ def test_replaced_parameter_array_recompiles():
     step(GRADS[0])
     assert step.compiled is first
     model.flatten_parameters()  # new arrays: the step must not write to the old ones
-    step(GRADS[1])
+    with pytest.warns(sp.errors.SpagoWarning, match="parameter's array was replaced"):
+        step(GRADS[1])
     np.testing.assert_allclose(model.w.numpy(), -0.1 * (GRADS[0] + GRADS[1]), rtol=1e-12)
 
 
@@ -254,7 +255,8 @@ def test_compiled_step_draws_a_new_dropout_mask_each_call():
     assert not np.array_equal(deltas[0], deltas[1])
     model.eval()  # a new specialisation without dropout
     before = model.w.numpy().copy()
-    step()
+    with pytest.warns(sp.errors.SpagoWarning, match="eval"):
+        step()
     np.testing.assert_array_equal(before - model.w.numpy(), np.ones(64))
 
 

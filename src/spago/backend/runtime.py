@@ -412,7 +412,9 @@ def _check_array(node, value: Any, fname: str) -> np.ndarray:
     if value.dtype.kind not in "biuf":
         raise SpagoError(f"{where} has dtype {value.dtype}, expected {node.dtype.name}")
     if tuple(value.shape) != node.shape:
-        raise SpagoError(f"{where} has shape {tuple(value.shape)}, expected {node.shape}")
+        raise SpagoError(f"{where} has shape {tuple(value.shape)}, expected {node.shape}: shapes are static in a "
+                         "compiled function; compile again for the new shape, or use spago.jit, which compiles "
+                         "(and caches) one specialisation per shape")
     if value.dtype != node.dtype:
         if not np.can_cast(value.dtype, node.dtype, casting="safe"):
             raise SpagoError(f"{where} has dtype {value.dtype}, expected {node.dtype.name} "

@@ -97,6 +97,7 @@ class Graph:
         self.in_tree: TreeDef | None = None
         self.out_tree: TreeDef | None = None
         self.static_args: dict = {}
+        self.scope_kinds: dict = {}  # scope path -> what it is (a module's class), for drawings
         self._names: set = set()
 
     # -- building ----------------------------------------------------------------------
@@ -272,13 +273,15 @@ class Graph:
         return g
 
     def to_dot(self, **options) -> str:
-        """Graphviz DOT source; see ``spago.ir.dot.graph_to_dot`` for the options."""
-        from .dot import graph_to_dot
+        """Graphviz DOT source (a ``str`` with a ``render(path)`` method); see ``spago.ir.dot.graph_to_dot``
+        for the options."""
+        from .dot import DotSource, graph_to_dot
 
-        return graph_to_dot(self, **options).source
+        return DotSource(graph_to_dot(self, **options).source)
 
     def render(self, path: str, format: str | None = None, **options) -> str:
-        """Render with Graphviz's ``dot`` to ``path`` (format from the suffix unless given); returns the path."""
+        """Draw to ``path`` (format from the suffix unless given: svg, png, pdf, dot) with the system's
+        Graphviz where installed, else its WebAssembly build; returns the path."""
         from .dot import render
 
         return render(self, path, format, **options)
@@ -287,6 +290,7 @@ class Graph:
         """A structural copy (fresh nodes, shared constant data) that passes can rewrite freely."""
         g = Graph(self.name)
         g.in_tree, g.out_tree, g.static_args, g._names = self.in_tree, self.out_tree, dict(self.static_args), set(self._names)
+        g.scope_kinds = dict(self.scope_kinds)
         mapping: dict = {}
         for src, dst in ((self.inputs, g.inputs), (self.params, g.params), (self.consts, g.consts)):
             for n in src:

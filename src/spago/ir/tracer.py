@@ -27,12 +27,16 @@ def current_scope() -> str:
 
 
 @contextlib.contextmanager
-def scope(name: str):
-    """Nodes created inside are tagged with this (dotted, nested) scope, e.g. ``encoder.layer.0``."""
+def scope(name: str, kind: str | None = None):
+    """Nodes created inside are tagged with this (dotted, nested) scope, e.g. ``encoder.layer.0``;
+    ``kind`` names what the scope is (drawn beside it, e.g. the optimiser's class)."""
     stack = getattr(_scope, "stack", None)
     if stack is None:
         stack = _scope.stack = []
     stack.append(str(name))
+    kinds = getattr(_scope, "kinds", None)
+    if kinds is not None and kind:
+        kinds.setdefault(".".join(stack), kind)
     try:
         yield
     finally:
@@ -40,11 +44,15 @@ def scope(name: str):
 
 
 @contextlib.contextmanager
-def module_scope(path: str):
+def module_scope(path: str, kind: str | None = None):
     """Nodes created inside are tagged with ``path`` exactly (a module's dotted path), whatever the
-    enclosing scopes were: a module's place in the model, not its call stack, names it."""
+    enclosing scopes were: a module's place in the model, not its call stack, names it. ``kind`` (the
+    module's class) is recorded in the graph being traced, which labels its drawings with it."""
     saved = getattr(_scope, "stack", None)
     _scope.stack = path.split(".") if path else []
+    kinds = getattr(_scope, "kinds", None)
+    if kinds is not None and kind and path:
+        kinds.setdefault(path, kind)
     try:
         yield
     finally:
@@ -115,6 +123,18 @@ def _arg_names(fn: Callable, nargs: int, kwargs: dict) -> list:
     return names + list(kwargs)
 
 
+def required_arguments(fn: Callable) -> list:
+    """The names of the arguments ``fn`` (a Module: its ``forward``) cannot be called without."""
+    import inspect
+
+    try:
+        params = inspect.signature(getattr(fn, "forward", fn)).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def trace(fn: Callable, *example_args: Any, name: str | None = None, **example_kwargs: Any) -> Graph:
     """Trace ``fn`` on example arguments (arrays, Tensors or ``spago.spec``s, nested in tuples/lists/dicts).
 
@@ -142,8 +162,12 @@ def trace(fn: Callable, *example_args: Any, name: str | None = None, **example_k
         t = Tensor._symbolic(node, spec)
         symbolic.append(t)
     args, kwargs = unflatten(graph.in_tree, symbolic)
-    with use_mode(mode):
-        result = fn(*args, **kwargs)
+    saved_kinds, _scope.kinds = getattr(_scope, "kinds", None), graph.scope_kinds
+    try:
+        with use_mode(mode):
+            result = fn(*args, **kwargs)
+    finally:
+        _scope.kinds = saved_kinds
     out_leaves, _, graph.out_tree = flatten(result)
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):

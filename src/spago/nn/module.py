@@ -285,7 +285,7 @@ class Module:
         from ..ir.tracer import module_scope
 
         try:
-            with module_scope(self._path) if self._path else contextlib.nullcontext():
+            with module_scope(self._path, type(self).__name__) if self._path else contextlib.nullcontext():
                 return self.forward(*args, **kwargs)
         except DTypeError as exc:  # name the innermost layer, as its shape errors do
             if getattr(exc, "layer", None) is not None:

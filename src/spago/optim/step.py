@@ -10,17 +10,22 @@ are copied into the very same Param and state arrays (``np.copyto``), so the eag
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from ..autograd import enable_grad
-from ..errors import SpagoError
+from ..errors import SpagoError, SpagoWarning
 from ..ir.pytree import flatten
+from ..ir.tracer import scope
+from ..losses import row_weights
 from ..ops.random import Generator, default_generator, seed_offset
 from ..tensor import Tensor
 from .clip import clip_by_norm, clip_by_value
 from .optimizer import Optimizer
+from .ragged import batch_rows, pad_batch, padding_is_exact
 
 
 class CompiledStep:
@@ -41,25 +46,28 @@ class CompiledStep:
         self.generator = generator or default_generator
         self.compile_options = dict(compile_options, inference=False)
         self._cache: dict = {}
+        self._rows: dict = {}  # each specialisation's batch sizes (leading dimensions), to explain recompiles
 
     # -- tracing ---------------------------------------------------------------------------
     def _traced(self, updated: list) -> Callable:
         """The function to compile; it records which parameters received a gradient in ``updated``."""
         opt, params = self.optimizer, self.optimizer.params
 
-        def train_step(lr, step, seed, state, batch):
+        def train_step(lr, step, seed, rows, state, batch):
             saved = [p.grad for p in params]
             for p in params:
                 p.grad = None
+            weighed = row_weights(rows) if rows is not None else contextlib.nullcontext()
             try:
-                with seed_offset(seed), enable_grad():
+                with seed_offset(seed), enable_grad(), weighed:
                     loss = self.loss_fn(self.model, *batch)
                 if not isinstance(loss, Tensor) or loss.size != 1:
                     raise SpagoError("compile_step: loss_fn must return a one-element Tensor, got "
                                      f"{getattr(loss, 'shape', type(loss).__name__)}")
                 if not loss.requires_grad:
                     raise SpagoError("compile_step: the loss does not depend on any parameter")
-                loss.backward()
+                with scope("backward"):  # drawn as their own clusters
+                    loss.backward()
                 grads = [p.grad for p in params]
             finally:
                 for p, g in zip(params, saved):
@@ -71,36 +79,92 @@ class CompiledStep:
             if self.clip_norm is not None:
                 gs, _ = clip_by_norm(gs, self.clip_norm, self.norm_type)
             new_values, new_states = [], []
-            for k, g in zip(updated, gs):
-                p = params[k]
-                value, new_state = opt.update(p.detach(), g, state[k], step.astype(p.dtype), lr.astype(p.dtype))
-                new_values.append(value)
-                new_states.append({name: new_state[name] for name in opt.state_names})
+            with scope("optimizer", type(opt).__name__):
+                for k, g in zip(updated, gs):
+                    p = params[k]
+                    value, new_state = opt.update(p.detach(), g, state[k], step.astype(p.dtype),
+                                                  lr.astype(p.dtype))
+                    new_values.append(value)
+                    new_states.append({name: new_state[name] for name in opt.state_names})
             return loss.reshape(()), new_values, new_states
 
         train_step.__name__ = f"train_step_{type(opt).__name__.lower()}"
         return train_step
 
-    def _specialize(self, batch: tuple):
-        from ..compiler import _signature, compile
-        from ..ir.tracer import trace
+    def _key(self, batch: tuple) -> tuple:
+        from ..compiler import _signature
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
         hyper = tuple(sorted((k, v) for k, v in self.optimizer.hyperparameters().items() if k != "lr"))
         # train() / eval() changes what the step computes (dropout); hyperparameters other than lr are constants
-        key = (_signature(batch, {}), modes, hyper)
-        params = self.optimizer.params
-        hit = self._cache.get(key)
-        if hit is not None and all(p._value is v for p, v in zip(params, hit[2])):
-            return hit
+        return _signature(batch, {}), modes, hyper
+
+    def compiles(self, *batch: Any) -> bool:
+        """Whether a call with ``batch`` would first compile a new specialisation."""
+        return self._lookup(tuple(batch))[0] is None
+
+    def _fresh(self, hit: tuple) -> bool:
+        return all(p._value is v for p, v in zip(self.optimizer.params, hit[2]))
+
+    def _lookup(self, batch: tuple) -> tuple:
+        """(the specialisation to run, the batch to give it) — a ragged batch padded to the size of one
+        that pads exactly — or (None, batch) when a new one must be compiled."""
+        hit = self._cache.get(self._key(batch))
+        if hit is not None and self._fresh(hit):
+            return hit, batch
+        rows = batch_rows(batch)
+        if rows is not None:
+            for size in sorted({h[4] for h in self._cache.values() if h[4] and h[4] > rows}):
+                padded = pad_batch(batch, size)
+                hit = self._cache.get(self._key(padded))
+                if hit is not None and hit[4] == size and self._fresh(hit):
+                    return hit, padded
+        return None, batch
+
+    def _specialize(self, batch: tuple) -> tuple:
+        """(the specialisation for ``batch``, compiled if needed, and the batch to call it with)."""
+        from ..compiler import compile
+        from ..ir.tracer import trace
+
+        hit, call_batch = self._lookup(batch)
+        if hit is not None:
+            return hit, call_batch
+        key, params = self._key(batch), self.optimizer.params
+        if self._cache:
+            warnings.warn(f"compile_step recompiles the training step: {self._why(key, batch)}",
+                          SpagoWarning, stacklevel=3)
         updated: list = []
         state = [self.optimizer.state_of(p) for p in params]
-        args = (*self._inputs(1, state), tuple(batch))
+        size = batch_rows(batch)
+        args = (*self._inputs(1, state, size, size), tuple(batch))
         graph = trace(self._traced(updated), *args)
         fn = compile(graph, donate=self._donations(graph, args, updated, state), **self.compile_options)
-        hit = self._cache[key] = (fn, list(updated), [p._value for p in params], fn.output_buffers())
-        return hit
+        pads, why = False, "its arrays do not share one batch size"
+        if size is not None:
+            named = {n.name: n for n in graph.inputs}
+            batch_nodes = [n for n in graph.inputs if n.name.startswith("batch")]
+            pads, why = padding_is_exact(graph, named["rows"], batch_nodes, graph.outputs[0])
+        self._cache[key] = (fn, list(updated), [p._value for p in params], fn.output_buffers(),
+                            size if pads else None, why)
+        self._rows[key] = _rows_of(batch)
+        return self._cache[key], batch
+
+    def _why(self, key: tuple, batch: tuple) -> str:
+        """Why a batch needs a new specialisation, in words."""
+        if key in self._cache:
+            return "a parameter's array was replaced (Module.to, flatten_parameters)"
+        if any(k[:2] == key[:2] for k in self._cache):
+            return "a hyperparameter other than lr changed (compiled in as a constant)"
+        if any(k[0] == key[0] for k in self._cache):
+            return "the model switched between train() and eval() (dropout differs)"
+        rows, before = _rows_of(batch), [r for r in self._rows.values() if len(r) == 1]
+        if len(rows) == 1 and before and all(min(rows) < min(r) for r in before):
+            reasons = sorted({h[5] for h in self._cache.values() if h[5]})
+            return (f"a batch of {min(rows)} rows, fewer than before (a ragged last batch), which cannot be padded "
+                    f"exactly ({'; '.join(reasons) or 'the model was switched'}); it is compiled once and reused, "
+                    "or drop the last batch to avoid it")
+        return "a batch of new shapes (shapes are static in compiled code; each new one compiles once)"
 
     def _donations(self, graph, args: tuple, updated: list, state: list) -> dict:
         """New parameter values go straight into the Params' arrays, new optimiser state into the state
@@ -119,20 +183,22 @@ class CompiledStep:
                     donate[slot[f"state {k} {name}"]] = input_index[id(state[k][name])]
         return donate
 
-    def _inputs(self, seed: int, state: list) -> tuple:
+    def _inputs(self, seed: int, state: list, size: int | None, real: int | None) -> tuple:
+        """lr, step counter, dropout seed, row weights (1 for the ``real`` rows of ``size``), optimiser state."""
         opt = self.optimizer
+        rows = None if size is None else (np.arange(size) < real).astype(np.float64)
         return (np.asarray(opt.lr, np.float64), np.asarray(opt.steps + 1, np.float64), np.asarray(seed, np.int64),
-                state)
+                rows, state)
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *batch: Any) -> float:
-        fn, updated, _, buffers = self._specialize(batch)
+        (fn, updated, _, buffers, *_), call_batch = self._specialize(tuple(batch))
         opt, params = self.optimizer, self.optimizer.params
         state = [opt.state_of(p) for p in params]
         # new values are written into the live arrays where that is safe (donated outputs come back as
         # those arrays); the others land in buffers kept from call to call and are copied over
-        loss, new_values, new_states = fn.call_into(buffers, *self._inputs(self.generator.next_seed(), state),
-                                                    tuple(batch))
+        inputs = self._inputs(self.generator.next_seed(), state, batch_rows(call_batch), batch_rows(batch))
+        loss, new_values, new_states = fn.call_into(buffers, *inputs, tuple(call_batch))
         opt.steps += 1
         for k, value, new_state in zip(updated, new_values, new_states):
             if value is not params[k]._value:
@@ -155,6 +221,16 @@ class CompiledStep:
         if not self._cache:
             raise SpagoError("compile_step: nothing is compiled yet; call the step once")
         return next(reversed(self._cache.values()))[0]
+
+    def pads(self, *batch: Any) -> bool:
+        """Whether ``batch`` (a ragged last batch) runs padded on a compiled size, with no new compile."""
+        hit, call_batch = self._lookup(tuple(batch))
+        return hit is not None and batch_rows(call_batch) != batch_rows(tuple(batch))
+
+
+def _rows_of(batch: tuple) -> frozenset:
+    """The leading dimensions of a batch's arrays (one value when they agree on a batch size)."""
+    return frozenset(np.shape(a)[0] for a in flatten((batch, {}))[0] if np.ndim(a))
 
 
 def compile_step(loss_fn: Callable, model: Any, optimizer: Optimizer, *example_batch: Any,

@@ -85,7 +85,11 @@ class Trainer:
                 source = batches() if callable(batches) else batches
                 losses = []
                 for batch in source:
-                    losses.append(self.train_step(*_as_batch(batch)))
+                    batch = _as_batch(batch)
+                    if self.compiled and (self._step is None or self._step.compiles(*batch)):
+                        bar.set_description_str(f"training ({mode}): compiling the training step", refresh=True)
+                    losses.append(self.train_step(*batch))
+                    bar.set_description_str(f"training ({mode})", refresh=False)
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4g}", refresh=False)
                 if not losses:

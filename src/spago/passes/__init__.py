@@ -24,7 +24,7 @@ inside BLAS, which costs more time than the round trip it saves at BERT's sizes.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..ir.graph import Graph
 from .manager import Pass, PassManager, PassRecord, pass_name  # noqa: F401
@@ -64,8 +64,10 @@ def body_passes() -> list:
 
 
 def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,
-             dump_dir: str | None = None, verify: bool = True) -> tuple[Graph, PassManager]:
+             dump_dir: str | None = None, verify: bool = True,
+             on_pass: Callable[[str], None] | None = None) -> tuple[Graph, PassManager]:
     """Run ``passes`` (default: `default_passes`) on a copy of ``graph``; returns it with the manager,
-    whose ``records`` hold per-pass timings and change summaries."""
-    manager = PassManager(list(passes) if passes is not None else default_passes(inference), dump_dir, verify)
+    whose ``records`` hold per-pass timings and change summaries. ``on_pass`` is told each pass's name."""
+    manager = PassManager(list(passes) if passes is not None else default_passes(inference), dump_dir, verify,
+                          on_pass=on_pass)
     return manager.run(graph.copy()), manager

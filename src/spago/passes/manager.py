@@ -50,6 +50,7 @@ class PassManager:
     dump_dir: str | None = None
     verify: bool = True
     records: list = field(default_factory=list)
+    on_pass: Callable[[str], None] | None = None  # told each pass's name before it runs (progress bars)
 
     def run(self, graph: Graph) -> Graph:
         dump_dir = self.dump_dir if self.dump_dir is not None else os.environ.get("SPAGO_DUMP_DIR") or None
@@ -57,6 +58,8 @@ class PassManager:
         if dump_dir:
             self._dump(dump_dir, 0, "input", graph, None)
         for k, p in enumerate(self.passes, 1):
+            if self.on_pass is not None:
+                self.on_pass(pass_name(p))
             before = graph.op_counts()
             n_before = len(graph.nodes)
             start = time.perf_counter()

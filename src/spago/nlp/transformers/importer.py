@@ -392,6 +392,11 @@ def save_pretrained(model: TransformerModel, folder: str, progress: bool = False
 
 def convert(src: str, dst: str, progress: bool = True) -> list[str]:
     """``spago import-hf``: load a Hugging Face folder (checking every tensor) and write it in spago's format."""
+    source, target = os.path.realpath(src), os.path.realpath(dst)
+    if target == source or target.startswith(source.rstrip(os.sep) + os.sep):
+        where = "the source folder" if target == source else "inside the source folder"
+        raise SpagoError(f"import-hf: the destination {dst!r} is {where} {src!r}; writing there would "
+                         "overwrite the model being read. Choose another folder")
     load_config(src)
     model = from_pretrained(src, compiled=False)
     if model.tokenizer is None:
