@@ -331,3 +331,23 @@ def test_pooled_flair_embeddings_keep_a_memory_per_word():
     assert stack.concat(stack.inputs([first], 3)).shape == (1, 3, 96)
     with pytest.raises(SpagoError, match="pooling"):
         PooledFlairEmbeddings(flair, pooling="median")
+
+
+def test_softmax_tagger_without_crf_or_rnn():
+    import spago
+    from spago.nlp.sequence_labeler import SequenceTaggerNetwork
+    from spago.nlp.token_embeddings import OneHotEmbeddings, StackedEmbeddings
+
+    spago.manual_seed(1)
+    stack = StackedEmbeddings([OneHotEmbeddings(["<unk>", "Ann", "met"], embedding_length=6)])
+    network = SequenceTaggerNetwork(stack, {"items": ["O", "S-PER"], "add_unk": False}, hidden_size=4,
+                                    use_crf=False, use_rnn=False)
+    tagger = SequenceTagger(network, compiled=False)
+    tokens = tagger.predict("Ann met Bob")
+    for t in tokens:
+        assert abs(sum(t.distribution.values()) - 1.0) < 1e-6 and t.score == max(t.distribution.values())
+        assert t.tag == max(t.distribution, key=t.distribution.get)
+    inputs, mask, _ = tagger._inputs([tokens], compiled=False)
+    loss = network.loss(inputs, np.array([[1, 0, 0]]), mask)
+    loss.backward()
+    assert loss.item() > 0 and network.linear.weight.grad is not None
