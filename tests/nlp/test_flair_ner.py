@@ -263,8 +263,8 @@ def _small_config(**kw):
 
 
 def test_train_ner_eager_with_language_models(tmp_path):
-    train = read_conll(os.path.join(FLAIR, "_corpus", "train.txt"))[:32]
-    dev = read_conll(os.path.join(FLAIR, "_corpus", "dev.txt"))[:16]
+    train = read_conll(os.path.join(FLAIR, "_corpus", "train.txt"))[:16]
+    dev = read_conll(os.path.join(FLAIR, "_corpus", "dev.txt"))[:8]
     config = _small_config(compiled=False, language_models=(os.path.join(FLAIR, "lm-forward.pt"),
                                                             os.path.join(FLAIR, "lm-backward.pt")))
     out = tmp_path / "ner.safetensors"
