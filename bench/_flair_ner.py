@@ -35,9 +35,10 @@ def main(folder: str) -> None:
     with open(os.path.join(folder, "lms.json")) as f:
         lm_meta = json.load(f)
 
-    def dictionary(items):
-        d = Dictionary(add_unk=False)
-        for item in items:
+    def dictionary(items):  # spago's dictionaries list <unk> first when they have one, as Flair's do
+        unk = items[:1] == ["<unk>"]
+        d = Dictionary(add_unk=unk)
+        for item in items[1 if unk else 0:]:
             d.add_item(item)
         return d
 
@@ -74,7 +75,7 @@ def main(folder: str) -> None:
             store_embeddings(batch, "cpu")
         seconds.append(time.perf_counter() - start)
     tagger.eval()
-    result = tagger.evaluate(list(corpus.test), gold_label_type="ner", mini_batch_size=32)
+    result = tagger.evaluate(list(corpus.test), gold_label_type="ner", mini_batch_size=32, return_loss=False)
     texts = [s.to_tokenized_string() for s in corpus.test]
     tokens = sum(len(Sentence(t)) for t in texts)
     start = time.perf_counter()

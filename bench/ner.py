@@ -91,7 +91,7 @@ def main(argv: list | None = None) -> dict:
     config = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.1, hidden_size=args.hidden, char_embedding_dim=25,
                          hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.1, patience=args.epochs,
                          compiled=True)
-    char_items = sorted({c for w, _ in train for x in w for c in x})
+    char_items = ["<unk>"] + sorted({c for w, _ in train for x in w for c in x})  # as build_network makes it
     results: dict = {"train_sentences": len(train), "test_sentences": len(test), "epochs": args.epochs,
                      "load": os.getloadavg()}
     # spago, compiled: the first epoch includes compiling the training step, reported apart

@@ -308,3 +308,46 @@ def test_train_ner_command(tmp_path):
     assert tagger.network.embeddings.embedding_length == 2 * 2 + 4 + 3
     (tmp_path / "bad.json").write_text(json.dumps({"hidden": 4}))
     assert main(argv[:7] + ["--config", str(tmp_path / "bad.json")]) == 2
+
+
+def test_pooled_flair_embeddings_keep_a_memory_per_word():
+    from spago.nlp.token_embeddings import FlairEmbeddings, PooledFlairEmbeddings, StackedEmbeddings
+
+    flair = FlairEmbeddings(LanguageModel.from_flair(os.path.join(FLAIR, "lm-forward.pt")), name="fw")
+    first, second = tokenize("Glasgow is big"), tokenize("I like Glasgow")
+    local1, local2 = flair.token_vectors([first])[0], flair.token_vectors([second])[0]
+    for pooling, expect in (("min", np.minimum(local1[0], local2[2])), ("max", np.maximum(local1[0], local2[2])),
+                            ("mean", (local1[0] + local2[2]) / 2), ("fade", (local1[0] + local2[2]) / 2)):
+        pooled = PooledFlairEmbeddings(flair, pooling=pooling)
+        pooled.inputs([first], 3)
+        out = pooled.inputs([second], 4)
+        assert np.allclose(out["pooled"][0, 2], expect, atol=1e-6)
+        assert np.allclose(out["context"][0, 2], local2[2]) and not out["pooled"][0, 3].any()
+        assert pooled.word_count["Glasgow"] == 2
+    pooled.train()
+    assert pooled.word_embeddings == {} and pooled.names() == ["fw-context", "fw"]
+    stack = StackedEmbeddings([pooled])
+    assert stack.embedding_length == 2 * 48
+    assert stack.concat(stack.inputs([first], 3)).shape == (1, 3, 96)
+    with pytest.raises(SpagoError, match="pooling"):
+        PooledFlairEmbeddings(flair, pooling="median")
+
+
+def test_softmax_tagger_without_crf_or_rnn():
+    import spago
+    from spago.nlp.sequence_labeler import SequenceTaggerNetwork
+    from spago.nlp.token_embeddings import OneHotEmbeddings, StackedEmbeddings
+
+    spago.manual_seed(1)
+    stack = StackedEmbeddings([OneHotEmbeddings(["<unk>", "Ann", "met"], embedding_length=6)])
+    network = SequenceTaggerNetwork(stack, {"items": ["O", "S-PER"], "add_unk": False}, hidden_size=4,
+                                    use_crf=False, use_rnn=False)
+    tagger = SequenceTagger(network, compiled=False)
+    tokens = tagger.predict("Ann met Bob")
+    for t in tokens:
+        assert abs(sum(t.distribution.values()) - 1.0) < 1e-6 and t.score == max(t.distribution.values())
+        assert t.tag == max(t.distribution, key=t.distribution.get)
+    inputs, mask, _ = tagger._inputs([tokens], compiled=False)
+    loss = network.loss(inputs, np.array([[1, 0, 0]]), mask)
+    loss.backward()
+    assert loss.item() > 0 and network.linear.weight.grad is not None

@@ -33,6 +33,8 @@ from .sequence_labeler import TOKEN_BUCKETS, SequenceTagger, SequenceTaggerNetwo
 from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbeddings, OneHotEmbeddings,
                                StackedEmbeddings, WordStoreEmbeddings, _bucket)
 
+SHORT_WORDS = 32  # characters per word of most compiled training batches
+
 __all__ = ["read_conll", "write_conll", "to_bioes", "wnut16_split", "TrainConfig", "build_network",
            "train_tagger", "evaluate"]
 
@@ -231,24 +233,35 @@ def train_tagger(train: list, dev: list, test: list | None, config: TrainConfig,
                       opt_cls(params, lr=config.lr), compiled=config.compiled, clip_norm=config.clip_norm)
     tagger = SequenceTagger(network, compiled=False)  # dev evaluation: eager, no compilation per bucket
     cache: dict = {}
-    shape = None
-    if config.compiled:  # one padded shape for every batch: the training step compiles once
-        shape = (_bucket(max(len(w) for w, _ in train), TOKEN_BUCKETS),
-                 _bucket(max(len(x) for w, _ in train for x in w), WORD_BUCKETS))
+    longest_word = max(len(x) for w, _ in train for x in w)
+    short = min(SHORT_WORDS, longest_word)
+
+    def shape_of(batch: list) -> tuple | None:
+        """Compiled: every batch padded to the longest training sentence, and to ``SHORT_WORDS`` characters
+        per word unless it holds a longer word (then to the longest training word): two shapes, two
+        compilations of the step."""
+        if not config.compiled:
+            return None
+        width = short if max(len(x) for w, _ in batch for x in w) <= short else longest_word
+        return max(len(w) for w, _ in train), width
+
     history, best, best_state, waited = [], -1.0, None, 0
     for epoch in range(int(config.epochs)):
         start = time.perf_counter()
         order = rng.permutation(len(train))
-        # sentences of similar length share a batch (and a bucket), as few shapes compile
         chunks = [order[i:i + 50 * config.batch_size] for i in range(0, len(order), 50 * config.batch_size)]
-        batches = []
-        for chunk in chunks:
-            chunk = sorted(chunk, key=lambda i: len(train[i][0]))
-            batches += [[train[i] for i in chunk[j:j + config.batch_size]]
-                        for j in range(0, len(chunk), config.batch_size)]
+        # sentences of similar length share a batch; those with a long word are batched together
+        ordered = [i for chunk in chunks
+                   for i in sorted(chunk, key=lambda i: (max(len(x) for x in train[i][0]) > short, len(train[i][0])))]
+        if config.compiled and len(ordered) % config.batch_size and len(ordered) > config.batch_size:
+            # the last batch is filled up with other sentences, so every batch has one batch size
+            ordered += list(rng.choice(ordered[:-(len(ordered) % config.batch_size)],
+                                       config.batch_size - len(ordered) % config.batch_size, replace=False))
+        batches = [[train[i] for i in ordered[j:j + config.batch_size]]
+                   for j in range(0, len(ordered), config.batch_size)]
         rng.shuffle(batches)
         network.train()
-        losses = [trainer.train_step(*_batch_arrays(network, b, cache, shape)) for b in batches]
+        losses = [trainer.train_step(*_batch_arrays(network, b, cache, shape_of(b))) for b in batches]
         network.eval()
         seconds = time.perf_counter() - start
         scores = evaluate(tagger, dev)

@@ -36,7 +36,7 @@ from .charlm import LanguageModel, as_dictionary
 __all__ = ["TokenEmbeddings", "FlairEmbeddings", "PooledFlairEmbeddings", "CharacterEmbeddings",
            "OneHotEmbeddings", "WordStoreEmbeddings", "StackedEmbeddings", "WORD_BUCKETS"]
 
-WORD_BUCKETS = (8, 16, 32, 64)
+WORD_BUCKETS = (16, 32, 64)
 
 
 def _bucket(n: int, buckets: Sequence[int] | None) -> int:
