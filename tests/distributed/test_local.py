@@ -169,3 +169,17 @@ def test_clear_error_without_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ})
     assert "pip install 'spago[ray]'" in out.stdout, out.stderr
+
+
+def test_docs_snippets_run(cluster):
+    """docs/distributed.md: every python block runs, in order, on the module's cluster."""
+    import re
+
+    minilm()
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "distributed.md")
+    with open(doc, encoding="utf-8") as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+    assert blocks
+    namespace: dict = {"__name__": "distributed_guide"}
+    for k, source in enumerate(blocks):
+        exec(compile(source, f"docs/distributed.md block {k}", "exec"), namespace)
