@@ -3,10 +3,12 @@
 each `ray start --block` process group is ended by its id, so nothing else on the machine is touched."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -76,14 +78,8 @@ def two_nodes():
             assert head.poll() is None, open(os.path.join(temp, "ray-start.log")).read()[-2000:]
             time.sleep(1)
         worker = _start(["--address", address], temp)
-        ray.init(address=address, configure_logging=False)
-        for _ in range(120):
-            if len([n for n in ray.nodes() if n["Alive"]]) == 2:
-                break
-            time.sleep(1)
-        yield ray
+        yield address
     finally:
-        ray.shutdown()
         for process in (worker, head):
             if process is not None:
                 _stop(process)
@@ -97,15 +93,31 @@ def two_nodes():
         assert not left, f"Ray processes left running: {left}"
 
 
-def test_embed_on_two_nodes_equals_in_process(two_nodes, tmp_path):
-    import spago.distributed as sd
+DRIVER = """
+import json, sys, time
+import numpy as np, ray
+import spago.distributed as sd
+ray.init(address=sys.argv[1], configure_logging=False, log_to_driver=False)
+for _ in range(120):  # the worker node joins
+    if len([n for n in ray.nodes() if n["Alive"]]) == 2:
+        break
+    time.sleep(1)
+nodes, cpus = len([n for n in ray.nodes() if n["Alive"]]), ray.cluster_resources()["CPU"]
+rows = sorted(sd.embed(sys.argv[2], sys.argv[3], batch_size=4, num_actors=2).take_all(), key=lambda r: r["id"])
+np.save(sys.argv[4], np.array([r["embedding"] for r in rows], dtype=np.float32))
+print(json.dumps({"nodes": nodes, "cpus": cpus}))
+"""
 
+
+def test_embed_on_two_nodes_equals_in_process(two_nodes, tmp_path):
+    """The job runs from its own driver process, as a user's would (this process may hold another session)."""
     model = minilm()
-    alive = [n for n in ray.nodes() if n["Alive"]]
-    assert len(alive) == 2
-    assert ray.cluster_resources()["CPU"] == 2
     path = write_jsonl(str(tmp_path / "texts.jsonl"), [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
-    # two actors of one CPU each on two one-CPU nodes: one actor runs on each node
-    rows = sorted(sd.embed(path, model, batch_size=4, num_actors=2).take_all(), key=lambda r: r["id"])
-    got = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    out = tmp_path / "embeddings.npy"
+    done = subprocess.run([sys.executable, "-c", DRIVER, two_nodes, path, model, str(out)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ})
+    assert done.returncode == 0, done.stderr[-3000:]
+    # two actors of one CPU each on two one-CPU nodes: one actor ran on each node
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"nodes": 2, "cpus": 2.0}
+    got = np.load(out)
     assert np.abs(got - reference_embeddings(model, TEXTS)).max() < 1e-5
