@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     results["rates"] = rate
     results["scaling_efficiency"] = rate["ray_2"] / (2 * rate["ray_1"])
     results["load_after"] = os.getloadavg()
-    print(f"\n| configuration | sentences/s | vs 1 actor | vs in-process |\n|---|---|---|---|")
+    print("\n| configuration | sentences/s | vs 1 actor | vs in-process |\n|---|---|---|---|")
     for name, key in (("in-process pipeline (2 threads)", "in_process"), ("Ray Data, 1 actor (1 CPU)", "ray_1"),
                       ("Ray Data, 2 actors (1 CPU each)", "ray_2")):
         print(f"| {name} | {rate[key]:.1f} | {rate[key] / rate['ray_1']:.2f}x | {rate[key] / rate['in_process']:.2f}x |")
