@@ -206,6 +206,19 @@ def _batch_arrays(network: SequenceTaggerNetwork, sentences: list, cache: dict, 
     return inputs, tag_ids, mask
 
 
+def _precompute_static(network: SequenceTaggerNetwork, sentences: list, cache: dict, batch: int = 64) -> None:
+    """The frozen embeddings (LM states, stored word vectors) of every sentence, computed in batches of
+    ``batch`` sentences (one LM pass each, instead of one per sentence) into ``cache``."""
+    for k, e in enumerate(network.embeddings.embeddings):
+        if not e.static:
+            continue
+        todo = list({tuple(words): words for words, _ in sentences if (k, tuple(words)) not in cache}.values())
+        for i in range(0, len(todo), batch):
+            chunk = todo[i:i + batch]
+            for words, vectors in zip(chunk, e.token_vectors([_tokens(w) for w in chunk])):
+                cache[(k, tuple(words))] = vectors
+
+
 def evaluate(tagger: SequenceTagger, sentences: Sequence[tuple[list[str], list[str]]]) -> dict:
     """Entity micro F1 of the tagger's predictions on gold (words, tags) sentences."""
     predicted = tagger.predict_tokens([_tokens(words) for words, _ in sentences])
@@ -245,6 +258,7 @@ def train_tagger(train: list, dev: list, test: list | None, config: TrainConfig,
         width = short if max(len(x) for w, _ in batch for x in w) <= short else longest_word
         return max(len(w) for w, _ in train), width
 
+    _precompute_static(network, train, cache)
     history, best, best_state, waited = [], -1.0, None, 0
     for epoch in range(int(config.epochs)):
         start = time.perf_counter()

@@ -254,15 +254,17 @@ class SequenceTagger:
         return inputs, mask, length
 
     def embed(self, text: str) -> tuple[list[Token], np.ndarray]:
-        """The tokens and their stacked embeddings (tokens x embedding length, float32)."""
+        """The tokens and their stacked embeddings (tokens x embedding length, float32). A compiled tagger
+        runs its character LMs compiled (at its buckets); the per-word parts run eagerly."""
         from ..autograd import no_grad
 
         tokens = self.tokenize(text)
         if not tokens:
             return tokens, np.zeros((0, self.network.embeddings.embedding_length), np.float32)
-        inputs, _, _ = self._inputs([tokens], compiled=False)
+        inputs, _, _ = self._inputs([tokens], compiled=self.compiled and len(tokens) <= TOKEN_BUCKETS[-1])
         with no_grad():
-            return tokens, self.network.embeddings.concat(inputs).numpy()[0].astype(np.float32)
+            vectors = self.network.embeddings.concat(inputs).numpy()[0, :len(tokens)]
+        return tokens, vectors.astype(np.float32)
 
     def _emissions(self, sentences: list[list[Token]]) -> list[np.ndarray]:
         from ..autograd import no_grad

@@ -3,9 +3,17 @@ milliseconds on every answer). Pydantic checks each request, so a bad one gets a
 response models document the answers in the OpenAPI schema at /docs."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Annotated, Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _integral(value: Any) -> Any:
+    """3.0 is the integer 3 (as JSON Schema says); anything else is left to the strict int check."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]  # an integer field: strict, but 3.0 counts
 
 POOLING_PATTERN = r"^(cls|max|mean|mean_sqrt_len)(\+(cls|max|mean|mean_sqrt_len))*$"
 
@@ -29,8 +37,8 @@ class AnalyzeRequest(Body):
 
 
 class AnswerOptions(Body):
-    maxAnswers: int = Field(3, ge=1, le=100, description="at most this many answers, best first")
-    maxAnswerLength: int = Field(20, ge=1, le=512, description="the longest answer, in tokens")
+    maxAnswers: Int = Field(3, ge=1, le=100, description="at most this many answers, best first")
+    maxAnswerLength: Int = Field(20, ge=1, le=512, description="the longest answer, in tokens")
     minConfidence: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False,
                                  description="drop answers less probable than this")
 
@@ -42,7 +50,7 @@ class AnswerRequest(Body):
 
 
 class PredictOptions(Body):
-    topK: int = Field(5, ge=1, le=100, description="candidates per [MASK]")
+    topK: Int = Field(5, ge=1, le=100, description="candidates per [MASK]")
 
 
 class PredictRequest(Body):
@@ -81,7 +89,7 @@ class SimilarityRequest(Body):
 
 
 class SearchOptions(Body):
-    topK: int = Field(5, ge=1, le=1000)
+    topK: Int = Field(5, ge=1, le=1000)
 
 
 class SearchRequest(Body):
