@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .nlp.ner_cli import register as register_ner
 
     register_ner(sub)  # import-flair, train-ner
+    importlib.import_module("spago.distributed.cli").register(sub)  # distributed embed|tag|answer
     return parser
 
 

@@ -82,13 +82,13 @@ def cache_key(graph: Graph, variant: str = "") -> str:
     import llvmlite
 
     from .. import __version__
-    from .target import host_cpu
+    from .target import CODE_MODEL, host_cpu
 
     from . import parallel
 
     triple, cpu, features = host_cpu()
     text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__,
-                     parallel.setting(), variant])
+                     parallel.setting(), CODE_MODEL, variant])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -24,11 +24,17 @@ def host_cpu() -> tuple[str, str, str]:
     return llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
+# The large code model addresses everything with 64-bit constants: the JIT's code and data sections may land more
+# than 2 GiB apart in a process with big mappings in between (a Ray worker maps its object store), where the
+# default model's 32-bit relative offsets fail to link.
+CODE_MODEL = "large"
+
+
 @functools.lru_cache(maxsize=None)
 def target_machine():
     triple, cpu, features = host_cpu()
     target = llvm.Target.from_triple(triple)
-    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic", codemodel="default")
+    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic", codemodel=CODE_MODEL)
 
 
 def parse_and_optimize(ir_text: str, level: int = 3):

@@ -61,6 +61,10 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {"max_batch": args.max_batch, "batch_wait_ms": args.batch_wait_ms, "timeout": args.timeout,
                "max_request_bytes": args.max_request_bytes, "corpus": args.corpus, "compiled": not args.eager,
                "warm_length": args.warm_length}
+    if args.ray:
+        from ..distributed.cli import serve_on_ray
+
+        return serve_on_ray(args, {k: v for k, v in options.items() if v is not None}, tls)
     scheme = "https" if tls else "http"
     run = {"host": host, "port": port, "log_level": "warning", "access_log": False, **tls}
     if args.workers == 1:
@@ -123,6 +127,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="compile the shapes up to this many tokens before serving (default 128); longer ones "
                         "compile on first use")
     s.add_argument("--eager", action="store_true", help="run the model eagerly, not compiled")
+    s.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead (pip install 'spago[ray]')")
+    s.add_argument("--replicas", type=int, default=1, help="--ray: replicas, each with its own model (default 1)")
+    s.add_argument("--ray-address", help="--ray: the Ray cluster (default: $RAY_ADDRESS, else a local one)")
     s.set_defaults(run=serve_command)
 
     c = sub.add_parser("client", help="call a spago (or Go spaGO) server and print its answer")
