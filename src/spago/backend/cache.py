@@ -84,7 +84,7 @@ def cache_key(graph: Graph, variant: str = "") -> str:
     from .. import __version__
     from .target import host_cpu
 
-    from . import parallel
+    from ..lower import parallel
 
     triple, cpu, features = host_cpu()
     text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__,

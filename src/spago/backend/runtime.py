@@ -239,8 +239,8 @@ class CompiledFunction:
         first step and body kernel whose value differs (debug builds keep every step's body values)."""
         from ..ir.interpreter import Interpreter
         from ..ops.scan import layout, part_specs, run_steps
-        from ..passes.memory import debug_offsets, scan_scratch
-        from ..passes.schedule import alias_root, is_scan_result
+        from ..lower.memory import debug_offsets, scan_scratch
+        from ..lower.schedule import alias_root, is_scan_result
 
         body, length = node.attrs["body"], node.attrs["length"]
         offsets, total = layout(body, length, node.attrs["num_carry"])
@@ -311,12 +311,12 @@ class CompiledFunction:
         return export(self, path, weights)
 
     def memory_plan(self):
-        from ..passes.memory import plan_memory
+        from ..lower.memory import plan_memory
 
         return plan_memory(self.graph)
 
     def report(self) -> dict:
-        from ..passes.memory import graph_report
+        from ..lower.memory import graph_report
 
         rep = graph_report(self.graph, self._manager.records if self._manager is not None else None)
         rep["compile_seconds"] = dict(self._stages)
@@ -383,7 +383,7 @@ def _differs(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 
 def _root(node):
-    from ..passes.schedule import alias_root
+    from ..lower.schedule import alias_root
 
     return alias_root(node)
 

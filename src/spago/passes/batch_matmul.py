@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from ..ops.indexing import normalize_index
 from ..ops.registry import OPS
-from .views import view_of
+from ..lower.views import view_of
 
 
 def _early_rows(a: Node) -> tuple | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group, is_convex, shrink_to_single_output
-from .views import view_chains_feeding
+from ..lower.views import view_chains_feeding
 
 
 def _elementwise(n: Node) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
-from .views import blas_layout, is_view, view_chains_feeding, view_of
+from ..lower.views import blas_layout, is_view, view_chains_feeding, view_of
 
 
 def _operand_chain(operand: Node, users: dict, outputs: set) -> set:

@@ -114,6 +114,6 @@ def _common_scope(scopes: list) -> str:
 
 
 def kernel_count(graph: Graph) -> int:
-    from .schedule import kernels
+    from ..lower.schedule import kernels
 
     return len(kernels(graph))

@@ -324,7 +324,7 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
     fbody, bbody = forward.attrs["body"], backward.attrs["body"]
     fnc, fncar, saved = forward.attrs["num_consts"], forward.attrs["num_carry"], forward.attrs["saved"]
     bnc, bncar = backward.attrs["num_consts"], backward.attrs["num_carry"]
-    from .cse import _hashable
+    from .cse import hashable
 
     canon: dict = {}  # forward body value -> canonical key
     for k, n in enumerate(fbody.inputs):
@@ -336,7 +336,7 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
     for n in fbody.nodes:
         if n.op.name in KEEP_INSIDE or any(i not in canon for i in n.inputs):
             continue
-        canon[n] = (n.op.name, _hashable(n.attrs), n.spec, tuple(canon[i] for i in n.inputs))
+        canon[n] = (n.op.name, hashable(n.attrs), n.spec, tuple(canon[i] for i in n.inputs))
         by_key.setdefault(canon[n], n)
     mapped: dict = {}  # backward body value -> canonical key
     for k, n in enumerate(bbody.inputs):
@@ -356,7 +356,7 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
     for n in bbody.nodes:
         if n.op.name in KEEP_INSIDE or any(i not in mapped for i in n.inputs):
             continue
-        key = (n.op.name, _hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
+        key = (n.op.name, hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
         if key in by_key:
             mapped[n], same[n] = key, by_key[key]
     readers = bbody.users()

@@ -10,7 +10,8 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ..loops import accumulate, broadcast_strides, collapse, for_range, strided_nest
+from ...lower.views import broadcast_strides, collapse
+from ..loops import accumulate, for_range, strided_nest
 from ..types import F32, I64, compute_type, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph

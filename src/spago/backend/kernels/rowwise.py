@@ -11,27 +11,14 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from .. import scalar
-from ..loops import accumulate, broadcast_strides, for_range, outer_extent, strided_nest
+from ...lower.views import broadcast_strides
+from ..loops import accumulate, for_range, strided_nest
+from ...lower.families import REDUCTIONS
 from ..types import I64, compute_type, element_ptr, load, store
 from . import family
 from .reduce import combine, identity
 
-REDUCTIONS = ("sum", "max", "min")
-
-
-def _row_shape_and_strides(node: Node) -> tuple:
-    body = node.attrs["body"]
-    full_shape = next(n for n in body.nodes if n.op.name in REDUCTIONS).inputs[0].shape
-    strides = [broadcast_strides(body.outputs[0].shape, full_shape)[:-1]] + \
-        [broadcast_strides(i.shape, full_shape)[:-1] for i in body.inputs]
-    return full_shape[:-1], strides
-
-
-def rowwise_extent(node: Node) -> int:
-    return outer_extent(*_row_shape_and_strides(node))
-
-
-@family("rowwise", parallel=rowwise_extent)
+@family("rowwise")
 def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     out = body.outputs[0]
