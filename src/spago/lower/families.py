@@ -17,7 +17,7 @@ from .views import broadcast_strides, contiguous as contiguous_strides, is_view,
 def family_of(node: Node) -> str:
     if node.op.name == "fused":
         return node.attrs["pattern"]
-    if node.op.kind == "elementwise":
+    if node.op.elementwise:
         return "elementwise"
     return node.op.name
 
@@ -53,12 +53,9 @@ def elementwise_extent(node: Node) -> int:
     return outer_extent(node.shape, element_strides(node))
 
 
-REDUCTIONS = ("sum", "max", "min")
-
-
 def row_shape_and_strides(node: Node) -> tuple:
     body = node.attrs["body"]
-    full_shape = next(n for n in body.nodes if n.op.name in REDUCTIONS).inputs[0].shape
+    full_shape = next(n for n in body.nodes if n.op.reduction).inputs[0].shape
     strides = [broadcast_strides(body.outputs[0].shape, full_shape)[:-1]] + \
         [broadcast_strides(i.shape, full_shape)[:-1] for i in body.inputs]
     return full_shape[:-1], strides

@@ -186,7 +186,7 @@ def debug_bytes(graph: Graph) -> int:
 def inplace_candidate(node: Node) -> bool:
     if node.op.name == "fused":
         return node.attrs.get("pattern") == "elementwise"
-    return node.op.kind == "elementwise"
+    return node.op.elementwise
 
 
 def aligned_inputs(node: Node) -> list:

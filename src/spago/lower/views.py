@@ -13,12 +13,9 @@ import numpy as np
 
 from ..ir.graph import Node
 
-VIEW_OPS = ("transpose", "reshape", "getitem")
-
-
 def is_view(node: Node) -> bool:
     """A node whose value is its input's memory read differently (a basic slice, not a gather)."""
-    if node.kind != "op" or node.op.name not in VIEW_OPS:
+    if node.kind != "op" or not node.op.view:
         return False
     return node.op.name != "getitem" or not any(e[0] == "array" for e in node.attrs["index"])
 

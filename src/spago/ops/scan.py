@@ -195,7 +195,7 @@ def _scan_grad(g: PartsCotangent, out, *inputs, body, length: int, reverse: bool
 
 scan_op = register(Op("scan", _scan_spec, _scan_kernel, _scan_grad, "loop",
                       doc="A loop over a body Graph; its value packs the final carry and the stacked ys."))
-scan_part_op = register(Op("scan_part", _part_spec, _part_kernel, _part_grad, "view",
+scan_part_op = register(Op("scan_part", _part_spec, _part_kernel, _part_grad, "view", traits={"alias"},
                            doc="One result of a scan: a view of its packed value."))
 
 

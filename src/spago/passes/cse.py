@@ -39,7 +39,7 @@ def cse(graph: Graph) -> Graph:
                 graph.replace_uses(c, keep)
     seen: dict = {}
     for node in list(graph.nodes):
-        if node.op.name == "keep_mask":  # random draws are never merged (their seeds differ anyway)
+        if node.op.effectful:  # random draws are never merged (their seeds differ anyway)
             continue
         keep = seen.setdefault(_key(node), node)
         if keep is not node:

@@ -9,7 +9,7 @@ from ..lower.views import view_chains_feeding
 
 
 def _elementwise(n: Node) -> bool:
-    return n.kind == "op" and n.op.kind == "elementwise"
+    return n.kind == "op" and n.op.elementwise
 
 
 def fuse_elementwise(graph: Graph) -> Graph:

@@ -88,7 +88,7 @@ def _scalar_broadcasts(graph: Graph) -> bool:
     """Elementwise users of ``broadcast_to(scalar const)`` read the scalar directly."""
     changed = False
     for node in graph.nodes:
-        if node.op.kind != "elementwise" or node.op.name == "broadcast_to":
+        if not node.op.elementwise or node.op.name == "broadcast_to":
             continue
         for k, i in enumerate(node.inputs):
             if i.kind == "op" and i.op.name == "broadcast_to" and i.inputs[0].kind == "const" \

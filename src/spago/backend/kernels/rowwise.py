@@ -13,7 +13,6 @@ from ...ir.graph import Node
 from .. import scalar
 from ...lower.views import broadcast_strides
 from ..loops import accumulate, for_range, strided_nest
-from ...lower.families import REDUCTIONS
 from ..types import I64, compute_type, element_ptr, load, store
 from . import family
 from .reduce import combine, identity
@@ -22,7 +21,7 @@ from .reduce import combine, identity
 def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     out = body.outputs[0]
-    reductions = [n for n in body.nodes if n.op.name in REDUCTIONS]
+    reductions = [n for n in body.nodes if n.op.reduction]
     full_shape = reductions[0].inputs[0].shape
     rows, width = full_shape[:-1], full_shape[-1]
     out_ptr, in_ptrs = args[0], list(args[1:])
@@ -37,7 +36,7 @@ def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = 
     uses[out] = uses.get(out, 0) + 1
 
     def is_full(n: Node) -> bool:
-        return n.kind == "op" and n.op.name not in REDUCTIONS and n.shape == full_shape and width != 1
+        return n.kind == "op" and not n.op.reduction and n.shape == full_shape and width != 1
 
     scratch = {}
     with b.goto_entry_block():
@@ -66,7 +65,7 @@ def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = 
         computed: set = set()
         zero = ir.Constant(I64, 0)
         for n in body.nodes:
-            if n.op.name in REDUCTIONS:
+            if n.op.reduction:
                 kind = n.op.name
                 with accumulate(b, width, identity(kind, n.dtype), "j") as loop:
                     loop.carry(combine(b, kind, loop.acc, at(n.inputs[0], loop.index), n.dtype))
