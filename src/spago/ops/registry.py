@@ -67,25 +67,11 @@ class Op:
             raise SpagoError(f"op {self.name!r}: unknown traits {sorted(unknown)}; expected some of {TRAITS}")
         self.traits = frozenset(self.traits) | ({"elementwise"} if self.kind == "elementwise" else set())
 
-    @property
-    def effectful(self) -> bool:
-        return "effectful" in self.traits
-
-    @property
-    def view(self) -> bool:
-        return "view" in self.traits
-
-    @property
-    def alias(self) -> bool:
-        return "alias" in self.traits
-
-    @property
-    def reduction(self) -> bool:
-        return "reduction" in self.traits
-
-    @property
-    def elementwise(self) -> bool:
-        return "elementwise" in self.traits
+    effectful = property(lambda self: "effectful" in self.traits)
+    view = property(lambda self: "view" in self.traits)
+    alias = property(lambda self: "alias" in self.traits)
+    reduction = property(lambda self: "reduction" in self.traits)
+    elementwise = property(lambda self: "elementwise" in self.traits)
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
