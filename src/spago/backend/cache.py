@@ -81,7 +81,7 @@ def cache_key(graph: Graph, variant: str = "") -> str:
     """The entry name for ``graph`` on this host; ``variant`` tells apart builds of one graph (profiling)."""
     import llvmlite
 
-    from .. import __version__
+    from .._version import __version__
     from .target import host_cpu
 
     from ..lower import parallel

@@ -26,9 +26,9 @@ def load_object(obj: bytes, symbol: str, *extra: str) -> int | tuple:
 
     initialised()
     symbols.register()
-    if b"spago_parallel_for" in obj:  # threaded kernels: the pool must exist before linking
-        from .threadpool import pool
+    from .threadpool import SYMBOL, pool
 
+    if SYMBOL.encode() in obj:  # threaded kernels: the pool must exist before linking
         pool()
     with _lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())

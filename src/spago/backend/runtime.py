@@ -17,11 +17,13 @@ import numpy as np
 from ..errors import SpagoError
 from ..ir.graph import Graph
 from ..ir.pytree import flatten, unflatten
+from ..layout import ALIGNMENT
 from ..tensor import Tensor
 from .codegen import Lowered
 from .jit import ENTRY_TYPE
+from .threadpool import SYMBOL
 
-ALIGN = 64
+ALIGN = ALIGNMENT
 PREFAULT_BYTES = 1 << 22
 
 
@@ -57,7 +59,7 @@ class CompiledFunction:
         self._manager = manager
         self._object = object_code
         self.check = check
-        self._threaded = object_code is not None and b"spago_parallel_for" in object_code
+        self._threaded = object_code is not None and SYMBOL.encode() in object_code
         if self._threaded:
             from .blas import use_one_blas_thread
 

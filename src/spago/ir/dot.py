@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import SpagoError
+from ..files import atomic_write
 from .graph import Graph, Node, format_attr
 
 STYLES = {
@@ -14,11 +15,6 @@ STYLES = {
     "op": dict(shape="box", style="rounded,filled", fillcolor="#ffffff", color="#404040"),
     "output": dict(shape="doubleoctagon", style="filled", fillcolor="#fdd0a2", color="#e6550d"),
 }
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\<").replace(">", "\\>") \
-        .replace("{", "\\{").replace("}", "\\}").replace("|", "\\|")
 
 
 def node_label(n: Node, max_attr_chars: int = 60) -> str:
@@ -110,13 +106,5 @@ def render(graph: Graph, path: str, format: str | None = None, **options) -> str
                              "(apt-get install graphviz)") from None
         except (graphviz.CalledProcessError, ValueError) as exc:
             raise SpagoError(f"graphviz could not render format {fmt!r}: {exc}") from None
-    atomic_write(path, data)
+    atomic_write(path, data, parents=True)
     return path
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write to a named temporary file beside ``path``, then rename, so no half-written file is ever seen."""
-    from ..files import atomic_write as write
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write(path, data)

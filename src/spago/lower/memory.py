@@ -14,9 +14,9 @@ from typing import Sequence
 
 from ..errors import SpagoError
 from ..ir.graph import Graph, Node
+from ..layout import ALIGNMENT
 from .schedule import alias_root, is_alias, is_scan_result
 
-ALIGNMENT = 64
 
 
 @dataclass
@@ -115,9 +115,9 @@ class MemoryPlan:
         return "\n".join(parts)
 
     def render(self, path: str) -> str:
-        from ..ir.dot import atomic_write
+        from ..files import atomic_write
 
-        atomic_write(path, self.to_svg().encode())
+        atomic_write(path, self.to_svg().encode(), parents=True)
         return path
 
 

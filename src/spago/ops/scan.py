@@ -23,9 +23,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import SpagoError, ShapeError
+from ..layout import ALIGNMENT
 from .registry import Op, Spec, bind, register
 
-ALIGN = 64
+ALIGN = ALIGNMENT
 
 
 def _aligned(n: int) -> int:

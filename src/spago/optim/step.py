@@ -82,14 +82,14 @@ class CompiledStep:
         return train_step
 
     def _specialize(self, batch: tuple):
-        from ..compiler import _signature, compile
+        from ..compiler import signature, compile
         from ..ir.tracer import trace
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
         hyper = tuple(sorted((k, v) for k, v in self.optimizer.hyperparameters().items() if k != "lr"))
         # train() / eval() changes what the step computes (dropout); hyperparameters other than lr are constants
-        key = (_signature(batch, {}), modes, hyper)
+        key = (signature(batch, {}), modes, hyper)
         params = self.optimizer.params
         hit = self._cache.get(key)
         if hit is not None and all(p._value is v for p, v in zip(params, hit[2])):

@@ -14,6 +14,7 @@ nodes, so the reference interpreter runs it unchanged.
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..layout import FLOAT32_BYTES
 from ..lower.attention import attention_plans
 from .fusion import fuse_group
 
@@ -57,7 +58,7 @@ def fusable(scores: Node, softmax: Node, context: Node) -> bool:
             or second.epilogue:
         return False
     return (first.groups, first.rows) == (second.groups, second.rows) and first.n == second.k \
-        and first.block_rows * first.n * 4 <= MAX_TILE_BYTES \
+        and first.block_rows * first.n * FLOAT32_BYTES <= MAX_TILE_BYTES \
         and scores.dtype == softmax.dtype == context.dtype and scores.dtype.name == "float32"
 
 

@@ -17,6 +17,7 @@ memory saved. Add it where the intermediate's memory matters more::
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..layout import FLOAT32_BYTES
 from ..lower.matmul import matmul_plan
 from ..lower.mlp import BLOCK_ROWS
 from .fusion import fuse_group
@@ -43,7 +44,7 @@ def fusable(first: Node, second: Node) -> bool:
         return False  # the first writes plain rows, which the second reads as its left matrix
     if p2.operands[0][0] != second.inputs.index(first) or second.inputs.count(first) != 1:
         return False
-    return BLOCK_ROWS * p1.n * 4 <= MAX_SCRATCH_BYTES
+    return BLOCK_ROWS * p1.n * FLOAT32_BYTES <= MAX_SCRATCH_BYTES
 
 
 def fuse_mlp(graph: Graph) -> Graph:

@@ -12,10 +12,6 @@ from ..ir.graph import Graph, Node
 from ..ops.fused import fused_op
 
 
-def users_map(graph: Graph) -> dict:
-    return graph.users()
-
-
 def group_outputs(graph: Graph, members: set, users: dict) -> list:
     """Members read from outside the group or returned by the graph."""
     outs = set(graph.outputs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...ir.graph import Node
+from ...layout import ALIGNMENT
 from ...lower.attention import attention_parts, attention_plans
 from .. import scalar
 from ..loops import accumulate, for_range
@@ -46,11 +47,11 @@ def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None 
     in_registers = REGISTER_TILES and _tile_vectors(keys) and _tile_vectors(second.n) and second.b_strides[1] == 1
     with b.goto_entry_block():
         tile = b.alloca(F32, size=ir.Constant(I64, first.block_rows * keys), name="scores")
-        tile.align = 64
+        tile.align = ALIGNMENT
         tile.type = PTR  # as LLVM sees it (opaque): llvmlite would refuse vector stores through a float*
         if in_registers:  # the keys, transposed so that the scores product reads rows
             packed = b.alloca(F32, size=ir.Constant(I64, first.k * keys), name="keys")
-            packed.align = 64
+            packed.align = ALIGNMENT
             packed.type = PTR
     m_slot = constant_slot(b, I32, 0)
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, first.items))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...ir.graph import Node
+from ...layout import ALIGNMENT
 from ...lower.mlp import mlp_parts, mlp_plans
 from ..loops import for_range
 from ..types import F32, I32, I64, PTR, element_ptr
@@ -35,7 +36,7 @@ def emit_mlp(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None
 
     with b.goto_entry_block():
         scratch = b.alloca(F32, size=ir.Constant(I64, p1.block_rows * wide), name="intermediate")
-        scratch.align = 64
+        scratch.align = ALIGNMENT
         scratch.type = PTR  # as LLVM sees it (opaque)
     m_slot, n1_slot, n2_slot = constant_slot(b, I32, 0), constant_slot(b, I32, p1.n), constant_slot(b, I32, p2.n)
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, p1.items))
