@@ -7,3 +7,5 @@ pass marked, ``parallel`` holds the thread settings, and ``matmul``, ``attention
 ``families`` cut kernels into work items (plans and outer-loop extents). Imports run
 ``passes -> lower -> ir`` and ``backend -> lower -> ir``; see docs/architecture.md.
 """
+
+__all__ = ["attention", "families", "matmul", "memory", "mlp", "parallel", "regions", "schedule", "views"]
