@@ -66,8 +66,8 @@ def _transpose_grad(g, y, x, axes):
     return (transpose(g, tuple(int(i) for i in np.argsort(axes))),)
 
 
-transpose_op = register(Op("transpose", _transpose_spec, lambda x, axes: np.transpose(x, axes), _transpose_grad, "shape",
-                           traits={"view"}))
+transpose_op = register(Op("transpose", _transpose_spec, lambda x, axes: np.transpose(x, axes), _transpose_grad,
+                           "shape", traits={"view"}))
 
 
 def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:

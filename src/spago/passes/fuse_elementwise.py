@@ -16,8 +16,9 @@ def fuse_elementwise(graph: Graph) -> Graph:
     users = graph.users()
     outputs = set(graph.outputs)
     taken: set = set()
+    fused_away: set = set()  # members of groups already fused (no longer in the graph)
     for seed in reversed([n for n in graph.nodes if _elementwise(n)]):  # from the last, so groups end at outputs
-        if seed in taken or not _elementwise(seed) or seed not in set(graph.nodes):
+        if seed in taken or not _elementwise(seed) or seed in fused_away:
             continue
         shape = seed.shape
         group, stack = {seed}, [seed]
@@ -36,6 +37,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
         fused = fuse_group(graph, group, "elementwise", users)
         if fused is not None:
             taken.add(fused)
+            fused_away |= group
         else:
             taken.update(group)
     return graph

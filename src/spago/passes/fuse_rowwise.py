@@ -31,8 +31,9 @@ def _in_domain(n: Node, rows: tuple, width: int) -> bool:
 def fuse_rowwise(graph: Graph) -> Graph:
     users = graph.users()
     taken: set = set()
+    fused_away: set = set()  # members of groups already fused (no longer in the graph)
     for seed in [n for n in graph.nodes if _row_reduction(n) is not None]:
-        if seed in taken or seed not in set(graph.nodes):
+        if seed in taken or seed in fused_away:
             continue
         rows, width = _row_reduction(seed)
         group = {seed}
@@ -50,4 +51,5 @@ def fuse_rowwise(graph: Graph) -> Graph:
         fused = fuse_group(graph, group, "rowwise", users)
         if fused is not None:
             taken.add(fused)
+            fused_away |= group
     return graph
