@@ -16,7 +16,7 @@ def main() -> str:
 
     import spago as sp
     from _common import table
-    from spago.passes.memory import plan_memory
+    from spago.lower.memory import plan_memory
     from tests.passes.models import attention_args, encoder, mlp
 
     rng = np.random.default_rng(0)

@@ -52,7 +52,7 @@ def main(repeats: int = 10, without: tuple = ()) -> str:
 
     import spago as sp
     from spago import optim
-    from spago.backend import parallel
+    from spago.lower import parallel
     from spago.passes import default_passes
     from _common import measure, table
 

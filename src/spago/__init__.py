@@ -8,7 +8,7 @@ from .ops import Spec  # noqa: F401
 from . import ops  # noqa: F401
 from .ops import random  # noqa: F401  (spago.random.Generator; a module, so not in __all__)
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401,E402
 
 
 def spec(shape, dtype="float32") -> Spec:

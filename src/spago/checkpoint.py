@@ -61,7 +61,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: Any = None, optimizer: An
                     **extra: Any) -> None:
     """Write ``model`` (parameters and buffers), ``optimizer`` (hyperparameters, step count, state arrays),
     the position of ``generator`` and the keyword values ``extra`` to one safetensors file, atomically."""
-    from . import __version__
+    from ._version import __version__
     from .nn.module import Module
     from .ops.random import Generator
     from .optim.optimizer import Optimizer

@@ -188,7 +188,7 @@ def _donated_nodes(graph: Graph, donate: dict) -> dict:
     return nodes
 
 
-def _signature(args: tuple, kwargs: dict) -> tuple:
+def signature(args: tuple, kwargs: dict) -> tuple:
     """What a specialisation depends on: the argument structure, array shapes and dtypes, static values."""
     import numpy as np
 
@@ -232,7 +232,7 @@ class JitFunction:
 
     def specialize(self, *args: Any, **kwargs: Any):
         """The compiled function for these arguments (compiling it if needed)."""
-        key = _signature(args, kwargs)
+        key = signature(args, kwargs)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:

@@ -98,16 +98,19 @@ def remove_stale_temps(folder: str) -> list[str]:
     return removed
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | bytes, mode: int | None = None) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | bytes, mode: int | None = None,
+                 parents: bool = False) -> None:
     """Write ``path`` through a named temporary beside it, then rename it into place. A failure leaves ``path``
     as it was and removes the temporary. The new file keeps the mode of the one it replaces, else ``mode``,
     else ``0o666`` less the umask.
 
     ``write`` is the bytes, or a function given a path to write (``write(tmp_path)``); that path lies in a
     private temp folder, so whatever temp files the writer makes of its own (safetensors makes ``.tmpXXXXXX``)
-    are inside it too, and go with it if the process is killed."""
+    are inside it too, and go with it if the process is killed. ``parents`` creates missing folders first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if parents:
+        os.makedirs(folder, exist_ok=True)
     if not os.path.isdir(folder):
         raise SpagoError(f"cannot write {path}: folder {folder} does not exist")
     remove_stale_temps(folder)

@@ -237,7 +237,7 @@ def _file_dtype(arrays: list) -> str | None:
 
 def save(module: Any, path: str | os.PathLike) -> None:
     """Write every parameter of ``module`` and its constructor config to one safetensors file, atomically."""
-    from . import __version__
+    from ._version import __version__
     from .nn.module import Module
 
     if not isinstance(module, Module):

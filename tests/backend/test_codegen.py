@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spago as sp
-from spago.backend import parallel
+from spago.lower import parallel
 from tests.passes.models import attention_args, attention_block, layer_norm, rms_norm
 
 rng = np.random.default_rng(0)

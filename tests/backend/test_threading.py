@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import spago as sp
-from spago.backend import parallel
-from spago.backend.kernels.matmul import matmul_plan
+from spago.lower import parallel
+from spago.lower.matmul import matmul_plan
 
 rng = np.random.default_rng(0)
 
@@ -123,7 +123,7 @@ def test_workers_sleep_when_idle_and_wake_for_the_next_call():
 def test_register_tiled_products_match_numpy(m, k, n, a_transposed, threads, monkeypatch):
     """Few rows, contiguous weight rows, one thread: the product runs register tiles instead of BLAS
     (with two threads, BLAS on blocks split across them)."""
-    from spago.backend.kernels.matmul import _tiled
+    from spago.lower.matmul import tiled as _tiled
 
     monkeypatch.setenv("SPAGO_NUM_THREADS", threads)
     a = rng.standard_normal((k, m) if a_transposed else (m, k)).astype(np.float32)

@@ -254,3 +254,25 @@ def test_a_training_step_groups_backward_and_optimiser():
     source = step.compiled.source_graph.to_dot()
     for label in ('label="0 (Linear)"', 'label=backward', 'label="optimizer (Adam)"'):
         assert label in source, label
+
+def test_nodes_are_created_placed_and_erased_through_the_graph():
+    """The mutation API: create a node, place it before / after an anchor, replace uses, erase the old."""
+    import numpy as np
+    import pytest
+
+    from spago.ir.graph import Graph, IRError
+    from spago.ops.registry import OPS, Spec
+
+    g = Graph("g")
+    x = g.add_input(Spec((3,), np.float32), "x")
+    e = g.add_op(OPS["exp"], [x], {})
+    g.outputs = [e]
+    t = g.insert_before(e, g.create_node("tanh", [x]))
+    n = g.insert_after(t, g.create_node("neg", [t], name="minus"))
+    assert g.nodes == [t, n, e] and n.name == "minus" and n.spec == x.spec
+    with pytest.raises(IRError, match="still read"):
+        g.erase(t)
+    assert g.replace_all_uses_with(e, n) == 1 and g.outputs == [n]
+    g.erase(e)
+    assert g.nodes == [t, n]
+    g.verify()

@@ -299,7 +299,7 @@ def test_shadow_check_names_the_step_and_the_body_kernel(monkeypatch):
 
 
 def test_a_bidirectional_lstm_keeps_its_directions_in_two_branches(monkeypatch):
-    from spago.backend import parallel
+    from spago.lower import parallel
 
     monkeypatch.setattr(parallel, "enabled", lambda: True)
     monkeypatch.setattr(parallel, "threads", lambda: 2)

@@ -331,7 +331,7 @@ def test_compiled_step_writes_parameters_and_state_in_place(name):
     step = optim.compile_step(ce_loss, model, opt, x, YB)
     arrays = [p._value for p in model.parameters()]
     step(x, YB)
-    from spago.passes.schedule import alias_root
+    from spago.lower.schedule import alias_root
 
     graph = step.compiled.graph
     for k, source in enumerate(step.compiled._lowered.outputs[1:], 1):  # all but the loss

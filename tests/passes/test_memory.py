@@ -10,7 +10,7 @@ from hypothesis import given, settings
 
 import spago as sp
 from spago.passes import optimize
-from spago.passes.memory import plan_memory
+from spago.lower.memory import plan_memory
 
 from .dags import random_graphs
 from .models import attention_args, encoder, mlp

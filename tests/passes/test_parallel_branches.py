@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 import spago as sp
 from spago.passes import default_passes, optimize
-from spago.passes.memory import plan_memory
+from spago.lower.memory import plan_memory
 from spago.passes.parallel_branches import estimate_ns, multiply_adds, parallel_branches, regions
 
 from .dags import random_graphs

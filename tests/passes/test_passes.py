@@ -14,7 +14,7 @@ from spago.passes.constant_folding import constant_folding
 from spago.passes.cse import cse
 from spago.passes.dce import dce
 from spago.passes.freeze import freeze_params
-from spago.passes.memory import plan_memory
+from spago.lower.memory import plan_memory
 from spago.passes.simplify import simplify
 
 from .dags import random_graphs

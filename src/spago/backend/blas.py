@@ -18,9 +18,6 @@ import llvmlite.binding as llvm
 
 from ..errors import SpagoError
 
-INT_BITS = 32  # scipy's OpenBLAS is LP64: integers are 32-bit
-
-
 def _capsule_address(capsule) -> int:
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]

@@ -81,10 +81,10 @@ def cache_key(graph: Graph, variant: str = "") -> str:
     """The entry name for ``graph`` on this host; ``variant`` tells apart builds of one graph (profiling)."""
     import llvmlite
 
-    from .. import __version__
+    from .._version import __version__
     from .target import CODE_MODEL, host_cpu
 
-    from . import parallel
+    from ..lower import parallel
 
     triple, cpu, features = host_cpu()
     text = "|".join([graph_fingerprint(graph), triple, cpu, features, __version__, llvmlite.__version__,

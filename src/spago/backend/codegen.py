@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 from ..ir.graph import Graph, Node
-from ..passes.parallel_branches import regions
-from ..passes.schedule import alias_root, byte_offset, is_alias, is_scan_result
-from .kernels import PARALLEL, emitter_for, family_of
+from ..lower.regions import regions
+from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
+from ..lower.families import family_of, parallel_extent
+from .kernels import emitter_for
 from .types import I8, I32, I64, PTR, VOID, load_pointer, pointer_table
 
 ENTRY = "spago_entry"
@@ -49,7 +50,7 @@ class Lowered:
 def plan_offsets(graph: Graph, output_roots: set, debug: bool = False) -> tuple[dict, int]:
     """Arena offsets of intermediates, from the memory planner (``debug``: no reuse at all, so every
     intermediate can be read back after a call)."""
-    from ..passes.memory import debug_offsets, plan_memory
+    from ..lower.memory import debug_offsets, plan_memory
 
     if debug:
         return debug_offsets(graph, output_roots)
@@ -120,7 +121,7 @@ def lower(graph: Graph, name: str = "spago", debug: bool = False, profile: bool 
     emit = _Emitter(module, graph, offsets, output_slot, const_index, input_index,
                     _profile_counters(module, len(calls) + 1) if profile else None, written_over, status, debug)
     begin = emit.clock(b)
-    frame = _Frame(b, entry.args)
+    frame = Frame(b, entry.args)
     region_at = {r.start: r for r in regions(graph)}
     t = 0
     while t < len(graph.nodes):
@@ -143,7 +144,7 @@ CHECKED = ("take", "scatter_add")  # kernel families given a status slot (their 
 STATUS_BYTES = 16
 
 
-class _Frame:
+class Frame:
     """A function being emitted: its builder, the four pointer tables, and the data pointers it has
     loaded so far (each function loads its own)."""
 
@@ -182,7 +183,7 @@ class _Emitter:
     def clock(self, b: ir.IRBuilder):
         return b.call(self._clock, []) if self._clock is not None else None
 
-    def pointer(self, frame: _Frame, n: Node) -> ir.Value:
+    def pointer(self, frame: Frame, n: Node) -> ir.Value:
         ptr = frame.ptrs.get(n)
         if ptr is not None:
             return ptr
@@ -205,7 +206,7 @@ class _Emitter:
         frame.ptrs[n] = ptr
         return ptr
 
-    def inplace_inputs(self, frame: _Frame, n: Node) -> tuple:
+    def inplace_inputs(self, frame: Frame, n: Node) -> tuple:
         """The inputs whose arena buffer ``n`` writes over (the planner gives an input and its reader one
         offset only then: an input is alive while its reader runs), or the donated input it writes into."""
         if n in self.written_over:
@@ -216,7 +217,7 @@ class _Emitter:
         return tuple(k for k, i in enumerate(n.inputs)
                      if i.shape == n.shape and offsets.get(alias_root(i)) == offsets[n])
 
-    def status_pointer(self, frame: _Frame, n: Node) -> ir.Value:
+    def status_pointer(self, frame: Frame, n: Node) -> ir.Value:
         """Where a checking kernel (or a loop of them) reports bad data: its slot at the arena's end, the
         enclosing loop's slot inside a loop body, or nowhere (null) for a loop that checks nothing."""
         if frame.inner:
@@ -225,7 +226,7 @@ class _Emitter:
             return frame.b.gep(frame.tables[3], [ir.Constant(I64, self.status[n])], inbounds=True, source_etype=I8)
         return ir.Constant(PTR, None)
 
-    def node(self, frame: _Frame, n: Node) -> None:
+    def node(self, frame: Frame, n: Node) -> None:
         if is_alias(n):
             return
         b = frame.b
@@ -257,7 +258,7 @@ class _Emitter:
             _count(b, self.counters, len(self.kernels), b.sub(self.clock(b), before))
         self.kernels.append((fn.name, n))
 
-    def region(self, frame: _Frame, region) -> None:
+    def region(self, frame: Frame, region) -> None:
         """One function per branch; the entry hands ``region_worker(tables, start, end)`` — which runs
         branches [start, end) in turn — to the pool, so each thread takes a branch (or, when the pool is
         busy or absent, the calling thread runs them all in order)."""
@@ -267,7 +268,7 @@ class _Emitter:
             fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR] * len(TABLES)), f"{name}_branch{k}")
             fn.linkage = "internal"
             fn.attributes.add("noinline")
-            inner = _Frame(ir.IRBuilder(fn.append_basic_block("entry")), fn.args)
+            inner = Frame(ir.IRBuilder(fn.append_basic_block("entry")), fn.args)
             for n in nodes:
                 self.node(inner, n)
             inner.b.ret_void()
@@ -303,7 +304,7 @@ def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:
     parameter of the same shape and dtype): every other kernel that reads ``target`` runs before it, none
     beside it in another branch of its region, and it reads ``target`` itself (if at all) element for
     element as an elementwise kernel — so each element is read before it is overwritten, and only then."""
-    from ..passes.memory import _aligned_inputs, _inplace_candidate
+    from ..lower.memory import aligned_inputs, inplace_candidate
 
     writer = alias_root(output)
     if (writer.kind != "op" or target.kind not in ("input", "param") or output.shape != target.shape
@@ -315,7 +316,7 @@ def safe_to_write_over(graph: Graph, output: Node, target: Node) -> bool:
         reads = any(alias_root(i) is target for i in n.inputs)
         if n is writer:
             after = True
-            aligned = {alias_root(i) for i in _aligned_inputs(n)} if _inplace_candidate(n) else set()
+            aligned = {alias_root(i) for i in aligned_inputs(n)} if inplace_candidate(n) else set()
             if reads and (target not in aligned
                           or any(alias_root(i) is target and i.shape != n.shape for i in n.inputs)):
                 return False
@@ -386,26 +387,11 @@ def _reading(args: list, inplace: tuple) -> list:
     return args
 
 
-def parallel_extent(node: Node) -> int:
-    """The outer loop extent to split across threads, or 0 to run the kernel on one thread."""
-    from . import parallel
-    from .kernels import _load_families
-
-    _load_families()
-    family = family_of(node)
-    extent_of = PARALLEL.get(family)
-    if extent_of is None or parallel.threads_for(node) < 2:
-        return 0  # no pool, or the kernel runs inside a branch of a parallel region: on its branch's thread
-    if family != "matmul" and node.spec.size < parallel.MIN_ELEMENTS:
-        return 0  # a matrix product judges its own work (multiply-adds, not output size)
-    return extent_of(node)
-
-
 def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: Node, extent: int,
                    inplace: tuple = ()) -> None:
     """The kernel hands its pointers to ``spago_parallel_for`` (see `threadpool`), which runs the body
     on chunks [start, end) of the outer loop on the calling thread and the pool's workers."""
-    from . import parallel
+    from ..lower import parallel
 
     chunk = max(1, extent // (min(parallel.threads(), extent) * 4))
     worker = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), fn.name + "_worker")

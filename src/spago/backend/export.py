@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import SpagoError
-from ..ir.dot import atomic_write
+from ..files import atomic_write
+from ..layout import ALIGNMENT
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import CompiledFunction
 
 _C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t", "bool": "uint8_t"}
-ALIGN = 64
+ALIGN = ALIGNMENT
 
 _GEMM = r"""
 /* Column-major GEMM with BLAS's interface (C = alpha*op(A)*op(B) + beta*C), as called by the kernels. */
@@ -210,10 +211,10 @@ def export(cf: "CompiledFunction", path: str, weights: str = "embed", cc: str | 
             raise SpagoError(f"export: linking with {compiler} failed:\n{done.stderr.strip()}")
         out = {"library": path + ".so", "header": path + ".h"}
         with open(lib, "rb") as f:
-            atomic_write(out["library"], f.read())
-        atomic_write(out["header"], header.encode())
+            atomic_write(out["library"], f.read(), parents=True)
+        atomic_write(out["header"], header.encode(), parents=True)
         if weights == "file":
             head = f"SPAGOW1 {fingerprint}".encode()
-            atomic_write(path + ".weights", head + b"\0" * (ALIGN - len(head)) + blob)
+            atomic_write(path + ".weights", head + b"\0" * (ALIGN - len(head)) + blob, parents=True)
             out["weights"] = path + ".weights"
     return out

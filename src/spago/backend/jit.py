@@ -7,7 +7,7 @@ import threading
 
 import llvmlite.binding as llvm
 
-from .target import _initialised, emit_object, parse_and_optimize, target_machine
+from .target import emit_object, initialised, parse_and_optimize, target_machine
 
 _lock = threading.Lock()
 _engines: list = []  # engines must outlive the functions they hold
@@ -24,11 +24,11 @@ def load_object(obj: bytes, symbol: str, *extra: str) -> int | tuple:
     names: a tuple of all their addresses, in order)."""
     from . import symbols
 
-    _initialised()
+    initialised()
     symbols.register()
-    if b"spago_parallel_for" in obj:  # threaded kernels: the pool must exist before linking
-        from .threadpool import pool
+    from .threadpool import SYMBOL, pool
 
+    if SYMBOL.encode() in obj:  # threaded kernels: the pool must exist before linking
         pool()
     with _lock:
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())

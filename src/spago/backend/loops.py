@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from llvmlite import ir
 
-from ..passes.views import contiguous as contiguous_strides  # noqa: F401 (re-exported for kernels)
+from ..lower.views import collapse
 from .types import I64
 
 
@@ -47,38 +47,6 @@ def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, carried: 
     index.add_incoming(b.add(index, ir.Constant(I64, step), name=f"{name}.next"), b.block)
     b.branch(header)
     b.position_at_end(exit_)
-
-
-def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int], strides: Sequence[int] | None = None) -> tuple:
-    """Element strides that read a ``shape`` buffer as if broadcast to ``out_shape`` (0 on broadcast axes)."""
-    strides = contiguous_strides(shape) if strides is None else tuple(strides)
-    lead = len(out_shape) - len(shape)
-    out = [0] * lead
-    for d, s, o in zip(shape, strides, out_shape[lead:]):
-        out.append(0 if d == 1 and o != 1 else s)
-    return tuple(out)
-
-
-def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tuple, list]:
-    """Merge adjacent axes that every operand walks contiguously, and drop axes of size 1."""
-    dims = [(n, [s[k] for s in strides]) for k, n in enumerate(shape) if n != 1]
-    merged: list = []
-    for n, ss in dims:
-        if merged:
-            pn, ps = merged[-1]
-            if all(p == s * n for p, s in zip(ps, ss)):
-                merged[-1] = (pn * n, ss)
-                continue
-        merged.append((n, ss))
-    new_shape = tuple(n for n, _ in merged)
-    new_strides = [tuple(ss[k] for _, ss in merged) for k in range(len(strides))]
-    return new_shape, new_strides
-
-
-def outer_extent(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> int:
-    """Trip count of the outermost loop ``strided_nest`` would emit (what a parallel split divides)."""
-    collapsed, _ = collapse(shape, strides)
-    return collapsed[0] if collapsed else 1
 
 
 @contextlib.contextmanager

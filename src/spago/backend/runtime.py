@@ -17,11 +17,13 @@ import numpy as np
 from ..errors import SpagoError
 from ..ir.graph import Graph
 from ..ir.pytree import flatten, unflatten
+from ..layout import ALIGNMENT
 from ..tensor import Tensor
 from .codegen import Lowered
 from .jit import ENTRY_TYPE
+from .threadpool import SYMBOL
 
-ALIGN = 64
+ALIGN = ALIGNMENT
 PREFAULT_BYTES = 1 << 22
 
 
@@ -57,7 +59,7 @@ class CompiledFunction:
         self._manager = manager
         self._object = object_code
         self.check = check
-        self._threaded = object_code is not None and b"spago_parallel_for" in object_code
+        self._threaded = object_code is not None and SYMBOL.encode() in object_code
         if self._threaded:
             from .blas import use_one_blas_thread
 
@@ -239,8 +241,8 @@ class CompiledFunction:
         first step and body kernel whose value differs (debug builds keep every step's body values)."""
         from ..ir.interpreter import Interpreter
         from ..ops.scan import layout, part_specs, run_steps
-        from ..passes.memory import debug_offsets, scan_scratch
-        from ..passes.schedule import alias_root, is_scan_result
+        from ..lower.memory import debug_offsets, scan_scratch
+        from ..lower.schedule import alias_root, is_scan_result
 
         body, length = node.attrs["body"], node.attrs["length"]
         offsets, total = layout(body, length, node.attrs["num_carry"])
@@ -311,12 +313,12 @@ class CompiledFunction:
         return export(self, path, weights)
 
     def memory_plan(self):
-        from ..passes.memory import plan_memory
+        from ..lower.memory import plan_memory
 
         return plan_memory(self.graph)
 
     def report(self) -> dict:
-        from ..passes.memory import graph_report
+        from ..lower.memory import graph_report
 
         rep = graph_report(self.graph, self._manager.records if self._manager is not None else None)
         rep["compile_seconds"] = dict(self._stages)
@@ -383,7 +385,7 @@ def _differs(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 
 def _root(node):
-    from ..passes.schedule import alias_root
+    from ..lower.schedule import alias_root
 
     return alias_root(node)
 

@@ -1,7 +1,7 @@
 """Scalar lowerings of the elementwise primitives: how one element of each op is computed in LLVM IR.
 
 The elementwise kernel family (and the bodies of fused kernels) call ``emit`` once per node per element;
-the loop around it is what vectorises. Each lowering is also installed as its op's ``lowering`` slot.
+the loop around it is what vectorises. Kernels look lowerings up here by op name.
 
 A lowering is ``fn(b, args, attrs, in_dtypes, out_dtype) -> ir.Value`` where ``args`` are compute-type
 values (floats as float/double, ints as i32/i64, bool as i1).
@@ -23,7 +23,6 @@ LOWERINGS: dict[str, Callable] = {}
 def lowering(name: str):
     def deco(fn):
         LOWERINGS[name] = fn
-        OPS[name].lowering = fn
         return fn
 
     return deco

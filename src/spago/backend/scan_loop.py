@@ -14,8 +14,8 @@ from llvmlite import ir
 
 from ..ir.graph import Node
 from ..ops.scan import layout
-from ..passes.memory import debug_offsets, scan_scratch
-from ..passes.schedule import alias_root, byte_offset, is_alias, is_scan_result
+from ..lower.memory import debug_offsets, scan_scratch
+from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
 from .loops import for_range
 from .types import I1, I8, I64, PTR, VOID
 
@@ -40,7 +40,7 @@ def body_offsets(node: Node, debug: bool) -> tuple[dict, int]:
 
 
 def loop_function(emitter, node: Node, index: int) -> ir.Function:
-    from .codegen import _Frame
+    from .codegen import Frame
 
     body, length, reverse = node.attrs["body"], node.attrs["length"], node.attrs["reverse"]
     nc, ncar = node.attrs["num_consts"], node.attrs["num_carry"]
@@ -66,7 +66,7 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
         odd = b.trunc(step, I1)
         cur, nxt = b.select(odd, second, first), b.select(odd, first, second)
         base = _at(b, arena, b.mul(t, ir.Constant(I64, step_bytes))) if step_bytes else arena
-        frame = _Frame(b, [None, None, consts, None], inner_offsets, inner=True, status=status)
+        frame = Frame(b, [None, None, consts, None], inner_offsets, inner=True, status=status)
         for k, n in enumerate(body.inputs):
             if k < nc:
                 frame.ptrs[n] = ins[k]

@@ -10,7 +10,7 @@ _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=None)
-def _initialised() -> bool:
+def initialised() -> bool:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     llvm.initialize_native_asmparser()
@@ -20,7 +20,7 @@ def _initialised() -> bool:
 @functools.lru_cache(maxsize=None)
 def host_cpu() -> tuple[str, str, str]:
     """(triple, cpu name, feature string) of this machine."""
-    _initialised()
+    initialised()
     return llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
@@ -39,7 +39,7 @@ def target_machine():
 
 def parse_and_optimize(ir_text: str, level: int = 3):
     """Parse LLVM IR, verify it, and run the new pass manager's O``level`` pipeline on it."""
-    _initialised()
+    initialised()
     with _lock:  # LLVM's global state is not thread-safe
         module = llvm.parse_assembly(ir_text)
         module.verify()

@@ -325,6 +325,6 @@ class Pool:
 @functools.lru_cache(maxsize=None)
 def pool() -> Pool:
     """Start the pool (once): ``parallel.threads() - 1`` workers beside the calling thread."""
-    from . import parallel
+    from ..lower import parallel
 
     return Pool(max(parallel.threads() - 1, 0))

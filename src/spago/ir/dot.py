@@ -7,6 +7,7 @@ import shutil
 import threading
 
 from ..errors import SpagoError
+from ..files import atomic_write
 from .graph import Graph, Node, format_attr
 
 STYLES = {
@@ -16,11 +17,6 @@ STYLES = {
     "op": dict(shape="box", style="rounded,filled", fillcolor="#ffffff", color="#404040"),
     "output": dict(shape="doubleoctagon", style="filled", fillcolor="#fdd0a2", color="#e6550d"),
 }
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\<").replace(">", "\\>") \
-        .replace("{", "\\{").replace("}", "\\}").replace("|", "\\|")
 
 
 def fused_ops(n: Node) -> list:
@@ -165,7 +161,7 @@ class DotSource(str):
     def render(self, path: str, format: str | None = None) -> str:
         """Write the drawing to ``path`` (format from the suffix unless given), atomically; returns the path."""
         fmt = format or os.path.splitext(path)[1].lstrip(".") or "svg"
-        atomic_write(path, str(self).encode() if fmt in ("dot", "gv") else render_source(self, fmt))
+        atomic_write(path, str(self).encode() if fmt in ("dot", "gv") else render_source(self, fmt), parents=True)
         return path
 
 
@@ -278,10 +274,3 @@ def _svg_to(svg: bytes, fmt: str) -> bytes:
     Image.open(io.BytesIO(png)).convert("RGB").save(out, "PDF", resolution=144.0)
     return out.getvalue()
 
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write to a named temporary file beside ``path``, then rename, so no half-written file is ever seen."""
-    from ..files import atomic_write as write
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write(path, data)

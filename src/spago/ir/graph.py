@@ -132,6 +132,33 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def create_node(self, op: Op | str, inputs: list, attrs: dict | None = None, scope: str = "",
+                    name: str | None = None) -> Node:
+        """A new op node of this graph (its spec from the op's shape rule), not yet in ``nodes``: place it
+        with `insert_before`, `insert_after` or `insert_at`."""
+        op = OPS[op] if isinstance(op, str) else op
+        attrs = dict(attrs or {})
+        spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
+        return Node("op", spec, self.fresh_name(name or op.name), op, inputs, attrs, scope)
+
+    def insert_at(self, position: int, node: Node) -> Node:
+        self.nodes.insert(position, node)
+        return node
+
+    def insert_before(self, anchor: Node, node: Node) -> Node:
+        return self.insert_at(self.nodes.index(anchor), node)
+
+    def insert_after(self, anchor: Node, node: Node) -> Node:
+        return self.insert_at(self.nodes.index(anchor) + 1, node)
+
+    def erase(self, node: Node) -> None:
+        """Remove an op node nothing reads (an error otherwise: replace its uses first)."""
+        readers = [n for n in self.nodes if node in n.inputs] + [o for o in self.outputs if o is node]
+        if readers:
+            raise IRError(f"graph {self.name}: cannot erase %{node.name}, still read by "
+                          + ", ".join(f"%{r.name}" for r in readers[:3]))
+        self.nodes.remove(node)
+
     def replace_uses(self, old: Node, new: Node) -> int:
         """Make every reader of ``old`` (op inputs and graph outputs) read ``new``; returns how many."""
         if old.spec != new.spec:
@@ -148,6 +175,8 @@ class Graph:
                 self.outputs[k] = new
                 count += 1
         return count
+
+    replace_all_uses_with = replace_uses  # torch.fx's name
 
     def remove_unused(self) -> int:
         """Drop op nodes, constants and parameters that no output depends on; returns how many went."""

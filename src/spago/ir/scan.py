@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..autograd import no_grad
 from ..errors import SpagoError
 from ..ops.registry import bind, current_mode, use_mode
-from ..ops.scan import _as_tensor, _call, bind_scan, check_carry
+from ..ops.scan import bind_scan, call_step, check_carry, leaf_tensor
 from ..tensor import Tensor
 from .graph import Graph, Node
 from .pytree import flatten, unflatten
@@ -58,10 +58,10 @@ def trace_scan(f, init_tree, init_leaves: list, init_paths: list, x_tree, x_leav
     carry_sym = unflatten(init_tree, [Tensor._symbolic(n, n.spec) for n in carry_in])
     x_sym = unflatten(x_tree, [Tensor._symbolic(n, n.spec) for n in x_in])
     with no_grad(), use_mode(mode):
-        new_carry, y = _call(f, carry_sym, x_sym)
+        new_carry, y = call_step(f, carry_sym, x_sym)
         carry_out = check_carry(init_tree, init_leaves, init_paths, new_carry)
         y_leaves, _, y_tree = flatten(y)
-        y_leaves = [_as_tensor(v, "y") for v in y_leaves]
+        y_leaves = [leaf_tensor(v, "y") for v in y_leaves]
         body.outputs = [mode.node_of(v) for v in carry_out + y_leaves]
     body.inputs = mode._inputs + carry_in + x_in
     attrs = dict(body=body, length=length, reverse=bool(reverse), num_consts=len(mode.outside),

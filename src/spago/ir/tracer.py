@@ -94,10 +94,6 @@ class TraceMode:
         return Tensor._symbolic(node, out)
 
 
-def _is_array_leaf(x: Any) -> bool:
-    return isinstance(x, (Tensor, np.ndarray, Spec))
-
-
 def _leaf_spec(x: Any) -> Spec | None:
     if isinstance(x, Spec):
         return x

@@ -19,10 +19,6 @@ def float_spec(x: Spec, **_) -> Spec:
     return x
 
 
-def same_spec(x: Spec, **_) -> Spec:
-    return x
-
-
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple:
     try:
         return tuple(np.broadcast_shapes(*shapes))

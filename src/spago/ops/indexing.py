@@ -123,7 +123,7 @@ def _unindex_kernel(g, index, shape):
 
 
 getitem_op = register(Op("getitem", _getitem_spec, lambda x, index: np.array(x[numpy_index(index)]),
-                         _getitem_grad, "shape"))
+                         _getitem_grad, "shape", traits={"view"}))
 unindex_op = register(Op("unindex", lambda g, index, shape: Spec(shape, g.dtype), _unindex_kernel,
                          lambda g, y, x, index, shape: (getitem(g, index),), "opaque",
                          doc="Scatter-add ``g`` into zeros of ``shape`` at ``index``: the gradient of getitem."))

@@ -89,6 +89,7 @@ def _keep_mask_spec(*offset: Spec, shape, keep, seed, dtype) -> Spec:
 
 
 keep_mask_op = register(Op("keep_mask", _keep_mask_spec, _keep_mask_kernel, None, "opaque",
+                           traits={"effectful"},
                            doc="A 0/1 mask whose entries are 1 with probability ``keep``, from ``seed`` "
                                "(plus an optional int64 seed-offset input)."))
 

@@ -44,11 +44,11 @@ def _extreme_grad(g, y, x, axes, keepdims):
 
 
 sum_op = register(Op("sum", _reduce_spec, lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
-                     _sum_grad, "reduction"))
+                     _sum_grad, "reduction", traits={"reduction"}))
 max_op = register(Op("max", _reduce_spec, lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims),
-                     _extreme_grad, "reduction"))
+                     _extreme_grad, "reduction", traits={"reduction"}))
 min_op = register(Op("min", _reduce_spec, lambda x, axes, keepdims: np.min(x, axis=axes, keepdims=keepdims),
-                     _extreme_grad, "reduction"))
+                     _extreme_grad, "reduction", traits={"reduction"}))
 
 
 def _reduce(op: Op, x, axis, keepdims: bool):

@@ -5,7 +5,10 @@ A primitive (`Op`) carries
   * ``kernel(*arrays, **attrs) -> ndarray``     — the NumPy reference semantics;
   * ``grad(g, out, *inputs, **attrs)``          — the vector-Jacobian product written *with ops*, so the same
     rule records an eager tape or emits IR nodes while tracing; ``None`` means not differentiable;
-  * ``lowering``                                — filled in by the native backend.
+  * ``traits``                                  — facts the passes and kernels ask the op instead of keeping
+    lists of names: ``effectful`` (never merged, folded or hoisted: a random draw), ``view`` (reads its
+    input through strides), ``alias`` (shares its input's buffer), ``reduction`` (combines along axes
+    from an identity: sum, max, min), ``elementwise`` (its ``kind``). `ops_with` is the table of groups.
 
 ``bind`` is the only way an op is applied: it checks shapes, then hands the op to the active *mode*
 (eager NumPy by default; the tracer pushes its own), the way JAX's primitives bind to the current trace.
@@ -13,7 +16,7 @@ A primitive (`Op`) carries
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -55,15 +58,35 @@ class Op:
     kernel: Callable[..., Any]
     grad: Callable[..., Sequence] | None = None
     kind: str = "opaque"  # "elementwise", "reduction", "matmul", "shape", "opaque": used by fusion
-    lowering: Callable | None = None
     doc: str = ""
-    extra: dict = field(default_factory=dict)
+    traits: frozenset = frozenset()
+
+    def __post_init__(self):
+        unknown = set(self.traits) - set(TRAITS)
+        if unknown:
+            raise SpagoError(f"op {self.name!r}: unknown traits {sorted(unknown)}; expected some of {TRAITS}")
+        self.traits = frozenset(self.traits) | ({"elementwise"} if self.kind == "elementwise" else set())
+
+    effectful = property(lambda self: "effectful" in self.traits)
+    view = property(lambda self: "view" in self.traits)
+    alias = property(lambda self: "alias" in self.traits)
+    reduction = property(lambda self: "reduction" in self.traits)
+    elementwise = property(lambda self: "elementwise" in self.traits)
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
 
+TRAITS = ("effectful", "view", "alias", "reduction", "elementwise")
+
 OPS: dict[str, Op] = {}
+
+
+def ops_with(trait: str) -> frozenset:
+    """The names of the registered ops that have ``trait`` (one of `TRAITS`)."""
+    if trait not in TRAITS:
+        raise SpagoError(f"unknown op trait {trait!r}; expected one of {TRAITS}")
+    return frozenset(name for name, op in OPS.items() if trait in op.traits)
 
 
 def register(op: Op) -> Op:
@@ -71,15 +94,6 @@ def register(op: Op) -> Op:
         raise SpagoError(f"op {op.name!r} is already registered")
     OPS[op.name] = op
     return op
-
-
-def primitive(name: str, *, shape, grad=None, kind: str = "opaque"):
-    """Decorator: the decorated function is the NumPy kernel of a new primitive."""
-
-    def deco(kernel):
-        return register(Op(name, shape, kernel, grad, kind, doc=(kernel.__doc__ or "").strip()))
-
-    return deco
 
 
 # ----------------------------------------------------------------------------- modes

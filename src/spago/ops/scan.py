@@ -23,9 +23,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import SpagoError, ShapeError
+from ..layout import ALIGNMENT
 from .registry import Op, Spec, bind, register
 
-ALIGN = 64
+ALIGN = ALIGNMENT
 
 
 def _aligned(n: int) -> int:
@@ -195,7 +196,7 @@ def _scan_grad(g: PartsCotangent, out, *inputs, body, length: int, reverse: bool
 
 scan_op = register(Op("scan", _scan_spec, _scan_kernel, _scan_grad, "loop",
                       doc="A loop over a body Graph; its value packs the final carry and the stacked ys."))
-scan_part_op = register(Op("scan_part", _part_spec, _part_kernel, _part_grad, "view",
+scan_part_op = register(Op("scan_part", _part_spec, _part_kernel, _part_grad, "view", traits={"alias"},
                            doc="One result of a scan: a view of its packed value."))
 
 
@@ -229,7 +230,7 @@ def bind_scan(inputs: list, attrs: dict, save: bool | None = None) -> list:
 
 # ----------------------------------------------------------------------------- the public function
 
-def _as_tensor(leaf, what: str):
+def leaf_tensor(leaf, what: str):
     from ..tensor import Tensor, as_tensor
 
     if isinstance(leaf, Tensor):
@@ -252,7 +253,7 @@ def check_carry(init_tree, init_leaves: list, paths: list, new) -> list:
         raise SpagoError(f"scan: f must return a carry with the structure of init {init_tree}, got {tree}")
     out = []
     for leaf, ref, p in zip(leaves, init_leaves, paths):
-        t = _as_tensor(leaf, "the carry")
+        t = leaf_tensor(leaf, "the carry")
         if t.spec != ref.spec:
             raise SpagoError(f"scan: the carry leaf {_path('carry', p)} is {ref.spec} in init but f returned "
                              f"{t.spec}; a carry must keep its shape and dtype from step to step")
@@ -273,9 +274,9 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
     from ..ir.pytree import flatten
 
     init_leaves, init_paths, init_tree = flatten(init)
-    init_leaves = [_as_tensor(v, "init") for v in init_leaves]
+    init_leaves = [leaf_tensor(v, "init") for v in init_leaves]
     x_leaves, x_paths, x_tree = flatten(xs)
-    x_leaves = [_as_tensor(v, "xs") for v in x_leaves]
+    x_leaves = [leaf_tensor(v, "xs") for v in x_leaves]
     for v, p in zip(x_leaves, x_paths):
         if v.ndim == 0:
             raise ShapeError(f"scan: {_path('xs', p)} is a scalar; every xs leaf needs a leading (time) axis")
@@ -307,18 +308,18 @@ def _python_loop(f, init_tree, init_leaves, init_paths, x_tree, x_leaves, length
     y_tree = None
     for step in range(length):
         t = length - 1 - step if reverse else step
-        carry, y = _call(f, carry, unflatten(x_tree, [v[t] for v in x_leaves]))
+        carry, y = call_step(f, carry, unflatten(x_tree, [v[t] for v in x_leaves]))
         carry = unflatten(init_tree, check_carry(init_tree, init_leaves, init_paths, carry))
         leaves, _, tree = flatten(y)
         if y_tree is not None and tree != y_tree:
             raise SpagoError(f"scan: f returned y with structure {tree} at step {t}, {y_tree} before")
         y_tree = tree
-        ys[t] = [_as_tensor(v, "y") for v in leaves]
+        ys[t] = [leaf_tensor(v, "y") for v in leaves]
     stacked = [stack([ys[t][k] for t in range(length)]) for k in range(len(ys[0]))]
     return carry, unflatten(y_tree, stacked)
 
 
-def _call(f, carry, x) -> tuple:
+def call_step(f, carry, x) -> tuple:
     out = f(carry, x)
     if not isinstance(out, tuple) or len(out) != 2:
         raise SpagoError(f"scan: f must return a pair (carry, y), got {type(out).__name__}")

@@ -27,7 +27,8 @@ def _reshape_spec(x: Spec, shape: tuple) -> Spec:
 
 
 reshape_op = register(Op("reshape", _reshape_spec, lambda x, shape: np.reshape(x, shape),
-                         lambda g, y, x, shape: (reshape(g, x.shape),), "shape"))
+                         lambda g, y, x, shape: (reshape(g, x.shape),), "shape",
+                         traits={"view", "alias"}))
 
 
 def _resolve_shape(shape, size: int, old: tuple) -> tuple:
@@ -65,7 +66,8 @@ def _transpose_grad(g, y, x, axes):
     return (transpose(g, tuple(int(i) for i in np.argsort(axes))),)
 
 
-transpose_op = register(Op("transpose", _transpose_spec, lambda x, axes: np.transpose(x, axes), _transpose_grad, "shape"))
+transpose_op = register(Op("transpose", _transpose_spec, lambda x, axes: np.transpose(x, axes), _transpose_grad,
+                           "shape", traits={"view"}))
 
 
 def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:

@@ -92,13 +92,13 @@ class CompiledStep:
         return train_step
 
     def _key(self, batch: tuple) -> tuple:
-        from ..compiler import _signature
+        from ..compiler import signature
 
         modules = self.model.named_modules() if hasattr(self.model, "named_modules") else ()
         modes = tuple(m.training for _, m in modules)
         hyper = tuple(sorted((k, v) for k, v in self.optimizer.hyperparameters().items() if k != "lr"))
         # train() / eval() changes what the step computes (dropout); hyperparameters other than lr are constants
-        return _signature(batch, {}), modes, hyper
+        return signature(batch, {}), modes, hyper
 
     def compiles(self, *batch: Any) -> bool:
         """Whether a call with ``batch`` would first compile a new specialisation."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from ..ops.indexing import normalize_index
-from ..ops.registry import OPS
-from .views import view_of
+from ..lower.views import view_of
 
 
 def _early_rows(a: Node) -> tuple | None:
@@ -27,13 +26,6 @@ def _early_rows(a: Node) -> tuple | None:
     if (strides[1] != 1 and width > 1) or (strides[0] != width and rows > 1) or offset % width:
         return None
     return root, offset // width
-
-
-def _insert(graph: Graph, position: int, op: str, inputs: list, attrs: dict, scope: str) -> Node:
-    node = graph.add_op(OPS[op], inputs, attrs, scope=scope)
-    graph.nodes.pop()
-    graph.nodes.insert(position, node)
-    return node
 
 
 def batch_matmul(graph: Graph) -> Graph:
@@ -57,21 +49,23 @@ def batch_matmul(graph: Graph) -> Graph:
         consecutive = len(roots) == 1 and all(s + z == t for s, z, t in zip(starts, sizes, starts[1:]))
         if consecutive:
             root = next(iter(roots))
-            flat = _insert(graph, position, "reshape", [root], {"shape": (root.spec.size // width, width)}, scope)
-            stacked = _insert(graph, position + 1, "getitem", [flat],
-                              {"index": normalize_index(slice(starts[0], starts[-1] + sizes[-1]))}, scope)
+            flat = graph.insert_at(position, graph.create_node("reshape", [root],
+                                                               {"shape": (root.spec.size // width, width)}, scope))
+            stacked = graph.insert_at(position + 1, graph.create_node("getitem", [flat],
+                              {"index": normalize_index(slice(starts[0], starts[-1] + sizes[-1]))}, scope))
             first = starts[0]
             position += 2
         else:
-            stacked = _insert(graph, position, "concat", [p.inputs[0] for p, _ in ordered], {"axis": 0}, scope)
+            stacked = graph.insert_at(position, graph.create_node("concat", [p.inputs[0] for p, _ in ordered],
+                                                                  {"axis": 0}, scope))
             first = 0
             starts = [sum(sizes[:i]) for i in range(len(sizes))]
             position += 1
-        product = _insert(graph, position, "matmul", [stacked, weight], {}, scope)
+        product = graph.insert_at(position, graph.create_node("matmul", [stacked, weight], {}, scope))
         position += 1
         for (p, _), start, size in zip(ordered, starts, sizes):
-            rows = _insert(graph, position, "getitem", [product],
-                           {"index": normalize_index(slice(start - first, start - first + size))}, p.scope)
+            rows = graph.insert_at(position, graph.create_node("getitem", [product],
+                           {"index": normalize_index(slice(start - first, start - first + size))}, p.scope))
             position += 1
             graph.replace_uses(p, rows)
     graph.remove_unused()

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 
-NEVER_FOLD = frozenset({"keep_mask", "fused"})
 MAX_GROWTH = 16  # a folded result may be at most this many times larger than its largest input
 
 
@@ -25,7 +24,7 @@ def _read_in_place(node: Node, users: dict) -> bool:
 
 
 def _foldable(node: Node, users: dict) -> bool:
-    if node.op.name in NEVER_FOLD or not all(i.kind == "const" for i in node.inputs) \
+    if node.op.effectful or node.op.name == "fused" or not all(i.kind == "const" for i in node.inputs) \
             or _read_in_place(node, users):
         return False
     biggest = max((i.spec.size for i in node.inputs), default=1)

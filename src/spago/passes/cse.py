@@ -11,13 +11,13 @@ from ..ir.graph import Graph, Node
 MAX_CONST_ELEMENTS = 4096  # larger constants are compared by identity only
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
     if isinstance(value, np.dtype):
         return ("dtype", value.name)
     if isinstance(value, (list, tuple)):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
     try:
         hash(value)
         return value
@@ -26,7 +26,7 @@ def _hashable(value: Any) -> Any:
 
 
 def _key(node: Node) -> tuple:
-    return (node.op.name, tuple(id(i) for i in node.inputs), _hashable(node.attrs), node.spec)
+    return (node.op.name, tuple(id(i) for i in node.inputs), hashable(node.attrs), node.spec)
 
 
 def cse(graph: Graph) -> Graph:
@@ -39,7 +39,7 @@ def cse(graph: Graph) -> Graph:
                 graph.replace_uses(c, keep)
     seen: dict = {}
     for node in list(graph.nodes):
-        if node.op.name == "keep_mask":  # random draws are never merged (their seeds differ anyway)
+        if node.op.effectful:  # random draws are never merged (their seeds differ anyway)
             continue
         keep = seen.setdefault(_key(node), node)
         if keep is not node:

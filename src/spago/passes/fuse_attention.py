@@ -14,6 +14,8 @@ nodes, so the reference interpreter runs it unchanged.
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..layout import FLOAT32_BYTES
+from ..lower.attention import attention_plans
 from .fusion import fuse_group
 
 MAX_TILE_BYTES = 1 << 18  # the per-thread score buffer (rows x keys floats) lives on the stack
@@ -49,34 +51,6 @@ def _reads_directly(product: Node, operand: Node) -> bool:
     return mm.inputs[0] is body.inputs[product.inputs.index(operand)]
 
 
-def attention_parts(node: Node) -> tuple | None:
-    """(scores, softmax, context) nodes of an ``attention`` fused node's body."""
-    body = node.attrs["body"]
-    if len(body.nodes) != 3:
-        return None
-    return tuple(body.nodes)
-
-
-def attention_plans(scores: Node, context: Node) -> tuple:
-    """The two products' `MatmulPlan`s cut the same way for the attention kernel — per head, in blocks
-    of whole query rows (a few per thread) — or (None, None) when either is no BLAS-sized product."""
-    import dataclasses
-
-    from ..backend import parallel
-    from ..backend.kernels.matmul import PIECES, matmul_plan
-
-    first, second = matmul_plan(scores), matmul_plan(context)
-    if first is None or second is None:
-        return None, None
-    threads = parallel.threads() if parallel.enabled() else 1
-    count = max(first.items // (first.blocks * first.col_blocks), 1)
-    want = 1 if count >= PIECES * threads else -(-PIECES * threads // count)
-    rows = max(-(-first.rows // want), min(16, first.rows))
-    cut = dict(blocks=-(-first.rows // rows), block_rows=rows, col_blocks=1)
-    return (dataclasses.replace(first, block_cols=first.n, **cut),
-            dataclasses.replace(second, block_cols=second.n, **cut))
-
-
 def fusable(scores: Node, softmax: Node, context: Node) -> bool:
     """Whether the backend can run this chain as one attention kernel."""
     first, second = attention_plans(scores, context)
@@ -84,7 +58,7 @@ def fusable(scores: Node, softmax: Node, context: Node) -> bool:
             or second.epilogue:
         return False
     return (first.groups, first.rows) == (second.groups, second.rows) and first.n == second.k \
-        and first.block_rows * first.n * 4 <= MAX_TILE_BYTES \
+        and first.block_rows * first.n * FLOAT32_BYTES <= MAX_TILE_BYTES \
         and scores.dtype == softmax.dtype == context.dtype and scores.dtype.name == "float32"
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group, is_convex, shrink_to_single_output
-from .views import view_chains_feeding
+from ..lower.views import view_chains_feeding
 
 
 def _elementwise(n: Node) -> bool:
-    return n.kind == "op" and n.op.kind == "elementwise"
+    return n.kind == "op" and n.op.elementwise
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
     users = graph.users()
     outputs = set(graph.outputs)
     taken: set = set()
+    fused_away: set = set()  # members of groups already fused (no longer in the graph)
     for seed in reversed([n for n in graph.nodes if _elementwise(n)]):  # from the last, so groups end at outputs
-        if seed in taken or not _elementwise(seed) or seed not in set(graph.nodes):
+        if seed in taken or not _elementwise(seed) or seed in fused_away:
             continue
         shape = seed.shape
         group, stack = {seed}, [seed]
@@ -36,6 +37,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
         fused = fuse_group(graph, group, "elementwise", users)
         if fused is not None:
             taken.add(fused)
+            fused_away |= group
         else:
             taken.update(group)
     return graph

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
-from .views import blas_layout, is_view, view_chains_feeding, view_of
+from ..lower.views import blas_layout, is_view, view_chains_feeding, view_of
 
 
 def _operand_chain(operand: Node, users: dict, outputs: set) -> set:
@@ -53,7 +53,7 @@ def _epilogue(node: Node, users: dict, outputs: set) -> list:
         if len(readers) != 1:
             break
         u = readers[0]
-        if (u.op.kind != "elementwise" or u.spec != node.spec or u.op.name == "broadcast_to"
+        if (not u.op.elementwise or u.spec != node.spec or u.op.name == "broadcast_to"
                 or node.dtype.kind != "f"):
             break
         if sum(1 for i in u.inputs if i is current) != 1:

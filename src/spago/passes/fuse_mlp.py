@@ -17,9 +17,11 @@ memory saved. Add it where the intermediate's memory matters more::
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..layout import FLOAT32_BYTES
+from ..lower.matmul import matmul_plan
+from ..lower.mlp import BLOCK_ROWS
 from .fusion import fuse_group
 
-BLOCK_ROWS = 64           # rows per work item
 MAX_SCRATCH_BYTES = 1 << 19  # the per-thread slice of the intermediate lives on the stack
 
 
@@ -27,18 +29,10 @@ def _is_product(node: Node) -> bool:
     return node.kind == "op" and node.op.name == "fused" and node.attrs.get("pattern") == "matmul"
 
 
-def mlp_parts(node: Node) -> tuple:
-    """(first product, second product) of an ``mlp`` fused node's body."""
-    first, second = node.attrs["body"].nodes
-    return first, second
-
-
 def fusable(first: Node, second: Node) -> bool:
     """Whether this chain is a feed-forward block the backend can run as one kernel: two float32
     BLAS-sized products over the same rows (batch axes folded into them), the first widening the rows,
     the second reading the first's rows as they are."""
-    from ..backend.kernels.matmul import matmul_plan
-
     p1, p2 = matmul_plan(first), matmul_plan(second)
     if p1 is None or p2 is None or p1.groups or p2.groups or p1.rows != p2.rows or p2.k != p1.n:
         return False
@@ -50,7 +44,7 @@ def fusable(first: Node, second: Node) -> bool:
         return False  # the first writes plain rows, which the second reads as its left matrix
     if p2.operands[0][0] != second.inputs.index(first) or second.inputs.count(first) != 1:
         return False
-    return BLOCK_ROWS * p1.n * 4 <= MAX_SCRATCH_BYTES
+    return BLOCK_ROWS * p1.n * FLOAT32_BYTES <= MAX_SCRATCH_BYTES
 
 
 def fuse_mlp(graph: Graph) -> Graph:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group
 
-REDUCTIONS = ("sum", "max", "min")
-
 
 def _producers(node: Node, users: dict, outputs: set) -> set:
     shape = node.inputs[0].shape
@@ -14,7 +12,7 @@ def _producers(node: Node, users: dict, outputs: set) -> set:
     stack = [node.inputs[0]]
     while stack:
         v = stack.pop()
-        if v in found or v.kind != "op" or v in outputs or v.op.kind != "elementwise" or v.shape != shape:
+        if v in found or v.kind != "op" or v in outputs or not v.op.elementwise or v.shape != shape:
             continue
         if any(u not in found and u is not node for u in users.get(v, ())):
             # read elsewhere too: only absorbable if every other reader is already in the group
@@ -28,7 +26,7 @@ def _producers(node: Node, users: dict, outputs: set) -> set:
 def fuse_reduce(graph: Graph) -> Graph:
     users = graph.users()
     outputs = set(graph.outputs)
-    for node in [n for n in graph.nodes if n.kind == "op" and n.op.name in REDUCTIONS]:
+    for node in [n for n in graph.nodes if n.kind == "op" and n.op.reduction]:
         members = {node} | _producers(node, users, outputs)
         if len(members) > 1:
             fuse_group(graph, members, "reduce", users)

@@ -9,12 +9,10 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from .fusion import fuse_group, is_convex, shrink_to_single_output
 
-REDUCTIONS = ("sum", "max", "min")
-
 
 def _row_reduction(n: Node) -> tuple | None:
     """The (rows, n) domain of a keepdims reduction over the last axis, else None."""
-    if n.kind != "op" or n.op.name not in REDUCTIONS or not n.attrs.get("keepdims"):
+    if n.kind != "op" or not n.op.reduction or not n.attrs.get("keepdims"):
         return None
     x = n.inputs[0]
     if x.spec.ndim == 0 or n.attrs["axes"] != (x.spec.ndim - 1,):
@@ -27,14 +25,15 @@ def _in_domain(n: Node, rows: tuple, width: int) -> bool:
         return False
     if _row_reduction(n) == (rows, width):
         return True
-    return n.op.kind == "elementwise" and n.shape in (rows + (width,), rows + (1,))
+    return n.op.elementwise and n.shape in (rows + (width,), rows + (1,))
 
 
 def fuse_rowwise(graph: Graph) -> Graph:
     users = graph.users()
     taken: set = set()
+    fused_away: set = set()  # members of groups already fused (no longer in the graph)
     for seed in [n for n in graph.nodes if _row_reduction(n) is not None]:
-        if seed in taken or seed not in set(graph.nodes):
+        if seed in taken or seed in fused_away:
             continue
         rows, width = _row_reduction(seed)
         group = {seed}
@@ -52,4 +51,5 @@ def fuse_rowwise(graph: Graph) -> Graph:
         fused = fuse_group(graph, group, "rowwise", users)
         if fused is not None:
             taken.add(fused)
+            fused_away |= group
     return graph

@@ -12,10 +12,6 @@ from ..ir.graph import Graph, Node
 from ..ops.fused import fused_op
 
 
-def users_map(graph: Graph) -> dict:
-    return graph.users()
-
-
 def group_outputs(graph: Graph, members: set, users: dict) -> list:
     """Members read from outside the group or returned by the graph."""
     outs = set(graph.outputs)
@@ -114,6 +110,6 @@ def _common_scope(scopes: list) -> str:
 
 
 def kernel_count(graph: Graph) -> int:
-    from .schedule import kernels
+    from ..lower.schedule import kernels
 
     return len(kernels(graph))

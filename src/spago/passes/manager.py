@@ -80,12 +80,12 @@ class PassManager:
         return {r.name: r.seconds for r in self.records}
 
     def _dump(self, folder: str, index: int, name: str, graph: Graph, record: PassRecord | None) -> None:
-        from ..ir.dot import atomic_write
+        from ..files import atomic_write
 
         stem = os.path.join(folder, f"{index:02d}-{name}")
         text = str(graph) if record is None else f"# {record.summary()}\n{graph}"
-        atomic_write(stem + ".txt", text.encode())
-        atomic_write(stem + ".dot", graph.to_dot().encode())
+        atomic_write(stem + ".txt", text.encode(), parents=True)
+        atomic_write(stem + ".dot", graph.to_dot().encode(), parents=True)
         if record is not None:
             with open(os.path.join(folder, "summary.txt"), "a", encoding="utf-8") as f:
                 f.write(record.summary() + "\n")

@@ -27,7 +27,6 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from ..ops.indexing import normalize_index
-from ..ops.registry import OPS
 
 
 def _weight(node: Node) -> tuple[Node, bool] | None:
@@ -87,13 +86,6 @@ def _concatenate(parts: list, axis: int) -> np.ndarray:
     return result
 
 
-def _insert(graph: Graph, position: int, op: str, inputs: list, attrs: dict, scope: str) -> Node:
-    node = graph.add_op(OPS[op], inputs, attrs, scope=scope, name=op)
-    graph.nodes.pop()
-    graph.nodes.insert(position, node)
-    return node
-
-
 def _merge(graph: Graph, products: list, users: dict, outputs: set) -> None:
     weights = [_weight(p.inputs[1]) for p in products]
     transposed = weights[0][1]
@@ -106,20 +98,21 @@ def _merge(graph: Graph, products: list, users: dict, outputs: set) -> None:
     position = graph.nodes.index(products[0])
     right = merged
     if transposed:
-        right = _insert(graph, position, "transpose", [merged], {"axes": (1, 0)}, scope)
+        right = graph.insert_at(position, graph.create_node("transpose", [merged], {"axes": (1, 0)}, scope))
         position += 1
-    result = _insert(graph, position, "matmul", [products[0].inputs[0], right], {}, scope)
+    result = graph.insert_at(position, graph.create_node("matmul", [products[0].inputs[0], right], {}, scope))
     position += 1
     if with_bias:
         biases = [a.inputs[1] if a.inputs[0] is p else a.inputs[0] for p, a in zip(products, adds)]
         bias = graph.add_const(_concatenate([b.data for b in biases], 0), "merged_bias")
-        result = _insert(graph, position, "add", [result, bias], {}, scope)
+        result = graph.insert_at(position, graph.create_node("add", [result, bias], {}, scope))
         position += 1
     start = 0
     for p, a in zip(products, adds):
         width = p.shape[-1]
         index = (Ellipsis, slice(start, start + width))
-        piece = _insert(graph, position, "getitem", [result], {"index": normalize_index(index)}, p.scope)
+        piece = graph.insert_at(position, graph.create_node("getitem", [result], {"index": normalize_index(index)},
+                                                            p.scope))
         position += 1
         graph.replace_uses(a if with_bias else p, piece)
         start += width

@@ -29,7 +29,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from ..ops.registry import OPS
 
 
 def _is(node: Node, name: str) -> bool:
@@ -87,10 +86,7 @@ class _Rewriter:
         key = (name, tuple(id(i) for i in inputs), tuple(sorted(attrs.items())))
         if name == "concat" and key in self.memo:  # views stay one per reader: products read them in place
             return self.memo[key]
-        op = OPS[name]
-        node = Node("op", op.shape_rule(*[i.spec for i in inputs], **attrs), self.graph.fresh_name(name), op,
-                    inputs, attrs, scope)
-        self.graph.nodes.insert(self.position, node)
+        node = self.graph.insert_at(self.position, self.graph.create_node(name, inputs, attrs, scope))
         self.position += 1
         for i in inputs:
             self.users.setdefault(i, []).append(node)

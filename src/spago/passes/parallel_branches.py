@@ -15,10 +15,12 @@ any region a later rewrite has broken). With one thread the pass changes nothing
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..ir.graph import Graph, Node
-from .schedule import is_alias
+from ..lower import parallel
+from ..lower.families import parallel_extent
+from ..lower.regions import Region, regions  # noqa: F401 (the pass's result, read back)
+from ..lower.schedule import is_alias
+from ..lower.views import is_view
 
 LAUNCH_NS = 300.0            # a kernel call, however small
 BYTES_PER_NS = 24.0          # streaming through buffers on one core
@@ -27,16 +29,6 @@ REGION_NS = 5000.0           # handing a region to the pool and waiting for ever
 SPLIT_NS = 3000.0            # handing one kernel's chunks to the pool and waiting for the slowest
 JOIN_NS, JOIN_SHARE = 20000.0, 0.1  # a kernel reading two groups this heavy (and this share) joins them
 SCAN_BUDGET = 2_000_000      # kernels visited over all candidate starts (bounds the pass's time)
-
-
-@dataclass
-class Region:
-    """A stretch of ``graph.nodes`` [start, end) whose ``branches`` (node lists, in order) are independent."""
-
-    index: int
-    start: int
-    end: int
-    branches: list
 
 
 def multiply_adds(node: Node) -> int:
@@ -50,8 +42,6 @@ def multiply_adds(node: Node) -> int:
 def estimate_ns(node: Node) -> float:
     """A kernel's time on one thread, roughly. An input read through a slice counts only as much as
     the output (an RNN step reads one step of a sequence)."""
-    from .views import is_view
-
     if is_alias(node):
         return 0.0
     if node.op.name == "scan":  # a loop: its body's kernels, every step
@@ -68,8 +58,6 @@ def estimate_ns(node: Node) -> float:
 def parallel_branches(graph: Graph) -> Graph:
     """Mark regions of independent branches and reorder each branch by branch (a no-op with one thread:
     the backend's thread count decides, since a region only pays when threads run it)."""
-    from ..backend import parallel
-
     for n in graph.nodes:
         n.meta.pop("branch", None)
     if not parallel.enabled():
@@ -97,8 +85,6 @@ def parallel_branches(graph: Graph) -> Graph:
 
 def _threaded(node: Node) -> bool:
     """Whether the backend would split this kernel across the threads on its own."""
-    from ..backend.codegen import parallel_extent
-
     return not is_alias(node) and parallel_extent(node) > 1
 
 
@@ -207,26 +193,3 @@ def _pack(nodes: list, single: list, group_of, deferred: bytearray, start: int, 
         members[b].extend(group)
     bins = [[nodes[t] for t in sorted(m)] for m in members if m]
     return bins if len(bins) > 1 else None
-
-
-def regions(graph: Graph) -> list:
-    """The regions `parallel_branches` marked, each checked: contiguous in the schedule, branches in
-    order, no kernel reading another branch of its region. A region that fails (a pass after this one
-    moved or rewrote nodes) is left out, and its kernels run in order."""
-    spans: dict = {}
-    for t, n in enumerate(graph.nodes):
-        tag = n.meta.get("branch")
-        if tag is not None:
-            spans.setdefault(tag[0], []).append((t, tag[1], n))
-    found = []
-    for index, items in sorted(spans.items()):
-        start, end = items[0][0], items[-1][0] + 1
-        branch_of = {n: b for _, b, n in items}
-        contiguous = end - start == len(items)
-        ordered = all(items[k][1] <= items[k + 1][1] for k in range(len(items) - 1))
-        apart = all(branch_of.get(i, b) == b for _, b, n in items for i in n.inputs)
-        count = max(b for _, b, _ in items) + 1
-        if contiguous and ordered and apart and count > 1:
-            branches = [[n for _, b, n in items if b == k] for k in range(count)]
-            found.append(Region(index, start, end, [br for br in branches if br]))
-    return found

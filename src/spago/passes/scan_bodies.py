@@ -29,7 +29,11 @@ from ..ir.graph import Graph, Node
 from ..ops.registry import OPS, Spec
 from ..ops.scan import layout, part_specs, scan_op
 
-KEEP_INSIDE = frozenset({"scan", "scan_part", "keep_mask"})
+LOOPS = frozenset({"scan", "scan_part"})  # with effectful ops, these stay where the loop puts them
+
+
+def _keep_inside(n: Node) -> bool:
+    return n.op.name in LOOPS or n.op.effectful
 
 
 def _insert_before(graph: Graph, anchor: Node, new: list) -> None:
@@ -103,7 +107,7 @@ def hoist_invariants(graph: Graph, node: Node) -> None:
     outer_of: dict = {body.inputs[k]: node.inputs[k] for k in range(nc)}
     invariant = set(body.inputs[:nc]) | set(body.consts) | set(body.params)
     for n in body.nodes:
-        if n.op.name not in KEEP_INSIDE and all(i in invariant for i in n.inputs):
+        if not _keep_inside(n) and all(i in invariant for i in n.inputs):
             invariant.add(n)
     frontier = [n for n in body.nodes if n in invariant
                 and (n in body.outputs or any(n in u.inputs for u in body.nodes if u not in invariant))]
@@ -133,7 +137,7 @@ def _stepwise(n: Node, step: dict, invariant: set) -> bool:
     if n.op.name == "matmul":
         a, w = n.inputs
         return a in step and w in invariant and w.spec.ndim == 2
-    if n.op.kind != "elementwise" or not any(i in step for i in n.inputs):
+    if not n.op.elementwise or not any(i in step for i in n.inputs):
         return False
     if not all(i in step or i in invariant for i in n.inputs):
         return False
@@ -324,7 +328,7 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
     fbody, bbody = forward.attrs["body"], backward.attrs["body"]
     fnc, fncar, saved = forward.attrs["num_consts"], forward.attrs["num_carry"], forward.attrs["saved"]
     bnc, bncar = backward.attrs["num_consts"], backward.attrs["num_carry"]
-    from .cse import _hashable
+    from .cse import hashable
 
     canon: dict = {}  # forward body value -> canonical key
     for k, n in enumerate(fbody.inputs):
@@ -334,9 +338,9 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
         canon[n] = ("const", id(n.data))
     by_key: dict = {}
     for n in fbody.nodes:
-        if n.op.name in KEEP_INSIDE or any(i not in canon for i in n.inputs):
+        if _keep_inside(n) or any(i not in canon for i in n.inputs):
             continue
-        canon[n] = (n.op.name, _hashable(n.attrs), n.spec, tuple(canon[i] for i in n.inputs))
+        canon[n] = (n.op.name, hashable(n.attrs), n.spec, tuple(canon[i] for i in n.inputs))
         by_key.setdefault(canon[n], n)
     mapped: dict = {}  # backward body value -> canonical key
     for k, n in enumerate(bbody.inputs):
@@ -354,9 +358,9 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
         mapped[n] = ("const", id(n.data))
     same: dict = {}  # backward body node -> forward body node computing the same value
     for n in bbody.nodes:
-        if n.op.name in KEEP_INSIDE or any(i not in mapped for i in n.inputs):
+        if _keep_inside(n) or any(i not in mapped for i in n.inputs):
             continue
-        key = (n.op.name, _hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
+        key = (n.op.name, hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
         if key in by_key:
             mapped[n], same[n] = key, by_key[key]
     readers = bbody.users()

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import SpagoError
 from ..ir.graph import Graph, Node
-from ..ops.registry import OPS
 
 
 def _const_value(node: Node) -> float | None:
@@ -21,14 +20,6 @@ def _const_value(node: Node) -> float | None:
     flat = node.data.reshape(-1)
     first = flat[0]
     return float(first) if np.all(flat == first) else None
-
-
-def _insert_before(graph: Graph, where: Node, op_name: str, inputs: list, attrs: dict) -> Node:
-    op = OPS[op_name]
-    node = Node("op", op.shape_rule(*[i.spec for i in inputs], **attrs), graph.fresh_name(op_name), op, inputs,
-                attrs, where.scope)
-    graph.nodes.insert(graph.nodes.index(where), node)
-    return node
 
 
 def _rewrite(graph: Graph, node: Node) -> Node | None:
@@ -59,7 +50,8 @@ def _rewrite(graph: Graph, node: Node) -> Node | None:
             combined = tuple(inner[a] for a in axes)
             if combined == tuple(range(len(combined))):
                 return x.inputs[0]
-            return _insert_before(graph, node, "transpose", [x.inputs[0]], {"axes": combined})
+            return graph.insert_before(node, graph.create_node("transpose", [x.inputs[0]], {"axes": combined},
+                                                               node.scope))
         if axes == tuple(range(len(axes))):
             return x
     elif name == "reshape":
@@ -67,8 +59,10 @@ def _rewrite(graph: Graph, node: Node) -> Node | None:
         if x.spec.shape == node.shape:
             return x
         if x.kind == "op" and x.op.name == "reshape":
-            return _insert_before(graph, node, "reshape", [x.inputs[0]], {"shape": node.shape}) \
-                if x.inputs[0].shape != node.shape else x.inputs[0]
+            if x.inputs[0].shape == node.shape:
+                return x.inputs[0]
+            return graph.insert_before(node, graph.create_node("reshape", [x.inputs[0]], {"shape": node.shape},
+                                                               node.scope))
     elif name in ("broadcast_to", "cast") and ins[0].spec == node.spec:
         return ins[0]
     elif name == "pow":
@@ -78,9 +72,9 @@ def _rewrite(graph: Graph, node: Node) -> Node | None:
             if ve == 1.0:
                 return x
             if ve == 2.0:
-                return _insert_before(graph, node, "mul", [x, x], {})
+                return graph.insert_before(node, graph.create_node("mul", [x, x], {}, node.scope))
             if ve == 0.5:
-                return _insert_before(graph, node, "sqrt", [x], {})
+                return graph.insert_before(node, graph.create_node("sqrt", [x], {}, node.scope))
     return None
 
 
@@ -88,7 +82,7 @@ def _scalar_broadcasts(graph: Graph) -> bool:
     """Elementwise users of ``broadcast_to(scalar const)`` read the scalar directly."""
     changed = False
     for node in graph.nodes:
-        if node.op.kind != "elementwise" or node.op.name == "broadcast_to":
+        if not node.op.elementwise or node.op.name == "broadcast_to":
             continue
         for k, i in enumerate(node.inputs):
             if i.kind == "op" and i.op.name == "broadcast_to" and i.inputs[0].kind == "const" \

@@ -10,30 +10,20 @@ from typing import Callable
 
 from ...errors import SpagoError
 from ...ir.graph import Node
+from ...lower.families import family_of
 
 FAMILIES: dict[str, Callable] = {}
-PARALLEL: dict[str, Callable] = {}  # family -> outer loop extent of a node, for families that can split it
 
 
-def family(*names: str, parallel: Callable | None = None):
-    """Register an emitter ``emit(b, args, node)``; with ``parallel``, the emitter also takes
-    ``outer=(start, end)`` and ``parallel(node)`` gives the outer extent that threads divide."""
+def family(*names: str):
+    """Register an emitter ``emit(b, args, node)``; a family listed in `spago.lower.families.EXTENTS` also
+    takes ``outer=(start, end)``, the part of its outer loop one thread runs."""
     def deco(fn):
         for n in names:
             FAMILIES[n] = fn
-            if parallel is not None:
-                PARALLEL[n] = parallel
         return fn
 
     return deco
-
-
-def family_of(node: Node) -> str:
-    if node.op.name == "fused":
-        return node.attrs["pattern"]
-    if node.op.kind == "elementwise":
-        return "elementwise"
-    return node.op.name
 
 
 def emitter_for(node: Node) -> Callable:

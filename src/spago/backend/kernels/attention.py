@@ -13,25 +13,21 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...passes.fuse_attention import attention_parts, attention_plans
+from ...layout import ALIGNMENT
+from ...lower.attention import attention_parts, attention_plans
 from .. import scalar
 from ..loops import accumulate, for_range
 from ..types import F32, I32, I64, PTR, element_ptr, load
 from . import family
-from .matmul import LANES, _constant_slot, call_gemm, item_offsets, register_tiled_product
+from ...lower.matmul import LANES
+from .matmul import constant_slot, call_gemm, item_offsets, register_tiled_product
 from .reduce import combine, identity
 
 
 REGISTER_TILES = True  # False: both products through BLAS (for comparison)
 
 
-def attention_extent(node: Node) -> int:
-    scores, _, context = attention_parts(node)
-    plan, _ = attention_plans(scores, context)
-    return plan.items if plan.items >= 2 else 0
-
-
-@family("attention", parallel=attention_extent)
+@family("attention")
 def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     scores, softmax, context = attention_parts(node)
@@ -51,13 +47,13 @@ def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None 
     in_registers = REGISTER_TILES and _tile_vectors(keys) and _tile_vectors(second.n) and second.b_strides[1] == 1
     with b.goto_entry_block():
         tile = b.alloca(F32, size=ir.Constant(I64, first.block_rows * keys), name="scores")
-        tile.align = 64
+        tile.align = ALIGNMENT
         tile.type = PTR  # as LLVM sees it (opaque): llvmlite would refuse vector stores through a float*
         if in_registers:  # the keys, transposed so that the scores product reads rows
             packed = b.alloca(F32, size=ir.Constant(I64, first.k * keys), name="keys")
-            packed.align = 64
+            packed.align = ALIGNMENT
             packed.type = PTR
-    m_slot = _constant_slot(b, I32, 0)
+    m_slot = constant_slot(b, I32, 0)
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, first.items))
     with for_range(b, end, "item", start=start) as item:
         offsets, count, _ = item_offsets(b, first, item)

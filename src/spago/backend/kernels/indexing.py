@@ -12,7 +12,8 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from ...ops.indexing import numpy_index
-from ..loops import contiguous_strides, for_range
+from ...lower.views import contiguous as contiguous_strides
+from ..loops import for_range
 from ..types import I64, const, element_ptr, load, store
 from . import family
 from .shape import fill, strided_copy
@@ -118,7 +119,7 @@ def _row_index(b: ir.IRBuilder, ptr, j, dtype, n: int, status=None, negative: bo
     return b.select(b.icmp_signed(">=", k, ir.Constant(I64, n)), ir.Constant(I64, max(n - 1, 0)), k)
 
 
-def _axis_split(shape: tuple, axis: int) -> tuple[int, int, int]:
+def axis_split(shape: tuple, axis: int) -> tuple[int, int, int]:
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     return outer, shape[axis], inner
@@ -128,7 +129,7 @@ def _row_copies(b: ir.IRBuilder, node: Node, shape: tuple, axis: int, idx: Node,
                 dst_ptr, src_ptr, idx_ptr, status=None) -> None:
     """For every outer position and every index j: move one row (the axes after ``axis``) between the
     j-th slot and the row the index names — a gather (take) or, with ``scatter``, an accumulation."""
-    outer, _, inner = _axis_split(shape, axis)
+    outer, _, inner = axis_split(shape, axis)
     count = idx.spec.size
     if not rows or not count:
         return

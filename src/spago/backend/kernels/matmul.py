@@ -1,72 +1,27 @@
 """The matmul family: a matrix product read through strided operand views, then its epilogue.
 
 Operands are the fused node's inputs seen through the absorbed transposes and reshapes (see
-``spago.passes.views``), so ``q @ k.T`` or a head permutation never materialises a copy. Floating
+``spago.lower.views``), so ``q @ k.T`` or a head permutation never materialises a copy. Floating
 products call BLAS ``gemm`` once per batch entry (row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ); the
 elementwise epilogue (bias, activation, residual, scaling) then runs over the output in place. Small
 products (an RNN step's matrix-vector product) are a generated loop instead: cheaper than a BLAS call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...passes.views import blas_layout, is_view, view_of
-from ..loops import accumulate, broadcast_strides, contiguous_strides, for_range, strided_nest
+from ...lower.matmul import (LANES, SMALL_PRODUCT, MatmulPlan, as_matrix, epilogue_leaves, matmul_plan,
+                             operand_views, tiled)
+from ...lower import parallel
+from ...lower.views import blas_layout, broadcast_strides
+from .. import scalar
+from ..loops import accumulate, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
-from .. import parallel, scalar
 from . import family
 from .elementwise import eval_graph
 from .reduce import identity
-
-
-SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
-TILED_PRODUCT = 1 << 22  # float32 products up to this with few rows run register tiles, not BLAS
-TILED_ROWS = 64          # "few rows": an RNN step's batch
-PIECES = 2               # column blocks per thread a short product is cut into
-
-
-def _as_matrix(shape: tuple, strides: tuple, is_left: bool) -> tuple[tuple, tuple, tuple, tuple]:
-    """(batch shape, batch strides, (rows, cols), (row stride, col stride)) of an operand."""
-    if len(shape) == 1:
-        if is_left:
-            return (), (), (1, shape[0]), (0, strides[0])
-        return (), (), (shape[0], 1), (strides[0], 0)
-    return shape[:-2], strides[:-2], shape[-2:], strides[-2:]
-
-
-def operand_views(node: Node) -> tuple:
-    """(matmul node, epilogue nodes, [(input index, shape, strides) for A and B], output strides) of a
-    matmul kernel; the output strides are in the product's index space (a final transpose permutes them)."""
-    if node.op.name == "matmul":
-        views = [(k, i.shape, contiguous_strides(i.shape), 0) for k, i in enumerate(node.inputs)]
-        return node, [], views, contiguous_strides(node.shape)
-    body = node.attrs["body"]
-    mm = next(n for n in body.nodes if n.op.name == "matmul")
-    position = body.nodes.index(mm)
-    prologue = set(body.nodes[:position])
-    views = []
-    for operand in mm.inputs:
-        root, shape, strides, offset = view_of(operand, stop=prologue)
-        views.append((body.inputs.index(root), shape, strides, offset))
-    epilogue = [n for n in body.nodes[position + 1:] if not is_view(n) or n.op.name == "transpose"]
-    out_strides = contiguous_strides(mm.shape)
-    if epilogue and epilogue[-1].op.name == "transpose":
-        axes = epilogue[-1].attrs["axes"]
-        final = contiguous_strides(epilogue[-1].shape)
-        out_strides = tuple(final[axes.index(a)] for a in range(len(axes)))
-        epilogue = epilogue[:-1]
-    return mm, epilogue, views, out_strides
-
-
-def blas_ok(a_shape, a_strides, b_shape, b_strides) -> bool:
-    """Whether both operand views can be handed to BLAS (used by the fusion pass too)."""
-    _, _, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
-    _, _, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
-    return blas_layout(m, k, ars, acs) is not None and blas_layout(k, n, brs, bcs) is not None
 
 
 def _gemm(module: ir.Module, dtype) -> ir.Function:
@@ -75,23 +30,14 @@ def _gemm(module: ir.Module, dtype) -> ir.Function:
     return fn if fn is not None else ir.Function(module, ir.FunctionType(VOID, [PTR] * 13), name)
 
 
-def _constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
+def constant_slot(b: ir.IRBuilder, typ: ir.Type, value) -> ir.Value:
     with b.goto_entry_block():
         slot = b.alloca(typ)
         b.store(ir.Constant(typ, value), slot)
     return slot
 
 
-def matmul_extent(node: Node) -> int:
-    """Work items threads can share, or 0 when the product is too small to be worth a second thread."""
-    plan = matmul_plan(node)
-    if plan is None or plan.items < 2:
-        return 0
-    work = int(np.prod(plan.groups, dtype=np.int64)) * plan.rows * plan.n * plan.k
-    return plan.items if work >= parallel.MIN_PRODUCT else 0
-
-
-@family("matmul", parallel=matmul_extent)
+@family("matmul")
 def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     plan = matmul_plan(node)
     if plan is not None:
@@ -100,8 +46,8 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
     mm, epilogue, views, out_strides = operand_views(node)
     out_ptr, in_ptrs = args[0], list(args[1:])
     (ia, a_shape, a_strides, a_start), (ib, b_shape, b_strides, b_start) = views
-    a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
-    b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
+    a_batch, a_bstr, (m, k), (ars, acs) = as_matrix(a_shape, a_strides, True)
+    b_batch, b_bstr, (_, n), (brs, bcs) = as_matrix(b_shape, b_strides, False)
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     a_bs = broadcast_strides(a_batch, batch, a_bstr)
     b_bs = broadcast_strides(b_batch, batch, b_bstr)
@@ -113,7 +59,7 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
             a_ptr = element_ptr(b, in_ptrs[ia], b.add(a_off, ir.Constant(I64, a_start)), dtype)
             b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
-            if _tiled(dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
+            if tiled(dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
                 register_tiled_product(b, ir.Constant(I64, m), n, k, a_ptr, (ars, acs), b_ptr, brs, c_ptr, ldc,
                                        rows=4, vectors=4 if n % (4 * LANES) == 0 else 2)
             elif np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
@@ -124,125 +70,12 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
         _emit_epilogue(b, args, node, mm, epilogue, out_strides)
 
 
-@dataclass
-class MatmulPlan:
-    """A float matrix-matrix product (with its epilogue) cut into work items: ``groups`` (what is left
-    of the batch axes once those that merely stack rows are folded into the rows) times ``blocks`` row
-    blocks of ``block_rows`` rows times ``col_blocks`` column blocks of ``block_cols`` columns. Each item
-    is one BLAS call plus the epilogue over the block it wrote, while it is still in cache; threads
-    share the items. Few tall rows split by rows; a short, wide product (one sentence) splits by
-    columns, so each thread packs only its own part of the weight."""
-
-    mm: Node
-    epilogue: list
-    groups: tuple          # remaining batch shape
-    rows: int              # rows per group (m, times any folded batch axes)
-    n: int
-    k: int
-    block_rows: int
-    blocks: int
-    operands: list         # (input index or -1 for the output, start, group strides, row stride, col stride)
-    a_cols: int            # A's column stride (its row stride is operands[0]'s)
-    b_strides: tuple       # B's (row, col) strides
-    leaves: list           # epilogue operands: body node per operands[3:]
-    col_blocks: int = 1
-    block_cols: int = 0
-
-    @property
-    def items(self) -> int:
-        return int(np.prod(self.groups, dtype=np.int64)) * self.blocks * self.col_blocks
-
-
-def matmul_plan(node: Node) -> MatmulPlan | None:
-    """The blocked plan of a float matrix-matrix product worth a BLAS call, or None (vector products,
-    integer and small products keep the simple loop nest)."""
-    if node.op.name != "fused" and node.op.name != "matmul":
-        return None
-    mm, epilogue, views, out_strides = operand_views(node)
-    (ia, a_shape, a_strides, a_start), (ib, b_shape, b_strides, b_start) = views
-    if len(a_shape) < 2 or len(b_shape) < 2 or np.dtype(mm.dtype).kind != "f":
-        return None
-    a_batch, a_bstr, (m, k), (ars, acs) = _as_matrix(a_shape, a_strides, True)
-    b_batch, b_bstr, (_, n), (brs, bcs) = _as_matrix(b_shape, b_strides, False)
-    if not m or not n or _tiled(mm.dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
-        return None
-    batch = tuple(np.broadcast_shapes(a_batch, b_batch))
-    nb = len(batch)
-    shape = mm.shape
-    a_bs = broadcast_strides(a_batch, batch, a_bstr)
-    b_bs = broadcast_strides(b_batch, batch, b_bstr)
-    body = node.attrs.get("body")
-    leaves = _epilogue_leaves(body, mm, epilogue) if epilogue else {}
-    # (input index, start offset, strides over batch + (rows,), column stride of the output's columns)
-    ops = [(ia, a_start, tuple(a_bs) + (ars,), 0), (ib, b_start, tuple(b_bs) + (0,), bcs),
-           (-1, 0, tuple(out_strides[:nb]) + (out_strides[-2],), out_strides[-1])]
-    for leaf, (k_in, vshape, vstrides, offset) in leaves.items():
-        st = broadcast_strides(vshape, shape, vstrides)
-        ops.append((k_in, offset, tuple(st[:nb + 1]), st[-1]))
-    if out_strides[-1] != 1:
-        return None
-    rows, groups = m, list(batch)
-    while groups and all(o[2][len(groups) - 1] == o[2][-1] * rows for o in ops):
-        rows *= groups.pop()
-    # judged after folding: (32, 30, 256) @ (256, 9) is one product of 960 rows, not 32 small ones
-    if rows * n * k <= SMALL_PRODUCT or blas_layout(rows, k, ars, acs) is None:
-        return None
-    ng = len(groups)
-    operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
-    count = int(np.prod(groups, dtype=np.int64))
-    threads = parallel.threads_for(node)
-    # Tall products: one block of rows per thread (each block repacks all of B inside BLAS, so no more
-    # blocks than needed). Short ones (a sentence): a few column blocks per thread, each repacking only
-    # the small A, so that a thread the OS preempts holds up only a small piece. Row blocks pay an extra
-    # packing of B (k x n) per thread, column blocks one of A (rows x k) per block: a product is "tall"
-    # when the column blocks would copy more (measured on all-MiniLM: batch 1's 128 rows run ~8% faster
-    # in column blocks, batch 8's 1024 rows ~12% faster in row blocks).
-    blocks, col_blocks = 1, 1
-    per_thread = -(-threads // count)
-    if count < threads and rows >= 64 * per_thread and PIECES * rows > n:
-        blocks = per_thread
-    elif count < threads:
-        col_blocks = max(1, min(-(-PIECES * threads // count), n // 64))
-    block_rows = -(-rows // blocks)
-    blocks = -(-rows // block_rows)
-    block_cols = -(-n // col_blocks // 16) * 16 if col_blocks > 1 else n
-    col_blocks = -(-n // block_cols)
-    return MatmulPlan(mm, epilogue, tuple(groups), rows, n, k, block_rows, blocks, operands, acs,
-                      (brs, bcs), list(leaves), col_blocks, block_cols)
-
-
-def _tiled(dtype, m: int, n: int, k: int, b_strides: tuple, threads: int) -> bool:
-    """Whether a product runs `register_tiled_product`: on one thread, float32 with B's rows contiguous, a
-    few rows (an RNN step: 32 x 128 by 128 x 512) and columns in whole tiles. It keeps its accumulators in
-    registers and reads the weight where it lies, where BLAS would first repack all of it — at these sizes
-    ~25% faster (40 µs against 50–56 µs for the step above). With threads to spare, BLAS on blocks split
-    across them is faster still (a one-direction LSTM: 1.7 against 2.1 ms)."""
-    return (threads == 1 and np.dtype(dtype) == np.float32 and b_strides[1] == 1 and m <= TILED_ROWS
-            and n % (2 * LANES) == 0 and SMALL_PRODUCT < m * n * k <= TILED_PRODUCT)
-
-
-def _epilogue_leaves(body, mm: Node, epilogue: list) -> dict:
-    """Operands the epilogue reads besides the product: node -> (input index, shape, strides, offset)."""
-    views = {n for n in body.nodes if is_view(n)}
-    leaves: dict = {}
-    for e in epilogue:
-        for i in e.inputs:
-            if i in leaves or i is mm or i in epilogue:
-                continue
-            if i in views:
-                root, vshape, vstrides, offset = view_of(i, stop=views)
-                leaves[i] = (body.inputs.index(root), vshape, vstrides, offset)
-            else:
-                leaves[i] = (body.inputs.index(i), i.shape, contiguous_strides(i.shape), 0)
-    return leaves
-
-
 def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | None) -> None:
     """For each work item in ``outer`` (default: all): one GEMM on a block of rows, then its epilogue."""
     out_ptr, in_ptrs = args[0], list(args[1:])
     dtype = plan.mm.dtype
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, plan.items))
-    m_slot, n_slot = _constant_slot(b, I32, 0), _constant_slot(b, I32, 0)
+    m_slot, n_slot = constant_slot(b, I32, 0), constant_slot(b, I32, 0)
     with for_range(b, end, "item", start=start) as item:
         offsets, count, cols = item_offsets(b, plan, item)
 
@@ -326,17 +159,16 @@ def call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int, m_
     trans_b, ldb = blas_layout(k, n, *b_str)
     real = F32 if np.dtype(dtype) == np.float32 else F64
     args = [
-        _constant_slot(b, I8, ord("T" if trans_b else "N")), _constant_slot(b, I8, ord("T" if trans_a else "N")),
-        n_slot if n_slot is not None else _constant_slot(b, I32, n),
-        m_slot if m_slot is not None else _constant_slot(b, I32, m),
-        _constant_slot(b, I32, k),
-        _constant_slot(b, real, 1.0), b_ptr, _constant_slot(b, I32, ldb), a_ptr, _constant_slot(b, I32, lda),
-        _constant_slot(b, real, 0.0), c_ptr, _constant_slot(b, I32, max(ldc, n, 1)),
+        constant_slot(b, I8, ord("T" if trans_b else "N")), constant_slot(b, I8, ord("T" if trans_a else "N")),
+        n_slot if n_slot is not None else constant_slot(b, I32, n),
+        m_slot if m_slot is not None else constant_slot(b, I32, m),
+        constant_slot(b, I32, k),
+        constant_slot(b, real, 1.0), b_ptr, constant_slot(b, I32, ldb), a_ptr, constant_slot(b, I32, lda),
+        constant_slot(b, real, 0.0), c_ptr, constant_slot(b, I32, max(ldc, n, 1)),
     ]
     b.call(_gemm(b.module, dtype), args)
 
 
-LANES = 16       # floats per vector register (AVX-512); LLVM splits wider vectors on smaller machines
 BLOCK = 4        # vector accumulators per column block: 64 float32 columns stay in registers
 
 
@@ -433,7 +265,7 @@ def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: 
     body = node.attrs["body"]
     out_ptr, in_ptrs = args[0], list(args[1:])
     shape = mm.shape
-    leaves = _epilogue_leaves(body, mm, epilogue)
+    leaves = epilogue_leaves(body, mm, epilogue)
     strides = [out_strides] + [broadcast_strides(s, shape, st) for _, s, st, _ in leaves.values()]
     with strided_nest(b, shape, strides, "ep") as offsets:
         p = element_ptr(b, out_ptr, offsets[0], mm.dtype)

@@ -9,14 +9,14 @@ from ...ops.random import GOLDEN_GAMMA, MIX1, MIX2
 from ..loops import accumulate, for_range
 from ..types import F64, I64, compute_type, element_ptr, load, store
 from . import family
-from .indexing import _axis_split
+from .indexing import axis_split
 
 
 def _rows(shape: tuple, axis: int | None) -> tuple[int, int, int]:
     """(outer, n, inner): the reduced axis has n entries ``inner`` apart; rows are (outer, inner) pairs."""
     if axis is None:
         return 1, int(np.prod(shape, dtype=np.int64)), 1
-    return _axis_split(shape, axis)
+    return axis_split(shape, axis)
 
 
 @family("argmax", "argmin")

@@ -7,38 +7,22 @@ residual) finishes the block.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...passes.fuse_mlp import BLOCK_ROWS, mlp_parts
+from ...layout import ALIGNMENT
+from ...lower.mlp import mlp_parts, mlp_plans
 from ..loops import for_range
 from ..types import F32, I32, I64, PTR, element_ptr
 from . import family
-from .matmul import _constant_slot, block_epilogue, call_gemm, item_offsets, matmul_plan
+from .matmul import block_epilogue, call_gemm, constant_slot, item_offsets
 
 
-def _plans(node: Node) -> tuple:
-    """The two products' plans, cut into the same blocks of rows (whole rows: no column blocks)."""
-    first, second = mlp_parts(node)
-    p1, p2 = matmul_plan(first), matmul_plan(second)
-    rows = min(BLOCK_ROWS, p1.rows)
-    blocks = -(-p1.rows // rows)
-    cut = dict(blocks=blocks, block_rows=rows, col_blocks=1)
-    return (dataclasses.replace(p1, block_cols=p1.n, **cut), dataclasses.replace(p2, block_cols=p2.n, **cut))
-
-
-def mlp_extent(node: Node) -> int:
-    first, _ = _plans(node)
-    return first.items if first.items >= 2 else 0
-
-
-@family("mlp", parallel=mlp_extent)
+@family("mlp")
 def emit_mlp(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     first_node, second_node = mlp_parts(node)
-    p1, p2 = _plans(node)
+    p1, p2 = mlp_plans(node)
     out_ptr, in_ptrs = args[0], list(args[1:])
     dtype = p1.mm.dtype
     wide = p1.n
@@ -52,9 +36,9 @@ def emit_mlp(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None
 
     with b.goto_entry_block():
         scratch = b.alloca(F32, size=ir.Constant(I64, p1.block_rows * wide), name="intermediate")
-        scratch.align = 64
+        scratch.align = ALIGNMENT
         scratch.type = PTR  # as LLVM sees it (opaque)
-    m_slot, n1_slot, n2_slot = _constant_slot(b, I32, 0), _constant_slot(b, I32, p1.n), _constant_slot(b, I32, p2.n)
+    m_slot, n1_slot, n2_slot = constant_slot(b, I32, 0), constant_slot(b, I32, p1.n), constant_slot(b, I32, p2.n)
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, p1.items))
     with for_range(b, end, "item", start=start) as item:
         o1, count, _ = item_offsets(b, p1, item)

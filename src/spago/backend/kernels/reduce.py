@@ -10,13 +10,12 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ..loops import accumulate, broadcast_strides, collapse, for_range, strided_nest
+from ...ops.registry import ops_with
+from ...lower.views import broadcast_strides, collapse
+from ..loops import accumulate, for_range, strided_nest
 from ..types import F32, I64, compute_type, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph
-
-REDUCTIONS = ("sum", "max", "min")
-
 
 def identity(kind: str, dtype) -> ir.Constant:
     dtype = np.dtype(dtype)
@@ -54,7 +53,7 @@ def reduction_parts(node: Node) -> tuple:
     return node.op.name, node.attrs["axes"], node.inputs[0].spec, None
 
 
-@family(*REDUCTIONS, "reduce")
+@family(*ops_with("reduction"), "reduce")
 def emit_reduce(b: ir.IRBuilder, args: list, node: Node) -> None:
     kind, axes, in_spec, body = reduction_parts(node)
     out_ptr, in_ptrs = args[0], list(args[1:])

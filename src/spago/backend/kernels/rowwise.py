@@ -11,31 +11,17 @@ from llvmlite import ir
 
 from ...ir.graph import Node
 from .. import scalar
-from ..loops import accumulate, broadcast_strides, for_range, outer_extent, strided_nest
+from ...lower.views import broadcast_strides
+from ..loops import accumulate, for_range, strided_nest
 from ..types import I64, compute_type, element_ptr, load, store
 from . import family
 from .reduce import combine, identity
 
-REDUCTIONS = ("sum", "max", "min")
-
-
-def _row_shape_and_strides(node: Node) -> tuple:
-    body = node.attrs["body"]
-    full_shape = next(n for n in body.nodes if n.op.name in REDUCTIONS).inputs[0].shape
-    strides = [broadcast_strides(body.outputs[0].shape, full_shape)[:-1]] + \
-        [broadcast_strides(i.shape, full_shape)[:-1] for i in body.inputs]
-    return full_shape[:-1], strides
-
-
-def rowwise_extent(node: Node) -> int:
-    return outer_extent(*_row_shape_and_strides(node))
-
-
-@family("rowwise", parallel=rowwise_extent)
+@family("rowwise")
 def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = None) -> None:
     body = node.attrs["body"]
     out = body.outputs[0]
-    reductions = [n for n in body.nodes if n.op.name in REDUCTIONS]
+    reductions = [n for n in body.nodes if n.op.reduction]
     full_shape = reductions[0].inputs[0].shape
     rows, width = full_shape[:-1], full_shape[-1]
     out_ptr, in_ptrs = args[0], list(args[1:])
@@ -50,7 +36,7 @@ def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = 
     uses[out] = uses.get(out, 0) + 1
 
     def is_full(n: Node) -> bool:
-        return n.kind == "op" and n.op.name not in REDUCTIONS and n.shape == full_shape and width != 1
+        return n.kind == "op" and not n.op.reduction and n.shape == full_shape and width != 1
 
     scratch = {}
     with b.goto_entry_block():
@@ -79,7 +65,7 @@ def emit_rowwise(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = 
         computed: set = set()
         zero = ir.Constant(I64, 0)
         for n in body.nodes:
-            if n.op.name in REDUCTIONS:
+            if n.op.reduction:
                 kind = n.op.name
                 with accumulate(b, width, identity(kind, n.dtype), "j") as loop:
                     loop.carry(combine(b, kind, loop.acc, at(n.inputs[0], loop.index), n.dtype))

@@ -5,7 +5,8 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ..loops import contiguous_strides, for_range, strided_nest
+from ...lower.views import contiguous as contiguous_strides
+from ..loops import for_range, strided_nest
 from ..types import I64, PTR, const, element_ptr, load, load_pointer, pointer_table, store
 from . import family
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from spago.errors import SpagoError
+from spago.files import atomic_write
 from spago.nlp.tokenizers.basic import BasicTokenizer, TokenizerError
 from spago.nlp.tokenizers.encoding import Encoding, window_ranges
 from spago.nlp.tokenizers.wordpiece import WordPiece, load_vocab
@@ -107,14 +108,7 @@ class BertTokenizer:
         if any(t is None for t in tokens) or any("\n" in t or "\r" in t for t in tokens):
             raise TokenizerError(f"cannot write {path}: the vocabulary ids are not 0..{self.vocab_size - 1} or a "
                                  "token holds a line break")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                f.write("".join(t + "\n" for t in tokens))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, "".join(t + "\n" for t in tokens).encode("utf-8"))
 
     # ----- vocabulary -----
 

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from ..errors import SpagoError
 from ..ir.graph import Graph, Node
+from ..layout import ALIGNMENT
 from .schedule import alias_root, is_alias, is_scan_result
 
-ALIGNMENT = 64
 
 
 @dataclass
@@ -115,9 +115,9 @@ class MemoryPlan:
         return "\n".join(parts)
 
     def render(self, path: str) -> str:
-        from ..ir.dot import atomic_write
+        from ..files import atomic_write
 
-        atomic_write(path, self.to_svg().encode())
+        atomic_write(path, self.to_svg().encode(), parents=True)
         return path
 
 
@@ -128,7 +128,7 @@ def _concurrent(a: frozenset, b: frozenset) -> bool:
 
 def _branch_uses(graph: Graph) -> dict:
     """Buffer -> the (region, branch) pairs of the kernels that write or read it."""
-    from .parallel_branches import regions
+    from .regions import regions
 
     uses: dict = {}
     for region in regions(graph):
@@ -183,13 +183,13 @@ def debug_bytes(graph: Graph) -> int:
     return debug_offsets(graph, {alias_root(o) for o in graph.outputs if not is_scan_result(o)})[1]
 
 
-def _inplace_candidate(node: Node) -> bool:
+def inplace_candidate(node: Node) -> bool:
     if node.op.name == "fused":
         return node.attrs.get("pattern") == "elementwise"
-    return node.op.kind == "elementwise"
+    return node.op.elementwise
 
 
-def _aligned_inputs(node: Node) -> list:
+def aligned_inputs(node: Node) -> list:
     """Inputs the kernel reads at exactly the position it writes (not through a view), so the output
     may overwrite them."""
     if node.op.name != "fused":
@@ -250,8 +250,8 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
         size = _align(buffer_bytes(n), alignment)
         end = max(last_use.get(n, t), t)
         target = None
-        if _inplace_candidate(n):
-            for i in _aligned_inputs(n):
+        if inplace_candidate(n):
+            for i in aligned_inputs(n):
                 r = alias_root(i)
                 g = group_of.get(r)
                 if (g is not None and i.shape == n.shape and i.spec.nbytes == n.spec.nbytes

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 
-ALIAS_OPS = frozenset({"reshape", "scan_part"})
-
-
 def is_alias(node: Node) -> bool:
-    return node.kind == "op" and node.op.name in ALIAS_OPS
+    return node.kind == "op" and node.op.alias
 
 
 def kernels(graph: Graph) -> list:

@@ -13,12 +13,9 @@ import numpy as np
 
 from ..ir.graph import Node
 
-VIEW_OPS = ("transpose", "reshape", "getitem")
-
-
 def is_view(node: Node) -> bool:
     """A node whose value is its input's memory read differently (a basic slice, not a gather)."""
-    if node.kind != "op" or node.op.name not in VIEW_OPS:
+    if node.kind != "op" or not node.op.view:
         return False
     return node.op.name != "getitem" or not any(e[0] == "array" for e in node.attrs["index"])
 
@@ -131,3 +128,35 @@ def view_chains_feeding(group: set, users: dict, outputs: set, members: set | No
             if chain and view_of(i, stop=chain) is not None:
                 found |= chain
     return found
+
+
+def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int], strides: Sequence[int] | None = None) -> tuple:
+    """Element strides that read a ``shape`` buffer as if broadcast to ``out_shape`` (0 on broadcast axes)."""
+    strides = contiguous(shape) if strides is None else tuple(strides)
+    lead = len(out_shape) - len(shape)
+    out = [0] * lead
+    for d, s, o in zip(shape, strides, out_shape[lead:]):
+        out.append(0 if d == 1 and o != 1 else s)
+    return tuple(out)
+
+
+def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tuple, list]:
+    """Merge adjacent axes that every operand walks contiguously, and drop axes of size 1."""
+    dims = [(n, [s[k] for s in strides]) for k, n in enumerate(shape) if n != 1]
+    merged: list = []
+    for n, ss in dims:
+        if merged:
+            pn, ps = merged[-1]
+            if all(p == s * n for p, s in zip(ps, ss)):
+                merged[-1] = (pn * n, ss)
+                continue
+        merged.append((n, ss))
+    new_shape = tuple(n for n, _ in merged)
+    new_strides = [tuple(ss[k] for _, ss in merged) for k in range(len(strides))]
+    return new_shape, new_strides
+
+
+def outer_extent(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> int:
+    """Trip count of the outermost loop ``strided_nest`` would emit (what a parallel split divides)."""
+    collapsed, _ = collapse(shape, strides)
+    return collapsed[0] if collapsed else 1
