@@ -277,6 +277,7 @@ def kernel_key(node: Node) -> str:
 
     attrs = ";".join(f"{k}={attribute_text(v)}" for k, v in sorted(node.attrs.items()))
     alone = "|in-branch" if "branch" in node.meta else ""
+    alone += f"|packed={node.meta['packed_b']}" if "packed_b" in node.meta else ""
     return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}{alone}"
 
 

@@ -1,0 +1,216 @@
+"""spago's own float32 GEMM: a register-tiled micro-kernel over a weight packed into column panels.
+
+A constant weight ``B`` (k x n, any strided view of one constant: ``W`` or ``W.T``) is packed once, at
+compile time, into panels of ``nr`` columns: panel ``p`` holds ``B[:, p*nr:(p+1)*nr]`` row after row, so
+the micro-kernel reads it with unit stride. The packed array replaces the constant (same element count:
+only weights whose columns fill whole panels are packed), so no second copy of the weight is kept.
+Activations ``A`` are read in place through their strides (one broadcast load per row and k).
+
+Planning (the ISA variant, tile and block sizes from the host's caches) is kept apart from LLVM
+emission: `choose_isa` and `plan_blocks` decide, `emit_gemm` writes the function. The loops follow the
+usual order (BLIS, MLAS): k in blocks of ``kc`` (a ``kc`` x ``nr`` weight panel stays in L1), rows in
+blocks of ``mc`` (an ``mc`` x ``kc`` block of A stays in L2), then panels, then ``mr``-row tiles whose
+``mr`` x ``nr`` accumulators live in vector registers for the whole ``kc`` loop.
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from ...errors import SpagoError
+from ..loops import accumulate, for_range
+from ..types import F32, I32, I64, PTR, VOID, element_ptr
+
+ISA_VARIABLE = "SPAGO_GEMM_ISA"  # "avx512", "avx2" (forced variant) or "off" (BLAS and loops only)
+
+
+@dataclass(frozen=True)
+class Isa:
+    """A micro-kernel variant: ``lanes`` floats per vector, tiles of ``mr`` rows by ``vectors`` vectors."""
+
+    name: str
+    lanes: int
+    mr: int
+    vectors: int
+
+    @property
+    def nr(self) -> int:
+        return self.lanes * self.vectors
+
+
+# AVX-512: 12x32 tile = 24 zmm accumulators + 2 weight vectors + 1 broadcast of 32 registers.
+# AVX2+FMA: 6x16 tile = 12 ymm accumulators + 2 + 1 of 16 registers.
+ISAS = {"avx512": Isa("avx512", 16, 12, 2), "avx2": Isa("avx2", 8, 6, 2)}
+
+
+def host_features() -> set:
+    from ..target import host_cpu
+
+    return {f[1:] for f in host_cpu()[2].split(",") if f.startswith("+")}
+
+
+def choose_isa() -> Isa | None:
+    """The variant for this host (``SPAGO_GEMM_ISA`` forces one the host supports), or None."""
+    features = host_features()
+    supported = [name for name, need in (("avx512", {"avx512f", "fma"}), ("avx2", {"avx2", "fma"}))
+                 if need <= features]
+    forced = os.environ.get(ISA_VARIABLE, "").strip().lower()
+    if forced == "off":
+        return None
+    if forced:
+        if forced not in ISAS:
+            raise SpagoError(f"{ISA_VARIABLE}={forced!r}: expected one of {', '.join(ISAS)} or off")
+        if forced not in supported:
+            raise SpagoError(f"{ISA_VARIABLE}={forced}: this CPU lacks it (it has {', '.join(supported) or 'neither'})")
+        return ISAS[forced]
+    return ISAS[supported[0]] if supported else None
+
+
+@functools.lru_cache(maxsize=None)
+def cache_sizes() -> dict:
+    """Data cache bytes per level of CPU 0 from sysfs ({1: L1d, 2: L2, 3: L3}), with common defaults."""
+    sizes = {1: 32 << 10, 2: 1 << 20, 3: 8 << 20}
+    for folder in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(os.path.join(folder, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(folder, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(folder, "size")) as f:
+                text = f.read().strip().upper()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction":
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        digits = text.rstrip("KMB")
+        if digits.isdigit():
+            sizes[level] = int(digits) * scale
+    return sizes
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Cache blocking of one product: ``kc`` of k per pass over C, ``mc`` rows of A per L2 block."""
+
+    kc: int
+    mc: int
+
+
+def plan_blocks(isa: Isa, k: int) -> Blocks:
+    """``kc``: a ``kc`` x ``nr`` weight panel fills half of L1 (the other half for A's rows and C);
+    ``mc``: an ``mc`` x ``kc`` block of A fills half of L2. Both rounded to whole tiles."""
+    sizes = cache_sizes()
+    kc = max(16, sizes[1] // 2 // (isa.nr * 4))
+    kc = min(kc, k) if k > 0 else kc
+    # equal blocks, so the last one is not a sliver
+    kc = -(-k // -(-k // kc)) if k > 0 else kc
+    mc = max(isa.mr, sizes[2] // 2 // (kc * 4) // isa.mr * isa.mr)
+    return Blocks(kc, mc)
+
+
+def pack_weight(b: np.ndarray, isa: Isa) -> np.ndarray:
+    """``b`` (k x n, n a multiple of ``nr``) in panel order, as a C-contiguous array of shape (k, n):
+    element (p, kk, j) of the (n/nr, k, nr) panels is ``b[kk, p*nr + j]``."""
+    k, n = b.shape
+    nr = isa.nr
+    if n % nr:
+        raise SpagoError(f"packing a weight of {n} columns: expected a multiple of {nr}")
+    panels = np.ascontiguousarray(np.asarray(b, dtype=np.float32).reshape(k, n // nr, nr).transpose(1, 0, 2))
+    return panels.reshape(k, n)
+
+
+def unpack_weight(packed: np.ndarray, isa: Isa) -> np.ndarray:
+    """The (k, n) weight back from `pack_weight`'s layout (for checks and exports that want it)."""
+    k, n = packed.shape
+    return np.ascontiguousarray(packed.reshape(n // isa.nr, k, isa.nr).transpose(1, 0, 2).reshape(k, n))
+
+
+def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, typ, name)
+
+
+GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, PTR, PTR])
+
+
+def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_strides: tuple, ldc: int) -> ir.Function:
+    """``void gemm(i64 m, i64 n, i64 k, ptr a, ptr packed_b, ptr c)``: C[m x n] = A·B with B packed
+    (`pack_weight`), emitted once per module, blocking and layout. A's (row, col) strides and C's row
+    stride are constants, so every load of a tile addresses off one moving pointer."""
+    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_a{a_strides[0]}x{a_strides[1]}_c{ldc}"
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, GEMM_TYPE, name)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        emit_gemm(fn, isa, blocks, a_strides, ldc)
+    return fn
+
+
+def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_strides: tuple, ldc_value: int) -> None:
+    """The body of `gemm_function` (``n`` must be a multiple of ``nr``)."""
+    m, n, k, a_ptr, bp_ptr, c_ptr = fn.args
+    for arg, nm in zip(fn.args, ("m", "n", "k", "a", "bp", "c")):
+        arg.name = nm
+    a_row, a_col, ldc = (ir.Constant(I64, v) for v in (*a_strides, ldc_value))
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    lanes, mr, vectors, nr = isa.lanes, isa.mr, isa.vectors, isa.nr
+    vec_t = ir.VectorType(F32, lanes)
+    fma = _intrinsic(b.module, f"llvm.fma.v{lanes}f32", ir.FunctionType(vec_t, [vec_t] * 3))
+    zero = ir.Constant(vec_t, [0.0] * lanes)
+    splat_mask = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
+    c64 = functools.partial(ir.Constant, I64)
+
+    def smin(x, y):
+        return b.select(b.icmp_signed("<", x, y), x, y)
+
+    k_blocks = b.udiv(b.add(k, c64(blocks.kc - 1)), c64(blocks.kc))
+    m_blocks = b.udiv(b.add(m, c64(blocks.mc - 1)), c64(blocks.mc))
+    with for_range(b, k_blocks, "pc") as pcb:
+        pc = b.mul(pcb, c64(blocks.kc))
+        kb = smin(c64(blocks.kc), b.sub(k, pc))
+        first = b.icmp_signed("==", pc, c64(0))
+        with for_range(b, m_blocks, "ic") as icb:
+            ic = b.mul(icb, c64(blocks.mc))
+            mb = smin(c64(blocks.mc), b.sub(m, ic))
+            full = b.add(ic, b.mul(b.udiv(mb, c64(mr)), c64(mr)))
+            with for_range(b, b.udiv(n, c64(nr)), "jr") as panel:
+                col = b.mul(panel, c64(nr))
+                # panel p starts at p*k*nr; its k rows from pc on
+                b_panel = element_ptr(b, bp_ptr, b.add(b.mul(col, k), b.mul(pc, c64(nr))), np.float32)
+
+                def tile(row0, rows: int) -> None:
+                    a_rows = [element_ptr(b, a_ptr, b.add(b.mul(b.add(row0, c64(r)), a_row), b.mul(pc, a_col)),
+                                          np.float32) for r in range(rows)]
+                    c_ptrs = [[element_ptr(b, c_ptr, b.add(b.mul(b.add(row0, c64(r)), ldc), b.add(col, c64(v * lanes))),
+                                           np.float32) for v in range(vectors)] for r in range(rows)]
+                    # accumulate onto C after the first k block (a select, so one loop serves both)
+                    init = [b.select(first, zero, b.load(p, typ=vec_t, align=4)) for row in c_ptrs for p in row]
+                    with accumulate(b, kb, init, "kk") as loop:
+                        kk = loop.index
+                        bvecs = [b.load(element_ptr(b, b_panel, b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
+                                        typ=vec_t, align=4) for v in range(vectors)]
+                        a_off = b.mul(kk, a_col)
+                        new = []
+                        for r in range(rows):
+                            a_val = b.load(element_ptr(b, a_rows[r], a_off, np.float32), typ=F32)
+                            splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
+                            splat = b.shuffle_vector(splat, splat, splat_mask)
+                            for v in range(vectors):
+                                new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
+                        loop.carry(new)
+                    for r in range(rows):
+                        for v in range(vectors):
+                            b.store(loop.accs[r * vectors + v], c_ptrs[r][v], align=4)
+
+                with for_range(b, full, "ir", start=ic, step=mr) as row:
+                    tile(row, mr)
+                with for_range(b, b.add(ic, mb), "rr", start=full) as row:
+                    tile(row, 1)
+    b.ret_void()
