@@ -1,7 +1,8 @@
 """Pack constant weights into the GEMM micro-kernel's panel layout, once, at compile time.
 
-A float32 product whose right operand is a constant read by that kernel alone (``x @ W``, ``x @ W.T``,
-a frozen layer's weight) gets its constant's data replaced by the packed copy (`spago.backend.kernels.gemm`)
+A float32 product whose right operand is a constant, or a whole slice of one (``x @ W``, ``x @ W.T``,
+``z @ W[k]`` of a stacked weight whose slices all feed such products), gets its range of the constant's
+data replaced by the packed copy (`spago.backend.kernels.gemm`)
 and is marked ``meta["packed_b"]`` so the matmul family emits the packed GEMM. The constant keeps its
 declared shape (only weights whose columns fill whole panels are packed, so the element count is the
 same): the compiled function holds the packed weight only. Runs last, on the optimiser's own copy of
@@ -24,23 +25,51 @@ def pack_weights(graph: Graph) -> Graph:
     isa = choose_isa()
     if isa is None:
         return graph
-    users = graph.users()
     outputs = set(graph.outputs)
-    for node in graph.nodes:
-        if family_of(node) != "matmul" or META in node.meta:
+    users = graph.users()
+    # constants sharing one array (an unrolled loop's merged weight, one per step) are packed once
+    shared: dict = {}
+    for const in graph.consts:
+        if const.data is not None and const.data.dtype == np.float32 and META not in const.meta:
+            shared.setdefault(id(const.data), []).append(const)
+    for consts in shared.values():
+        found = []
+        for const in consts:
+            readers = users.get(const, [])
+            if const in outputs or not readers:
+                found = None
+                break
+            for node in readers:
+                view = packable_weight(node, isa) if family_of(node) == "matmul" else None
+                if view is None or node.inputs.count(const) != 1 or node.inputs[view[0]] is not const:
+                    found = None
+                    break
+                found.append((node, view[1:]))
+            if found is None:
+                break
+        views = sorted({v for _, v in found}) if found else []
+        if not views or not _disjoint(views, consts[0].data.size):
             continue
-        found = packable_weight(node, isa)
-        if found is None:
-            continue
-        index, (k, n), strides, start = found
-        const = node.inputs[index]
-        if (const.kind != "const" or users.get(const) != [node] or node.inputs.count(const) != 1
-                or const in outputs or const.data.dtype != np.float32 or const.data.size != k * n):
-            continue
-        data = np.ascontiguousarray(const.data).reshape(-1)
+        data = np.array(consts[0].data, dtype=np.float32, order="C").reshape(-1)
         item = data.itemsize
-        view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
-        const.data = pack_weight(view, isa).reshape(const.shape)
-        const.meta[META] = isa.name
-        node.meta[META] = isa.name
+        for (k, n), strides, start in views:
+            view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
+            data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
+        for node, _ in found:
+            node.meta[META] = isa.name
+        for const in consts:
+            const.data = data.reshape(const.shape)
+            const.meta[META] = isa.name
     return graph
+
+
+def _disjoint(views: list, size: int) -> bool:
+    """Whether each view ((k, n), strides, start) is a whole, contiguous range of the constant (``W``,
+    ``W.T``, ``W[i]`` of a stacked weight) and no two overlap: then every range is packed where it lies."""
+    ranges = []
+    for (k, n), strides, start in views:
+        if tuple(strides) not in ((n, 1), (1, k)) or start < 0 or start + k * n > size:
+            return False
+        ranges.append((start, start + k * n))
+    ranges.sort()
+    return all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))

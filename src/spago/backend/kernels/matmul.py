@@ -182,7 +182,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     ops = [(ia, a_start, tuple(a_bs) + (ars,), 0), (ib, b_start, tuple(b_bs) + (0,), bcs),
            (-1, 0, tuple(out_strides[:nb]) + (out_strides[-2],), out_strides[-1])]
     if packed:  # panels of the packed weight: a block of columns from col0 starts at col0 * k
-        ops[1] = (ib, 0, (0,) * (nb + 1), k)
+        ops[1] = (ib, b_start, (0,) * (nb + 1), k)
     for leaf, (k_in, vshape, vstrides, offset) in leaves.items():
         st = broadcast_strides(vshape, shape, vstrides)
         ops.append((k_in, offset, tuple(st[:nb + 1]), st[-1]))
