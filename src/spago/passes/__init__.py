@@ -15,8 +15,8 @@ The default pipeline, in order::
     fuse_reduce          other reductions with their producers
     fuse_elementwise     remaining elementwise chains
     dce
-    parallel_branches    independent chains of small kernels (a bidirectional RNN) run one per thread
     pack_weights         constant weights packed once into the GEMM micro-kernel's panels (replacing them)
+    parallel_branches    independent chains of small kernels (a bidirectional RNN) run one per thread
 
 Optional: ``fuse_mlp`` (after ``fuse_rowwise``) runs a feed-forward block's two products as one kernel
 that never materialises the wide intermediate — less memory, but each block of rows repacks both weights
@@ -50,7 +50,7 @@ def default_passes(inference: bool = True) -> list:
     front = [freeze_params] if inference else []
     return front + [simplify, constant_folding, cse, dce, merge_sums, batch_matmul,
                     merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
-                    parallel_branches, pack_weights]
+                    pack_weights, parallel_branches]
 
 
 def optimize(graph: Graph, passes: Sequence[Pass] | None = None, *, inference: bool = True,

@@ -5,7 +5,8 @@ A float32 product whose right operand is a constant, or a whole slice of one (``
 data replaced by the packed copy (`spago.backend.kernels.gemm`)
 and is marked ``meta["packed_b"]`` so the matmul family emits the packed GEMM. The constant keeps its
 declared shape (only weights whose columns fill whole panels are packed, so the element count is the
-same): the compiled function holds the packed weight only. Runs last, on the optimiser's own copy of
+same): the compiled function holds the packed weight only. The constant's ``meta["stored_as"]`` records
+the layout, so the interpreter still reads the logical weight. Runs last, on the optimiser's own copy of
 the graph, so the traced graph and the model keep their arrays.
 """
 from __future__ import annotations
@@ -14,12 +15,13 @@ import numpy as np
 
 from ..ir.graph import Graph
 
-META = "packed_b"
+META = "packed_b"      # kernel meta: the ISA whose GEMM reads its packed weight
+STORED = "stored_as"   # constant meta: its layout (the interpreter reads the logical array through it)
 
 
 def pack_weights(graph: Graph) -> Graph:
     from ..backend.kernels import family_of
-    from ..backend.kernels.gemm import choose_isa, pack_weight
+    from ..backend.kernels.gemm import PackedLayout, choose_isa, pack_weight
     from ..backend.kernels.matmul import packable_weight
 
     isa = choose_isa()
@@ -30,7 +32,7 @@ def pack_weights(graph: Graph) -> Graph:
     # constants sharing one array (an unrolled loop's merged weight, one per step) are packed once
     shared: dict = {}
     for const in graph.consts:
-        if const.data is not None and const.data.dtype == np.float32 and META not in const.meta:
+        if const.data is not None and const.data.dtype == np.float32 and STORED not in const.meta:
             shared.setdefault(id(const.data), []).append(const)
     for consts in shared.values():
         found = []
@@ -57,9 +59,10 @@ def pack_weights(graph: Graph) -> Graph:
             data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
         for node, _ in found:
             node.meta[META] = isa.name
+        layout = PackedLayout(isa.name, tuple(views))
         for const in consts:
             const.data = data.reshape(const.shape)
-            const.meta[META] = isa.name
+            const.meta[STORED] = layout
     return graph
 
 

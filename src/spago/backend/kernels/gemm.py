@@ -131,6 +131,24 @@ def unpack_weight(packed: np.ndarray, isa: Isa) -> np.ndarray:
     return np.ascontiguousarray(packed.reshape(n // isa.nr, k, isa.nr).transpose(1, 0, 2).reshape(k, n))
 
 
+@dataclass(frozen=True)
+class PackedLayout:
+    """How a constant's data was packed: ranges ((k, n), (row, col) strides, start) of its flat data,
+    each holding `pack_weight` of that view. ``logical`` gives the array back (for the interpreter)."""
+
+    isa: str
+    views: tuple
+
+    def logical(self, data: np.ndarray) -> np.ndarray:
+        flat = np.array(data, dtype=np.float32, order="C").reshape(-1)
+        out = flat.copy()
+        item = flat.itemsize
+        for (k, n), strides, start in self.views:
+            view = unpack_weight(flat[start:start + k * n].reshape(k, n), ISAS[self.isa])
+            np.lib.stride_tricks.as_strided(out[start:], (k, n), (strides[0] * item, strides[1] * item))[...] = view
+        return out.reshape(data.shape)
+
+
 def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Function:
     fn = module.globals.get(name)
     return fn if fn is not None else ir.Function(module, typ, name)
