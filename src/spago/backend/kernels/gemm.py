@@ -26,6 +26,7 @@ from ...errors import SpagoError
 from ..loops import accumulate, for_range
 from ..types import F32, I32, I64, PTR, VOID, element_ptr
 
+WIDE = 4  # panels a one-row tile covers at once
 ISA_VARIABLE = "SPAGO_GEMM_ISA"  # "avx512", "avx2" (forced variant) or "off" (BLAS and loops only)
 
 
@@ -149,6 +150,12 @@ class PackedLayout:
         return out.reshape(data.shape)
 
 
+def broadcast(b: ir.IRBuilder, value: ir.Value, vec_t: ir.VectorType) -> ir.Value:
+    """``value`` in every lane of a ``vec_t`` (one ``vbroadcastss`` from memory)."""
+    splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), value, ir.Constant(I32, 0))
+    return b.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(I32, vec_t.count), [0] * vec_t.count))
+
+
 def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Function:
     fn = module.globals.get(name)
     return fn if fn is not None else ir.Function(module, typ, name)
@@ -182,7 +189,6 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_strides: tuple, ldc_v
     vec_t = ir.VectorType(F32, lanes)
     fma = _intrinsic(b.module, f"llvm.fma.v{lanes}f32", ir.FunctionType(vec_t, [vec_t] * 3))
     zero = ir.Constant(vec_t, [0.0] * lanes)
-    splat_mask = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
     c64 = functools.partial(ir.Constant, I64)
 
     def smin(x, y):
@@ -198,37 +204,45 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_strides: tuple, ldc_v
             ic = b.mul(icb, c64(blocks.mc))
             mb = smin(c64(blocks.mc), b.sub(m, ic))
             full = b.add(ic, b.mul(b.udiv(mb, c64(mr)), c64(mr)))
-            with for_range(b, b.udiv(n, c64(nr)), "jr") as panel:
-                col = b.mul(panel, c64(nr))
+            panels = b.udiv(n, c64(nr))
+
+            def tile(row0, col, rows: int, width: int) -> None:
+                """``rows`` x ``width`` panels from (row0, col): accumulators in registers over the k block."""
                 # panel p starts at p*k*nr; its k rows from pc on
-                b_panel = element_ptr(b, bp_ptr, b.add(b.mul(col, k), b.mul(pc, c64(nr))), np.float32)
-
-                def tile(row0, rows: int) -> None:
-                    a_rows = [element_ptr(b, a_ptr, b.add(b.mul(b.add(row0, c64(r)), a_row), b.mul(pc, a_col)),
-                                          np.float32) for r in range(rows)]
-                    c_ptrs = [[element_ptr(b, c_ptr, b.add(b.mul(b.add(row0, c64(r)), ldc), b.add(col, c64(v * lanes))),
-                                           np.float32) for v in range(vectors)] for r in range(rows)]
-                    # accumulate onto C after the first k block (a select, so one loop serves both)
-                    init = [b.select(first, zero, b.load(p, typ=vec_t, align=4)) for row in c_ptrs for p in row]
-                    with accumulate(b, kb, init, "kk") as loop:
-                        kk = loop.index
-                        bvecs = [b.load(element_ptr(b, b_panel, b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
-                                        typ=vec_t, align=4) for v in range(vectors)]
-                        a_off = b.mul(kk, a_col)
-                        new = []
-                        for r in range(rows):
-                            a_val = b.load(element_ptr(b, a_rows[r], a_off, np.float32), typ=F32)
-                            splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
-                            splat = b.shuffle_vector(splat, splat, splat_mask)
-                            for v in range(vectors):
-                                new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
-                        loop.carry(new)
+                b_panels = [element_ptr(b, bp_ptr, b.add(b.mul(b.add(col, c64(q * nr)), k), b.mul(pc, c64(nr))),
+                                        np.float32) for q in range(width)]
+                a_rows = [element_ptr(b, a_ptr, b.add(b.mul(b.add(row0, c64(r)), a_row), b.mul(pc, a_col)),
+                                      np.float32) for r in range(rows)]
+                slots = [(q, v) for q in range(width) for v in range(vectors)]
+                c_ptrs = [[element_ptr(b, c_ptr, b.add(b.mul(b.add(row0, c64(r)), ldc), b.add(col, c64(q * nr + v * lanes))),
+                                       np.float32) for q, v in slots] for r in range(rows)]
+                # accumulate onto C after the first k block (a select, so one loop serves both)
+                init = [b.select(first, zero, b.load(p, typ=vec_t, align=4)) for row in c_ptrs for p in row]
+                with accumulate(b, kb, init, "kk") as loop:
+                    kk = loop.index
+                    bvecs = [b.load(element_ptr(b, b_panels[q], b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
+                                    typ=vec_t, align=4) for q, v in slots]
+                    a_off = b.mul(kk, a_col)
+                    new = []
                     for r in range(rows):
-                        for v in range(vectors):
-                            b.store(loop.accs[r * vectors + v], c_ptrs[r][v], align=4)
+                        a_val = b.load(element_ptr(b, a_rows[r], a_off, np.float32), typ=F32)
+                        splat = broadcast(b, a_val, vec_t)
+                        for s, bvec in enumerate(bvecs):
+                            new.append(b.call(fma, [splat, bvec, loop.accs[r * len(slots) + s]]))
+                    loop.carry(new)
+                for r in range(rows):
+                    for s in range(len(slots)):
+                        b.store(loop.accs[r * len(slots) + s], c_ptrs[r][s], align=4)
 
+            with for_range(b, panels, "jr") as panel:
                 with for_range(b, full, "ir", start=ic, step=mr) as row:
-                    tile(row, mr)
-                with for_range(b, b.add(ic, mb), "rr", start=full) as row:
-                    tile(row, 1)
+                    tile(row, b.mul(panel, c64(nr)), mr, 1)
+            # rows left over (an RNN step's single row): one row by WIDE panels at once, so that WIDE x
+            # vectors independent FMA chains hide the FMA latency; then single panels
+            wide = b.mul(b.udiv(panels, c64(WIDE)), c64(WIDE))
+            with for_range(b, b.add(ic, mb), "rr", start=full) as row:
+                with for_range(b, wide, "jw", step=WIDE) as panel:
+                    tile(row, b.mul(panel, c64(nr)), 1, WIDE)
+                with for_range(b, panels, "j1", start=wide) as panel:
+                    tile(row, b.mul(panel, c64(nr)), 1, 1)
     b.ret_void()

@@ -20,7 +20,7 @@ from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from .. import parallel, scalar
 from . import family
 from .elementwise import eval_graph
-from .gemm import ISAS, gemm_function, plan_blocks
+from .gemm import ISAS, broadcast, gemm_function, plan_blocks
 from .reduce import identity
 
 
@@ -519,7 +519,6 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
     fma_name = f"llvm.fma.v{LANES}f32"
     fma = b.module.globals.get(fma_name) or ir.Function(b.module, ir.FunctionType(vec_t, [vec_t] * 3), fma_name)
     zero = ir.Constant(vec_t, [0.0] * LANES)
-    splat_mask = ir.Constant(ir.VectorType(I32, LANES), [0] * LANES)
     full = b.mul(b.udiv(m, ir.Constant(I64, rows)), ir.Constant(I64, rows))
 
     def tiles(first_row, tile_rows: int):
@@ -536,8 +535,7 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
                 new = []
                 for r in range(tile_rows):
                     a_val = b.load(element_ptr(b, a_ptr, b.add(a_rows[r], a_col), np.float32), typ=F32)
-                    splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
-                    splat = b.shuffle_vector(splat, splat, splat_mask)
+                    splat = broadcast(b, a_val, vec_t)
                     for v in range(vectors):
                         new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
                 loop.carry(new)
