@@ -67,7 +67,7 @@ def test_kernel_reads_strided_activations(isa, a_transposed):
     blocks = gemm.Blocks(kc=64, mc=2 * isa.mr)  # several k and row blocks
     a_strides = (1, m) if a_transposed else (k, 1)
     module = ir.Module("t")
-    fn = gemm.gemm_function(module, isa, blocks, a_strides, ldc)
+    fn = gemm.gemm_function(module, isa, blocks, a_strides[1])
     entry = ir.Function(module, gemm.GEMM_TYPE, "entry")
     b = ir.IRBuilder(entry.append_basic_block())
     b.call(fn, entry.args)
@@ -75,14 +75,15 @@ def test_kernel_reads_strided_activations(isa, a_transposed):
     from spago.backend.jit import compile_ir, load_object
 
     address = load_object(compile_ir(str(module))[1], "entry")
-    call = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, *[ctypes.c_void_p] * 3)(address)
+    call = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_int64)(address)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(np.float32)
     a_mem = np.ascontiguousarray(a.T) if a_transposed else a
     w = rng.standard_normal((k, n)).astype(np.float32)
     packed = gemm.pack_weight(w, isa)
     c = np.full((m, ldc), 7.0, np.float32)
-    call(m, n, k, a_mem.ctypes.data, packed.ctypes.data, c.ctypes.data)
+    call(m, n, k, a_mem.ctypes.data, a_strides[0], packed.ctypes.data, c.ctypes.data, ldc)
     np.testing.assert_allclose(c[:, :n], a @ w, rtol=1e-4, atol=1e-4)
     assert (c[:, n:] == 7.0).all()  # nothing written past the n columns
 

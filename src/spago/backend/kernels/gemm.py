@@ -161,29 +161,29 @@ def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Functio
     return fn if fn is not None else ir.Function(module, typ, name)
 
 
-GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, PTR, PTR])
+GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, I64, PTR, PTR, I64])
 
 
-def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_strides: tuple, ldc: int) -> ir.Function:
-    """``void gemm(i64 m, i64 n, i64 k, ptr a, ptr packed_b, ptr c)``: C[m x n] = A·B with B packed
-    (`pack_weight`), emitted once per module, blocking and layout. A's (row, col) strides and C's row
-    stride are constants, so every load of a tile addresses off one moving pointer."""
-    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_a{a_strides[0]}x{a_strides[1]}_c{ldc}"
+def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_col: int) -> ir.Function:
+    """``void gemm(i64 m, i64 n, i64 k, ptr a, i64 a_row, ptr packed_b, ptr c, i64 ldc)``: C[m x n] = A·B
+    with B packed (`pack_weight`). Emitted once per module, blocking and A's column stride (a constant, so
+    one function serves every product of a model: each costs LLVM time at compile)."""
+    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_acol{a_col}"
     fn = module.globals.get(name)
     if fn is None:
         fn = ir.Function(module, GEMM_TYPE, name)
         fn.linkage = "internal"
         fn.attributes.add("noinline")
-        emit_gemm(fn, isa, blocks, a_strides, ldc)
+        emit_gemm(fn, isa, blocks, a_col)
     return fn
 
 
-def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_strides: tuple, ldc_value: int) -> None:
+def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> None:
     """The body of `gemm_function` (``n`` must be a multiple of ``nr``)."""
-    m, n, k, a_ptr, bp_ptr, c_ptr = fn.args
-    for arg, nm in zip(fn.args, ("m", "n", "k", "a", "bp", "c")):
+    m, n, k, a_ptr, a_row, bp_ptr, c_ptr, ldc = fn.args
+    for arg, nm in zip(fn.args, ("m", "n", "k", "a", "a_row", "bp", "c", "ldc")):
         arg.name = nm
-    a_row, a_col, ldc = (ir.Constant(I64, v) for v in (*a_strides, ldc_value))
+    a_col = ir.Constant(I64, a_col_value)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     lanes, mr, vectors, nr = isa.lanes, isa.mr, isa.vectors, isa.nr
     vec_t = ir.VectorType(F32, lanes)

@@ -308,9 +308,9 @@ def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | N
         packed = plan.mm_node.meta.get(PACKED)
         if packed:
             isa = ISAS[packed]
-            gemm = gemm_function(b.module, isa, plan_blocks(isa, plan.k), (plan.operands[0][3], plan.a_cols),
-                                 plan.operands[2][3])
-            b.call(gemm, [count, cols, ir.Constant(I64, plan.k), base(0), base(1), base(2)])
+            gemm = gemm_function(b.module, isa, plan_blocks(isa, plan.k), plan.a_cols)
+            b.call(gemm, [count, cols, ir.Constant(I64, plan.k), base(0), ir.Constant(I64, plan.operands[0][3]),
+                          base(1), base(2), ir.Constant(I64, plan.operands[2][3])])
         else:
             b.store(b.trunc(count, I32), m_slot)
             b.store(b.trunc(cols, I32), n_slot)
