@@ -8,7 +8,7 @@ Activations ``A`` are read in place through their strides (one broadcast load pe
 
 Planning (the ISA variant, tile and block sizes from the host's caches) is kept apart from LLVM
 emission: `choose_isa` and `plan_blocks` decide, `emit_gemm` writes the function. The loops follow the
-usual order (BLIS, MLAS): k in blocks of ``kc`` (a ``kc`` x ``nr`` weight panel stays in L1), rows in
+usual order (BLIS, MLAS): k in blocks of ``kc`` (a ``kc`` x ``nr`` weight panel fills L1), rows in
 blocks of ``mc`` (an ``mc`` x ``kc`` block of A stays in L2), then panels, then ``mr``-row tiles whose
 ``mr`` x ``nr`` accumulators live in vector registers for the whole ``kc`` loop.
 """
@@ -104,10 +104,11 @@ class Blocks:
 
 
 def plan_blocks(isa: Isa, k: int) -> Blocks:
-    """``kc``: a ``kc`` x ``nr`` weight panel fills half of L1 (the other half for A's rows and C);
-    ``mc``: an ``mc`` x ``kc`` block of A fills half of L2. Both rounded to whole tiles."""
+    """``kc``: a ``kc`` x ``nr`` weight panel fills L1 (it is read in order, so the prefetcher keeps up;
+    a longer ``kc`` means fewer passes over C: measured 1024x1536·1536x384, kc 384 against 192, ~20%
+    faster); ``mc``: an ``mc`` x ``kc`` block of A fills half of L2. Both rounded to whole tiles."""
     sizes = cache_sizes()
-    kc = max(16, sizes[1] // 2 // (isa.nr * 4))
+    kc = max(16, sizes[1] // (isa.nr * 4))
     kc = min(kc, k) if k > 0 else kc
     # equal blocks, so the last one is not a sliver
     kc = -(-k // -(-k // kc)) if k > 0 else kc
