@@ -217,8 +217,8 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                 slots = [(q, v) for q in range(width) for v in range(vectors)]
                 c_ptrs = [[element_ptr(b, c_ptr, b.add(b.mul(b.add(row0, c64(r)), ldc), b.add(col, c64(q * nr + v * lanes))),
                                        np.float32) for q, v in slots] for r in range(rows)]
-                # accumulate onto C after the first k block (a select, so one loop serves both)
-                init = [b.select(first, zero, b.load(p, typ=vec_t, align=4)) for row in c_ptrs for p in row]
+                # from zero; added onto C after the first k block (C is not read before it is written)
+                init = [zero] * (rows * len(slots))
                 with accumulate(b, kb, init, "kk") as loop:
                     kk = loop.index
                     bvecs = [b.load(element_ptr(b, b_panels[q], b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
@@ -231,9 +231,16 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                         for s, bvec in enumerate(bvecs):
                             new.append(b.call(fma, [splat, bvec, loop.accs[r * len(slots) + s]]))
                     loop.carry(new)
-                for r in range(rows):
-                    for s in range(len(slots)):
-                        b.store(loop.accs[r * len(slots) + s], c_ptrs[r][s], align=4)
+                with b.if_else(first) as (assign, add):
+                    with assign:
+                        for r in range(rows):
+                            for s in range(len(slots)):
+                                b.store(loop.accs[r * len(slots) + s], c_ptrs[r][s], align=4)
+                    with add:
+                        for r in range(rows):
+                            for s in range(len(slots)):
+                                old = b.load(c_ptrs[r][s], typ=vec_t, align=4)
+                                b.store(b.fadd(old, loop.accs[r * len(slots) + s]), c_ptrs[r][s], align=4)
 
             with for_range(b, panels, "jr") as panel:
                 with for_range(b, full, "ir", start=ic, step=mr) as row:
