@@ -343,11 +343,12 @@ def _count(b: ir.IRBuilder, counters: ir.GlobalVariable, k: int, cycles: ir.Valu
 def kernel_key(node: Node) -> str:
     """What a kernel's code depends on: op, attributes (a fused body by its structure), operand types, which
     operands are one value (``add(x, x)`` reads one pointer twice, so its code must not serve ``add(a, x)``),
-    and whether it runs inside a branch of a parallel region (then on one thread)."""
+    whether it runs inside a branch of a parallel region (then on one thread) and whether its weight is packed."""
     from .cache import attribute_text
 
     attrs = ";".join(f"{k}={attribute_text(v)}" for k, v in sorted(node.attrs.items()))
     alone = "|in-branch" if "branch" in node.meta else ""
+    alone += f"|packed={node.meta['packed_b']}" if "packed_b" in node.meta else ""
     firsts = [node.inputs.index(i) for i in node.inputs]
     same = "" if firsts == list(range(len(firsts))) else f"|same={firsts}"
     return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}{same}{alone}"

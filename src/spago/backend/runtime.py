@@ -323,9 +323,21 @@ class CompiledFunction:
         rep = graph_report(self.graph, self._manager.records if self._manager is not None else None)
         rep["compile_seconds"] = dict(self._stages)
         rep["kernel_names"] = [name for name, _ in self._lowered.kernels]
+        rep["products"] = self.products()
         if self._profile is not None:
             rep["profile"] = self.profile()
         return rep
+
+    def products(self) -> list:
+        """One row per matrix-product kernel: its name, shape, GFLOP per call and the path computing it
+        (``spago-gemm-<isa>`` for the packed GEMM, ``openblas`` for the BLAS fallback, ``register-tiles``,
+        ``loop``)."""
+        from ..lower.families import family_of
+        from ..lower.matmul import product_flops, product_path
+
+        return [{"kernel": name, "node": node.name, "shape": node.shape, "path": product_path(node),
+                 "gflop": product_flops(node) / 1e9}
+                for name, node in self._lowered.kernels if family_of(node) == "matmul"]
 
     def profile(self) -> dict:
         """Time per kernel since compiling (or `reset_profile`), from the cycle counts of a ``profile=True``
@@ -347,6 +359,10 @@ class CompiledFunction:
                          "shape": node.shape, "total_ms": seconds * 1e3,
                          "mean_ms": seconds * 1e3 / calls if calls else 0.0,
                          "percent": 100.0 * float(count) / total if total else 0.0})
+            if family == "matmul" and calls and seconds:
+                from ..lower.matmul import product_flops
+
+                rows[-1]["gflops"] = product_flops(node) * calls / seconds / 1e9
             families[family] = families.get(family, 0.0) + seconds * 1e3
         rows.sort(key=lambda r: -r["total_ms"])
         return {"calls": calls, "seconds": self._profile_seconds, "kernels": rows,
@@ -359,7 +375,8 @@ class CompiledFunction:
                  f"{'kernel':<48} {'ms/call':>9} {'%':>6}  shape  ops"]
         for r in p["kernels"][:top]:
             lines.append(f"{r['kernel'][:48]:<48} {r['mean_ms']:>9.3f} {r['percent']:>6.1f}  "
-                         f"{'x'.join(map(str, r['shape']))}  {','.join(r['ops'])[:60]}")
+                         f"{'x'.join(map(str, r['shape']))}  {','.join(r['ops'])[:60]}"
+                         + (f"  {r['gflops']:.1f} GFLOP/s" if "gflops" in r else ""))
         lines.append("families: " + ", ".join(f"{k} {v / max(p['calls'], 1):.3f} ms"
                                               for k, v in p["families"].items()))
         return "\n".join(lines)

@@ -30,7 +30,9 @@ class Interpreter:
         for node, a in zip(self.graph.inputs, arrays):
             env[node] = a
         for node in self.graph.params + self.graph.consts:
-            env[node] = node.data
+            # data a backend stored in its own layout (packed weights) says how to read it back
+            stored = node.meta.get("stored_as")
+            env[node] = stored.logical(node.data) if stored is not None else node.data
         for node in self.graph.nodes:
             try:
                 env[node] = self.run_node(node, [env[i] for i in node.inputs])

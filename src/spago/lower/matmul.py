@@ -9,8 +9,10 @@ import numpy as np
 
 from ..ir.graph import Node
 from . import parallel
+from .gemm import ISAS
 from .views import blas_layout, broadcast_strides, contiguous as contiguous_strides, is_view, view_of
 
+PACKED = "packed_b"       # kernel meta: the right operand is a constant packed for this ISA's GEMM
 SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
 TILED_PRODUCT = 1 << 22  # float32 products up to this with few rows run register tiles, not BLAS
 TILED_ROWS = 64          # "few rows": an RNN step's batch
@@ -85,6 +87,7 @@ class MatmulPlan:
     leaves: list           # epilogue operands: body node per operands[3:]
     col_blocks: int = 1
     block_cols: int = 0
+    mm_node: Node | None = None  # the kernel node (its meta says whether the weight is packed)
 
     @property
     def items(self) -> int:
@@ -102,7 +105,8 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
         return None
     a_batch, a_bstr, (m, k), (ars, acs) = as_matrix(a_shape, a_strides, True)
     b_batch, b_bstr, (_, n), (brs, bcs) = as_matrix(b_shape, b_strides, False)
-    if not m or not n or tiled(mm.dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
+    packed = node.meta.get(PACKED)
+    if not m or not n or (not packed and tiled(mm.dtype, m, n, k, (brs, bcs), parallel.threads_for(node))):
         return None
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     nb = len(batch)
@@ -114,6 +118,8 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     # (input index, start offset, strides over batch + (rows,), column stride of the output's columns)
     ops = [(ia, a_start, tuple(a_bs) + (ars,), 0), (ib, b_start, tuple(b_bs) + (0,), bcs),
            (-1, 0, tuple(out_strides[:nb]) + (out_strides[-2],), out_strides[-1])]
+    if packed:  # panels of the packed weight: a block of columns from col0 starts at col0 * k
+        ops[1] = (ib, b_start, (0,) * (nb + 1), k)
     for leaf, (k_in, vshape, vstrides, offset) in leaves.items():
         st = broadcast_strides(vshape, shape, vstrides)
         ops.append((k_in, offset, tuple(st[:nb + 1]), st[-1]))
@@ -123,7 +129,7 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     while groups and all(o[2][len(groups) - 1] == o[2][-1] * rows for o in ops):
         rows *= groups.pop()
     # judged after folding: (32, 30, 256) @ (256, 9) is one product of 960 rows, not 32 small ones
-    if rows * n * k <= SMALL_PRODUCT or blas_layout(rows, k, ars, acs) is None:
+    if not packed and (rows * n * k <= SMALL_PRODUCT or blas_layout(rows, k, ars, acs) is None):
         return None
     ng = len(groups)
     operands = [(i, start, tuple(st[:ng]), st[-1], cs) for i, start, st, cs in ops]
@@ -143,10 +149,56 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
         col_blocks = max(1, min(-(-PIECES * threads // count), n // 64))
     block_rows = -(-rows // blocks)
     blocks = -(-rows // block_rows)
-    block_cols = -(-n // col_blocks // 16) * 16 if col_blocks > 1 else n
+    unit = ISAS[packed].nr if packed else 16
+    block_cols = -(-n // col_blocks // unit) * unit if col_blocks > 1 else n
     col_blocks = -(-n // block_cols)
     return MatmulPlan(mm, epilogue, tuple(groups), rows, n, k, block_rows, blocks, operands, acs,
-                      (brs, bcs), list(leaves), col_blocks, block_cols)
+                      (brs, bcs), list(leaves), col_blocks, block_cols, node)
+
+
+def simple_path(dtype, m: int, n: int, k: int, b_strides: tuple, threads: int) -> str:
+    """How a product without a blocked plan runs: "register-tiles", "openblas" or "loop"."""
+    if tiled(dtype, m, n, k, b_strides, threads):
+        return "register-tiles"
+    return "openblas" if np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT else "loop"
+
+
+def product_path(node: Node) -> str:
+    """Which code computes a matmul kernel's product: "spago-gemm-<isa>" (the packed GEMM),
+    "openblas", "register-tiles" or "loop" (what `CompiledFunction.report` lists)."""
+    packed = node.meta.get(PACKED)
+    if packed:
+        return f"spago-gemm-{packed}"
+    if matmul_plan(node) is not None:
+        return "openblas"
+    mm, _, views, _ = operand_views(node)
+    (_, a_shape, a_strides, _), (_, b_shape, b_strides, _) = views
+    _, _, (m, k), _ = as_matrix(a_shape, a_strides, True)
+    _, _, (_, n), b_str = as_matrix(b_shape, b_strides, False)
+    return simple_path(mm.dtype, m, n, k, b_str, parallel.threads_for(node))
+
+
+def product_flops(node: Node) -> int:
+    """Floating-point operations of a matmul kernel's product (2 per multiply-add)."""
+    mm = operand_views(node)[0]
+    k = mm.inputs[0].shape[-1]
+    return 2 * int(np.prod(mm.shape, dtype=np.int64)) * int(k)
+
+
+def packable_weight(node: Node, isa) -> tuple | None:
+    """(input index, (k, n), (row, col) strides, start) of a float32 product's right operand when the
+    packed GEMM can compute it (a matrix read through a 2-d view, columns in whole ``isa.nr`` panels,
+    contiguous output rows), else None. The caller decides whether that input is a constant to pack."""
+    if node.op.name not in ("matmul", "fused"):
+        return None
+    mm, _, views, out_strides = operand_views(node)
+    (_, a_shape, _, _), (ib, b_shape, b_strides, b_start) = views
+    if np.dtype(mm.dtype) != np.float32 or len(a_shape) < 2 or len(b_shape) != 2 or out_strides[-1] != 1:
+        return None
+    k, n = b_shape
+    if not k or not n or n % isa.nr or not mm.shape[-2]:
+        return None
+    return ib, (k, n), tuple(b_strides), b_start
 
 
 def tiled(dtype, m: int, n: int, k: int, b_strides: tuple, threads: int) -> bool:

@@ -16,6 +16,7 @@ The default pipeline, in order::
     fuse_reduce          other reductions with their producers
     fuse_elementwise     remaining elementwise chains
     dce
+    pack_weights         constant weights packed once into the GEMM micro-kernel's panels (replacing them)
     parallel_branches    independent chains of small kernels (a bidirectional RNN) run one per thread
 
 Optional: ``fuse_mlp`` (after ``fuse_rowwise``) runs a feed-forward block's two products as one kernel
@@ -44,6 +45,7 @@ def default_passes(inference: bool = True) -> list:
     from .fuse_reduce import fuse_reduce
     from .fuse_rowwise import fuse_rowwise
     from .merge_shared_input import merge_shared_input
+    from .pack_weights import pack_weights
     from .merge_sums import merge_sums
     from .parallel_branches import parallel_branches
     from .scan_bodies import scan_bodies
@@ -52,7 +54,7 @@ def default_passes(inference: bool = True) -> list:
     front = [freeze_params] if inference else []
     return front + [simplify, constant_folding, cse, dce, scan_bodies, cse, merge_sums, batch_matmul,
                     merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
-                    parallel_branches]
+                    pack_weights, parallel_branches]
 
 
 def body_passes() -> list:

@@ -16,7 +16,7 @@ one reader, an ``add`` of a 1-D constant along the last axis.
 
 The model usually keeps its own parameters alive, so the concatenation does add to the resident
 memory (all-MiniLM: 10.6 MB, 12% of its weights). Compiling the same model for several shapes reuses
-one concatenation (looked up by the identity of the arrays it was made from, and checked equal to them,
+one concatenation (looked up by the memory of the arrays it was made from, and checked equal to them,
 since parameters can change in place between compilations) rather than making one per specialisation.
 """
 from __future__ import annotations
@@ -70,17 +70,18 @@ _CONCATENATED: dict = {}  # (ids of the parts, axis) -> (weak refs to the parts,
 
 def _concatenate(parts: list, axis: int) -> np.ndarray:
     """``np.concatenate(parts, axis)``, shared with earlier compilations of the same arrays."""
-    key = (tuple(id(a) for a in parts), axis)
+    # by memory, not object: an unrolled loop's ``W[k]`` is a fresh view of one array at every step
+    key = (tuple((a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str) for a in parts), axis)
     entry = _CONCATENATED.get(key)
     if entry is not None:
-        refs, result = entry[0], entry[1]()
-        if result is not None and all(r() is a for r, a in zip(refs, parts)):
+        result = entry[1]()
+        if result is not None:
             bounds = np.cumsum([0] + [a.shape[axis] for a in parts])
             pieces = np.split(result, bounds[1:-1], axis=axis)
             if all(np.array_equal(p, a) for p, a in zip(pieces, parts)):
                 return result
     result = np.concatenate(parts, axis=axis)
-    for k in [k for k, (refs, r) in _CONCATENATED.items() if r() is None or any(x() is None for x in refs)]:
+    for k in [k for k, (refs, r) in _CONCATENATED.items() if r() is None]:
         del _CONCATENATED[k]
     _CONCATENATED[key] = ([weakref.ref(a) for a in parts], weakref.ref(result))
     return result

@@ -12,8 +12,9 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir.graph import Node
-from ...lower.matmul import (LANES, SMALL_PRODUCT, MatmulPlan, as_matrix, epilogue_leaves, matmul_plan,
-                             operand_views, tiled)
+from ...lower.gemm import ISAS, plan_blocks
+from ...lower.matmul import (LANES, PACKED, MatmulPlan, as_matrix, epilogue_leaves, matmul_plan,
+                             operand_views, simple_path)
 from ...lower import parallel
 from ...lower.views import blas_layout, broadcast_strides
 from .. import scalar
@@ -21,6 +22,7 @@ from ..loops import accumulate, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph
+from .gemm import broadcast, gemm_function
 from .reduce import identity
 
 
@@ -59,10 +61,11 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
             a_ptr = element_ptr(b, in_ptrs[ia], b.add(a_off, ir.Constant(I64, a_start)), dtype)
             b_ptr = element_ptr(b, in_ptrs[ib], b.add(b_off, ir.Constant(I64, b_start)), dtype)
             c_ptr = element_ptr(b, out_ptr, c_off, dtype)
-            if tiled(dtype, m, n, k, (brs, bcs), parallel.threads_for(node)):
+            kind = simple_path(dtype, m, n, k, (brs, bcs), parallel.threads_for(node))
+            if kind == "register-tiles":
                 register_tiled_product(b, ir.Constant(I64, m), n, k, a_ptr, (ars, acs), b_ptr, brs, c_ptr, ldc,
                                        rows=4, vectors=4 if n % (4 * LANES) == 0 else 2)
-            elif np.dtype(dtype).kind == "f" and m * n * k > SMALL_PRODUCT:
+            elif kind == "openblas":
                 call_gemm(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
             else:
                 _loop_product(b, dtype, m, n, k, a_ptr, (ars, acs), b_ptr, (brs, bcs), c_ptr, ldc)
@@ -85,10 +88,17 @@ def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | N
             node_dtype = dtype if k < 3 else plan.leaves[k - 3].dtype
             return element_ptr(b, ptr, offsets[k], node_dtype)
 
-        b.store(b.trunc(count, I32), m_slot)
-        b.store(b.trunc(cols, I32), n_slot)
-        call_gemm(b, dtype, plan.block_rows, plan.block_cols, plan.k, base(0), (plan.operands[0][3], plan.a_cols),
-                  base(1), plan.b_strides, base(2), plan.operands[2][3], m_slot=m_slot, n_slot=n_slot)
+        packed = plan.mm_node.meta.get(PACKED)
+        if packed:
+            isa = ISAS[packed]
+            gemm = gemm_function(b.module, isa, plan_blocks(isa, plan.k), plan.a_cols)
+            b.call(gemm, [count, cols, ir.Constant(I64, plan.k), base(0), ir.Constant(I64, plan.operands[0][3]),
+                          base(1), base(2), ir.Constant(I64, plan.operands[2][3])])
+        else:
+            b.store(b.trunc(count, I32), m_slot)
+            b.store(b.trunc(cols, I32), n_slot)
+            call_gemm(b, dtype, plan.block_rows, plan.block_cols, plan.k, base(0), (plan.operands[0][3], plan.a_cols),
+                      base(1), plan.b_strides, base(2), plan.operands[2][3], m_slot=m_slot, n_slot=n_slot)
         if plan.epilogue:
             block_epilogue(b, plan, [base(k) for k in range(2, len(plan.operands))], count, cols)
 
@@ -291,7 +301,6 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
     fma_name = f"llvm.fma.v{LANES}f32"
     fma = b.module.globals.get(fma_name) or ir.Function(b.module, ir.FunctionType(vec_t, [vec_t] * 3), fma_name)
     zero = ir.Constant(vec_t, [0.0] * LANES)
-    splat_mask = ir.Constant(ir.VectorType(I32, LANES), [0] * LANES)
     full = b.mul(b.udiv(m, ir.Constant(I64, rows)), ir.Constant(I64, rows))
 
     def tiles(first_row, tile_rows: int):
@@ -308,8 +317,7 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
                 new = []
                 for r in range(tile_rows):
                     a_val = b.load(element_ptr(b, a_ptr, b.add(a_rows[r], a_col), np.float32), typ=F32)
-                    splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), a_val, ir.Constant(I32, 0))
-                    splat = b.shuffle_vector(splat, splat, splat_mask)
+                    splat = broadcast(b, a_val, vec_t)
                     for v in range(vectors):
                         new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
                 loop.carry(new)

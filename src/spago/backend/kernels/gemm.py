@@ -1,0 +1,135 @@
+"""spago's own float32 GEMM: a register-tiled micro-kernel over a weight packed into column panels.
+
+A constant weight ``B`` (k x n, any strided view of one constant: ``W`` or ``W.T``) is packed once, at
+compile time, into panels of ``nr`` columns: panel ``p`` holds ``B[:, p*nr:(p+1)*nr]`` row after row, so
+the micro-kernel reads it with unit stride. The packed array replaces the constant (same element count:
+only weights whose columns fill whole panels are packed), so no second copy of the weight is kept.
+Activations ``A`` are read in place through their strides (one broadcast load per row and k).
+
+Planning (the ISA variant, tile and block sizes from the host's caches, the packed layout) lives in
+`spago.lower.gemm`: `choose_isa` and `plan_blocks` decide there, `emit_gemm` here writes the function.
+The loops follow the usual order (MLAS's): k in blocks of ``kc``, rows in blocks of ``mc`` (an ``mc`` x ``kc`` block of A in
+L2), ``nc`` panels at a time (in L2), then ``mr``-row strips of A (in L1) each meeting those panels in
+turn; a tile's ``mr`` x ``nr`` accumulators live in vector registers for the whole ``kc`` loop.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from llvmlite import ir
+
+from ...lower.gemm import (ISA_VARIABLE, ISAS, Blocks, Isa, PackedLayout, cache_sizes, choose_isa,  # noqa: F401
+                           host_features, pack_weight, plan_blocks, unpack_weight)
+from ..loops import accumulate, for_range
+from ..types import F32, I32, I64, PTR, VOID, element_ptr
+
+WIDE = 4  # panels a one-row tile covers at once
+
+
+def broadcast(b: ir.IRBuilder, value: ir.Value, vec_t: ir.VectorType) -> ir.Value:
+    """``value`` in every lane of a ``vec_t`` (one ``vbroadcastss`` from memory)."""
+    splat = b.insert_element(ir.Constant(vec_t, ir.Undefined), value, ir.Constant(I32, 0))
+    return b.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(I32, vec_t.count), [0] * vec_t.count))
+
+
+def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, typ, name)
+
+
+GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, I64, PTR, PTR, I64])
+
+
+def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_col: int) -> ir.Function:
+    """``void gemm(i64 m, i64 n, i64 k, ptr a, i64 a_row, ptr packed_b, ptr c, i64 ldc)``: C[m x n] = A·B
+    with B packed (`pack_weight`). Emitted once per module, blocking and A's column stride (a constant, so
+    one function serves every product of a model: each costs LLVM time at compile)."""
+    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_nc{blocks.nc}_acol{a_col}"
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, GEMM_TYPE, name)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        emit_gemm(fn, isa, blocks, a_col)
+    return fn
+
+
+def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> None:
+    """The body of `gemm_function` (``n`` must be a multiple of ``nr``)."""
+    m, n, k, a_ptr, a_row, bp_ptr, c_ptr, ldc = fn.args
+    for arg, nm in zip(fn.args, ("m", "n", "k", "a", "a_row", "bp", "c", "ldc")):
+        arg.name = nm
+    a_col = ir.Constant(I64, a_col_value)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    lanes, mr, vectors, nr = isa.lanes, isa.mr, isa.vectors, isa.nr
+    vec_t = ir.VectorType(F32, lanes)
+    fma = _intrinsic(b.module, f"llvm.fma.v{lanes}f32", ir.FunctionType(vec_t, [vec_t] * 3))
+    zero = ir.Constant(vec_t, [0.0] * lanes)
+    c64 = functools.partial(ir.Constant, I64)
+
+    def smin(x, y):
+        return b.select(b.icmp_signed("<", x, y), x, y)
+
+    k_blocks = b.udiv(b.add(k, c64(blocks.kc - 1)), c64(blocks.kc))
+    m_blocks = b.udiv(b.add(m, c64(blocks.mc - 1)), c64(blocks.mc))
+    with for_range(b, k_blocks, "pc") as pcb:
+        pc = b.mul(pcb, c64(blocks.kc))
+        kb = smin(c64(blocks.kc), b.sub(k, pc))
+        first = b.icmp_signed("==", pc, c64(0))
+        with for_range(b, m_blocks, "ic") as icb:
+            ic = b.mul(icb, c64(blocks.mc))
+            mb = smin(c64(blocks.mc), b.sub(m, ic))
+            full = b.add(ic, b.mul(b.udiv(mb, c64(mr)), c64(mr)))
+            panels = b.udiv(n, c64(nr))
+
+            def tile(row0, col, rows: int, width: int) -> None:
+                """``rows`` x ``width`` panels from (row0, col): accumulators in registers over the k block."""
+                # panel p starts at p*k*nr; its k rows from pc on
+                b_panels = [element_ptr(b, bp_ptr, b.add(b.mul(b.add(col, c64(q * nr)), k), b.mul(pc, c64(nr))),
+                                        np.float32) for q in range(width)]
+                a_rows = [element_ptr(b, a_ptr, b.add(b.mul(b.add(row0, c64(r)), a_row), b.mul(pc, a_col)),
+                                      np.float32) for r in range(rows)]
+                slots = [(q, v) for q in range(width) for v in range(vectors)]
+                c_ptrs = [[element_ptr(b, c_ptr, b.add(b.mul(b.add(row0, c64(r)), ldc), b.add(col, c64(q * nr + v * lanes))),
+                                       np.float32) for q, v in slots] for r in range(rows)]
+                # from zero; added onto C after the first k block (C is not read before it is written)
+                init = [zero] * (rows * len(slots))
+                with accumulate(b, kb, init, "kk") as loop:
+                    kk = loop.index
+                    bvecs = [b.load(element_ptr(b, b_panels[q], b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
+                                    typ=vec_t, align=4) for q, v in slots]
+                    a_off = b.mul(kk, a_col)
+                    new = []
+                    for r in range(rows):
+                        a_val = b.load(element_ptr(b, a_rows[r], a_off, np.float32), typ=F32)
+                        splat = broadcast(b, a_val, vec_t)
+                        for s, bvec in enumerate(bvecs):
+                            new.append(b.call(fma, [splat, bvec, loop.accs[r * len(slots) + s]]))
+                    loop.carry(new)
+                with b.if_else(first) as (assign, add):
+                    with assign:
+                        for r in range(rows):
+                            for s in range(len(slots)):
+                                b.store(loop.accs[r * len(slots) + s], c_ptrs[r][s], align=4)
+                    with add:
+                        for r in range(rows):
+                            for s in range(len(slots)):
+                                old = b.load(c_ptrs[r][s], typ=vec_t, align=4)
+                                b.store(b.fadd(old, loop.accs[r * len(slots) + s]), c_ptrs[r][s], align=4)
+
+            # rows outer: an mr-row strip of A stays in L1 while it meets nc panels of B (kept in L2)
+            with for_range(b, panels, "jc", step=blocks.nc) as first_panel:
+                last = smin(b.add(first_panel, c64(blocks.nc)), panels)
+                with for_range(b, full, "ir", start=ic, step=mr) as row:
+                    with for_range(b, last, "jr", start=first_panel) as panel:
+                        tile(row, b.mul(panel, c64(nr)), mr, 1)
+            # rows left over (an RNN step's single row): one row by WIDE panels at once, so that WIDE x
+            # vectors independent FMA chains hide the FMA latency; then single panels
+            wide = b.mul(b.udiv(panels, c64(WIDE)), c64(WIDE))
+            with for_range(b, b.add(ic, mb), "rr", start=full) as row:
+                with for_range(b, wide, "jw", step=WIDE) as panel:
+                    tile(row, b.mul(panel, c64(nr)), 1, WIDE)
+                with for_range(b, panels, "j1", start=wide) as panel:
+                    tile(row, b.mul(panel, c64(nr)), 1, 1)
+    b.ret_void()

@@ -1,0 +1,209 @@
+"""spago's own GEMM: packed constant weights, both ISA variants, paths in report(), GFLOP/s in profiles."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from llvmlite import ir
+
+import spago as sp
+from spago.backend.kernels import gemm
+from spago.errors import SpagoError
+
+SUPPORTED = [name for name in gemm.ISAS
+             if {"avx512": {"avx512f", "fma"}, "avx2": {"avx2", "fma"}}[name] <= gemm.host_features()]
+needs_gemm = pytest.mark.skipif(not SUPPORTED, reason="this CPU has neither AVX2+FMA nor AVX-512")
+
+
+@pytest.fixture(params=SUPPORTED or ["none"])
+def isa(request, monkeypatch):
+    """Each variant the host runs (the AVX2 one forced on an AVX-512 host)."""
+    if request.param == "none":
+        pytest.skip("this CPU has neither AVX2+FMA nor AVX-512")
+    monkeypatch.setenv(gemm.ISA_VARIABLE, request.param)
+    return gemm.ISAS[request.param]
+
+
+def paths(compiled) -> list:
+    return [p["path"] for p in compiled.report()["products"]]
+
+
+def test_pack_weight_round_trips_and_refuses_partial_panels():
+    isa = gemm.ISAS["avx2"]
+    w = np.arange(5 * 32, dtype=np.float32).reshape(5, 32)
+    packed = gemm.pack_weight(w, isa)
+    assert packed.shape == w.shape and packed[0, :16].tolist() == w[0, :16].tolist()
+    assert packed[0, 16:32].tolist() == w[1, :16].tolist()  # panel 0 continues with row 1
+    np.testing.assert_array_equal(gemm.unpack_weight(packed, isa), w)
+    with pytest.raises(SpagoError, match="multiple of 16"):
+        gemm.pack_weight(np.ones((3, 20), np.float32), isa)
+
+
+def test_forced_isa_is_checked(monkeypatch):
+    monkeypatch.setenv(gemm.ISA_VARIABLE, "sse9")
+    with pytest.raises(SpagoError, match="expected one of avx512, avx2 or off"):
+        gemm.choose_isa()
+    monkeypatch.setenv(gemm.ISA_VARIABLE, "off")
+    assert gemm.choose_isa() is None
+
+
+def test_blocks_fit_the_caches():
+    isa = gemm.ISAS["avx512"]
+    blocks = gemm.plan_blocks(isa, 1000)
+    sizes = gemm.cache_sizes()
+    assert blocks.kc * isa.nr * 4 <= sizes[1] // 2 and blocks.mc * blocks.kc * 4 <= sizes[2]
+    assert blocks.nc * blocks.kc * isa.nr * 4 <= sizes[2] and blocks.nc >= 1
+    assert blocks.mc % isa.mr == 0 and blocks.kc >= 1000 // -(-1000 // (sizes[1] // 2 // (isa.nr * 4)))
+    assert gemm.plan_blocks(isa, 7).kc == 7
+
+
+@needs_gemm
+@pytest.mark.parametrize("a_transposed", [False, True])
+def test_kernel_reads_strided_activations(isa, a_transposed):
+    """The generated function alone, on a transposed A and a C with a wider row than n."""
+    m, k, n, ldc = 29, 300, 2 * isa.nr, 2 * isa.nr + 5
+    blocks = gemm.Blocks(kc=64, mc=2 * isa.mr, nc=1)  # several k, row and panel blocks
+    a_strides = (1, m) if a_transposed else (k, 1)
+    module = ir.Module("t")
+    fn = gemm.gemm_function(module, isa, blocks, a_strides[1])
+    entry = ir.Function(module, gemm.GEMM_TYPE, "entry")
+    b = ir.IRBuilder(entry.append_basic_block())
+    b.call(fn, entry.args)
+    b.ret_void()
+    from spago.backend.jit import compile_ir, load_object
+
+    address = load_object(compile_ir(str(module))[1], "entry")
+    call = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_int64)(address)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    a_mem = np.ascontiguousarray(a.T) if a_transposed else a
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    packed = gemm.pack_weight(w, isa)
+    c = np.full((m, ldc), 7.0, np.float32)
+    call(m, n, k, a_mem.ctypes.data, a_strides[0], packed.ctypes.data, c.ctypes.data, ldc)
+    np.testing.assert_allclose(c[:, :n], a @ w, rtol=1e-4, atol=1e-4)
+    assert (c[:, n:] == 7.0).all()  # nothing written past the n columns
+
+
+@needs_gemm
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=st.integers(1, 70), k=st.integers(1, 90), panels=st.integers(1, 3), transposed=st.booleans(),
+       epilogue=st.sampled_from(["none", "bias", "bias-gelu", "residual"]), threads=st.sampled_from(["1", "2"]),
+       batch=st.sampled_from([(), (3,)]))
+def test_compiled_products_match_numpy(isa, monkeypatch, m, k, panels, transposed, epilogue, threads, batch):
+    monkeypatch.setenv("SPAGO_NUM_THREADS", threads)
+    rng = np.random.default_rng(m * 1000 + k)
+    n = panels * isa.nr
+    w = rng.standard_normal((n, k) if transposed else (k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    x = rng.standard_normal(batch + (m, k)).astype(np.float32)
+    r = rng.standard_normal(batch + (m, n)).astype(np.float32)
+
+    def f(x, r):
+        y = x @ (w.T if transposed else w)
+        if epilogue == "bias":
+            y = y + bias
+        elif epilogue == "bias-gelu":
+            y = sp.gelu(y + bias)
+        elif epilogue == "residual":
+            y = y + r
+        return y
+
+    compiled = sp.compile(f, x, r, cache=False)
+    expected = f(sp.tensor(x), sp.tensor(r)).numpy()
+    np.testing.assert_allclose(compiled(x, r), expected, rtol=1e-4, atol=1e-4)
+    assert paths(compiled) == [f"spago-gemm-{isa.name}"]
+
+
+@needs_gemm
+def test_packed_weight_replaces_the_constant(isa):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((64, 3 * isa.nr)).astype(np.float32)
+    bias = rng.standard_normal(3 * isa.nr).astype(np.float32)
+    x = rng.standard_normal((10, 64)).astype(np.float32)
+    original = w.copy()
+    compiled = sp.compile(lambda x: x @ w + bias, x, cache=False)
+    np.testing.assert_allclose(compiled(x), x @ w + bias, rtol=1e-4, atol=1e-4)
+    # the const table holds the packed weight and the bias, nothing more: no second copy
+    assert sum(a.nbytes for a in compiled._consts) == w.nbytes + bias.nbytes
+    weight = next(n for n in compiled.graph.consts if n.shape == w.shape)
+    np.testing.assert_array_equal(weight.data, gemm.pack_weight(w, isa))
+    assert not np.shares_memory(weight.data, w)
+    np.testing.assert_array_equal(w, original)  # the caller's array is untouched
+    # the interpreter still reads the logical weight
+    np.testing.assert_allclose(sp.ir.interpret(compiled.graph, x), x @ w + bias, rtol=1e-4, atol=1e-4)
+
+
+@needs_gemm
+def test_stacked_gate_weights_are_packed_in_place(isa):
+    """Four gate weights W[k] of one stacked constant, read by products of different inputs."""
+    rng = np.random.default_rng(2)
+    hidden = isa.nr
+    stacked = (rng.standard_normal((4, 2 * hidden, hidden)) * 0.1).astype(np.float32)
+    xs = rng.standard_normal((4, 1, 2 * hidden)).astype(np.float32)
+
+    def f(xs):
+        return sp.concat([sp.sigmoid(xs[k] @ stacked[k]) for k in range(4)], axis=-1)
+
+    compiled = sp.compile(f, xs, cache=False)
+    np.testing.assert_allclose(compiled(xs), f(sp.tensor(xs)).numpy(), rtol=1e-5, atol=1e-5)
+    assert set(paths(compiled)) == {f"spago-gemm-{isa.name}"}
+    assert sum(a.nbytes for a in compiled._consts) == stacked.nbytes
+
+
+@needs_gemm
+def test_unrolled_loop_packs_its_weight_once(isa):
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((4, 2 * isa.nr, isa.nr)) * 0.1).astype(np.float32)
+    xs = rng.standard_normal((6, 1, isa.nr)).astype(np.float32)
+
+    def f(xs, h):
+        for t in range(6):
+            z = sp.concat([xs[t], h], axis=-1)
+            h = sp.sigmoid(z @ w[0]) * sp.tanh(z @ w[1]) + sp.sigmoid(z @ w[2]) * sp.tanh(z @ w[3])
+        return h
+
+    h0 = np.zeros((1, isa.nr), np.float32)
+    compiled = sp.compile(f, xs, h0, cache=False)
+    np.testing.assert_allclose(compiled(xs, h0), f(sp.tensor(xs), sp.tensor(h0)).numpy(), rtol=1e-5, atol=1e-5)
+    packed = {n.data.__array_interface__["data"][0]: n.data.nbytes
+              for n in compiled.graph.consts if "stored_as" in n.meta}
+    assert sum(packed.values()) == w.nbytes  # the gate weights packed once, however many steps read them
+    assert set(paths(compiled)) == {f"spago-gemm-{isa.name}"}
+
+
+def test_report_names_each_products_path(monkeypatch):
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((256, 96)).astype(np.float32)
+    x = rng.standard_normal((200, 256)).astype(np.float32)
+    ints = np.arange(12, dtype=np.int64).reshape(3, 4)
+    monkeypatch.setenv("SPAGO_NUM_THREADS", "1")
+
+    def f(x, w_in, i):
+        return x @ w, x @ w_in, i @ i.T
+
+    compiled = sp.compile(f, x, w, ints, cache=False)
+    got = paths(compiled)
+    assert got[0] == (f"spago-gemm-{gemm.choose_isa().name}" if gemm.choose_isa() else "openblas")
+    assert got[1] == "openblas"  # a weight that is an input: BLAS
+    assert got[2] == "loop"
+    rows = compiled.report()["products"]
+    assert rows[0]["gflop"] == pytest.approx(2 * 200 * 256 * 96 / 1e9)
+    monkeypatch.setenv(gemm.ISA_VARIABLE, "off")
+    assert paths(sp.compile(f, x, w, ints, cache=False))[0] == "openblas"
+
+
+def test_profile_rows_give_gflops():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((128, 64)).astype(np.float32)
+    x = rng.standard_normal((64, 128)).astype(np.float32)
+    compiled = sp.compile(lambda x: sp.relu(x @ w), x, profile=True, cache=False)
+    for _ in range(3):
+        compiled(x)
+    row = next(r for r in compiled.profile()["kernels"] if r["family"] == "matmul")
+    assert row["gflops"] > 0
+    assert "GFLOP/s" in compiled.profile_table()
