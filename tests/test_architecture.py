@@ -87,7 +87,8 @@ def test_the_check_catches_each_kind_of_violation(tmp_path):
                      "spago.passes.p imports spago.backend"]
 
 
-@pytest.mark.parametrize("module", ["spago.lower.memory", "spago.lower.matmul", "spago.lower.families"])
+@pytest.mark.parametrize("module", ["spago.lower.memory", "spago.lower.matmul", "spago.lower.families",
+                                    "spago.lower.gemm", "spago.passes.pack_weights"])
 def test_lower_imports_without_llvmlite(module):
     """`spago.lower` is pure Python: importing it loads no llvmlite (checked in a fresh interpreter)."""
     import subprocess
