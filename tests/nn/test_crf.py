@@ -11,16 +11,9 @@ from spago.errors import DTypeError, ShapeError, SpagoError
 from spago.nn import CRF
 from spago.testing import assert_compiled_matches_eager, check_module_grad
 
+from .time_loops import time_loops  # noqa: F401  (every test here runs with scan loops and unrolled)
+
 K, T = 3, 4
-
-
-@pytest.fixture(autouse=True, params=["scan", "unrolled"])
-def time_loops(request, monkeypatch):
-    """Every test runs twice: with the layers' time loops as `spago.scan` loops (the default) and unrolled."""
-    if request.param == "unrolled":
-        real = spago.ops.scan
-        monkeypatch.setattr(spago.ops, "scan", lambda *a, **k: real(*a, **{**k, "unroll": True}))
-    return request.param
 
 
 def path_score(crf, emissions, path):

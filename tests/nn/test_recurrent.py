@@ -10,14 +10,7 @@ from spago.errors import ShapeError, SpagoError
 from spago.nn import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, Recurrent, RNNCell, StackedRNN)
 from spago.testing import assert_compiled_matches_eager, check_module_grad
 
-
-@pytest.fixture(autouse=True, params=["scan", "unrolled"])
-def time_loops(request, monkeypatch):
-    """Every test runs twice: with the layers' time loops as `spago.scan` loops (the default) and unrolled."""
-    if request.param == "unrolled":
-        real = spago.ops.scan
-        monkeypatch.setattr(spago.ops, "scan", lambda *a, **k: real(*a, **{**k, "unroll": True}))
-    return request.param
+from .time_loops import time_loops  # noqa: F401  (every test here runs with scan loops and unrolled)
 
 
 def sigmoid(x):

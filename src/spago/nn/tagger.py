@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..metrics.sequence import entity_f1 as sequence_f1, get_entities
 from ..errors import SpagoError
 from .crf import CRF
 from .dropout import Dropout
@@ -137,38 +138,25 @@ class BiLSTMCRF(Module):
             return self.crf.decode(self(ids, mask), mask)
 
 
+def _bio(tags: Sequence[str], where: str) -> list[str]:
+    """``tags`` checked to be BIO (IOB2), for the shared chunk reader in `spago.metrics.sequence`."""
+    checked = []
+    for i, tag in enumerate(tags):
+        prefix, _, label = tag.partition("-")
+        if prefix not in ("B", "I", "O") or (prefix != "O" and not label):
+            raise SpagoError(f"{where}: {tag!r} at position {i} is not a BIO tag (O, B-TYPE or I-TYPE)")
+        checked.append("O" if prefix == "O" else tag)
+    return checked
+
+
 def bio_spans(tags: Sequence[str]) -> set:
     """Entities in a BIO (IOB2) tag sequence as (type, start, end) with ``end`` exclusive.
 
     An ``I-X`` that does not continue an ``X`` entity starts a new one, as the CoNLL evaluation script does."""
-    spans, kind, start = set(), None, 0
-    for i, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, label = tag.partition("-")
-        if prefix not in ("B", "I", "O") or (prefix != "O" and not label):
-            raise SpagoError(f"bio_spans: {tag!r} at position {i} is not a BIO tag (O, B-TYPE or I-TYPE)")
-        continues = prefix == "I" and label == kind
-        if kind is not None and not continues:
-            spans.add((kind, start, i))
-            kind = None
-        if prefix in ("B", "I") and not continues:
-            kind, start = label, i
-    return spans
+    return set(get_entities(_bio(tags, "bio_spans")))
 
 
 def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
-    """Micro-averaged span precision, recall and F1 over sentences of BIO tags (exact type and boundaries)."""
-    if len(gold) != len(predicted):
-        raise SpagoError(f"entity_f1: {len(gold)} gold sentences but {len(predicted)} predicted")
-    hits = n_gold = n_pred = 0
-    for k, (g, p) in enumerate(zip(gold, predicted)):
-        if len(g) != len(p):
-            raise SpagoError(f"entity_f1: sentence {k} has {len(g)} gold tags but {len(p)} predicted")
-        gs, ps = bio_spans(g), bio_spans(p)
-        hits += len(gs & ps)
-        n_gold += len(gs)
-        n_pred += len(ps)
-    precision = hits / n_pred if n_pred else 0.0
-    recall = hits / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "gold": n_gold, "predicted": n_pred,
-            "correct": hits}
+    """Micro-averaged span precision, recall and F1 over sentences of BIO tags (exact type and boundaries);
+    `spago.metrics.entity_f1` also reads IOB1 and BIOES."""
+    return sequence_f1([_bio(g, "entity_f1") for g in gold], [_bio(p, "entity_f1") for p in predicted])
