@@ -98,14 +98,3 @@ def test_lower_imports_without_llvmlite(module):
     run = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(SRC), "PATH": ""},
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-
-
-def test_the_architecture_doc_examples_run():
-    """docs/architecture.md: every ```python block runs."""
-    import re
-
-    text = (SRC.parent / "docs" / "architecture.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks
-    for k, source in enumerate(blocks):
-        exec(compile(source, f"docs/architecture.md block {k}", "exec"), {})

@@ -14,6 +14,12 @@ from spago.ops.registry import OPS
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SHARED = os.path.join(ROOT, "..", "shared")
 DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+# Guides whose snippets a test of their own runs, with the fixture they need (a Ray cluster, a server, the Flair
+# files) and checks of what they print; running them here too would do the work twice, and docs/distributed.md
+# would start a second Ray session in this process beside that test's cluster.
+RUN_BY = {"docs/distributed.md": "tests/distributed/test_local.py",
+          "docs/embeddings.md": "tests/nlp/test_embeddings.py", "docs/ner.md": "tests/nlp/test_ner_docs.py", "docs/security.md": "tests/security/test_security_doc.py",
+          "docs/serving.md": "tests/serve/test_docs.py"}
 
 
 def blocks(doc: str) -> list:
@@ -26,7 +32,14 @@ def test_the_guides_have_snippets():
     assert sum(len(blocks(d)) for d in DOCS) >= 50
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if blocks(d)])
+def test_the_guides_run_elsewhere_are_run_there():
+    for doc, test in RUN_BY.items():
+        with open(os.path.join(ROOT, test), encoding="utf-8") as f:
+            source = f.read()
+        assert blocks(doc) and os.path.basename(doc) in source and "exec(compile(" in source, (doc, test)
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if blocks(d) and d not in RUN_BY])
 def test_every_snippet_runs(doc, tmp_path, monkeypatch):
     text = "".join(blocks(doc))
     if ("fixtures" in text or "hf-folder" in text) and not os.path.isdir(os.path.join(SHARED, "fixtures")):
