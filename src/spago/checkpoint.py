@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from .errors import SpagoError
-from .serialization import (
-    _decode, _encode, _match_dtypes, _open, _safetensors_save_file, _Unsupported, atomic_write, qualname,
-)
+from .nn.module import UnsupportedArgument, encode_argument, qualname
+from .serialization import _decode, _match_dtypes, _open, _safetensors_save_file, atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
@@ -50,8 +49,8 @@ def _split_extra(extra: dict) -> tuple[dict, dict]:
             arrays[key] = np.ascontiguousarray(value.numpy() if isinstance(value, Tensor) else value)
             continue
         try:
-            values[key] = _encode(value)
-        except (_Unsupported, RecursionError) as exc:
+            values[key] = encode_argument(value)
+        except (UnsupportedArgument, RecursionError) as exc:
             raise SpagoError(f"save_checkpoint: the value of {key!r} ({type(value).__name__}) cannot be stored: "
                              f"give numbers, strings, lists, tuples, dicts with str keys, or arrays ({exc})") from None
     return values, arrays

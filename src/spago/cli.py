@@ -95,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw each module deeper than DEPTH dotted parts as one box (e.g. 2 for BERT's layers)")
     g.set_defaults(run=cmd_graph)
 
-    bench = sub.add_parser("bench", help="run a benchmark against its baselines (pip install 'spago[bench]')")
-    bench.add_argument("name", choices=["bert"], help="which benchmark")
+    bench = sub.add_parser("bench", help="run bench/NAME.py of a source checkout against its baselines "
+                                         "(pip install 'spago[bench]')")
+    bench.add_argument("name", help="which benchmark, e.g. bert or train_bilstm")
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (see NAME --help)")
-    bench.set_defaults(run=lambda a: importlib.import_module(f"spago.benchmarks.{a.name}").main(a.options))
+    bench.set_defaults(run=lambda a: importlib.import_module("spago.bench_cli").run_bench(a.name, a.options))
 
     e = sub.add_parser("import-embeddings", help="convert word2vec/GloVe vectors to a word-embedding store (LMDB)")
     importlib.import_module("spago.nlp.embeddings.importers").add_arguments(e)

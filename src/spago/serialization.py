@@ -13,8 +13,8 @@ Why the metadata and no sibling ``config.json``: one file can be replaced atomic
 same directory + ``os.replace``), two files cannot, so a crash never leaves weights and config out of step.
 ``saved_config(path)`` reads the JSON back without loading any tensor.
 
-Constructor arguments are recorded when a module is built: ``Module.__init_subclass__`` wraps every
-subclass's ``__init__`` with ``record_config``, which keeps the bound arguments (defaults applied) of the
+Constructor arguments are recorded when a module is built (spago.nn.module): ``Module.__init_subclass__``
+wraps every subclass's ``__init__`` with ``record_config``, which keeps the bound arguments (defaults applied) of the
 outermost constructor in ``self._config``, encoded as JSON. Tuples, NumPy dtypes, dataclass instances (a
 model's ``BertConfig``) and sub-modules given as arguments (``Sequential(Linear(2, 3), ...)``) are tagged so
 they decode to the same values; their classes are looked up among the modules already imported (loading a
@@ -31,104 +31,31 @@ module); otherwise each parameter's dtype must already match.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import json
 import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .errors import DTypeError, SpagoError
 from .files import atomic_write, open_regular_file
+from .nn.module import CONFIG_TAGS, Module, qualname
 from .schema import SAVED_METADATA, check_fields, parse_json
 
-__all__ = ["save", "load", "saved_config", "record_config"]
+__all__ = ["save", "load", "saved_config"]
 
 METADATA_KEY = "spago"
-_TAGS = ("__tuple__", "__dtype__", "__module__", "__dataclass__", "__unsupported__")
 
 
-# -- recording constructor arguments -------------------------------------------------------------
-
-def qualname(cls: type) -> str:
-    """``module.qualname`` of a class: the name a file records and ``load(cls, path)`` compares."""
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-class _Unsupported(Exception):
-    """A constructor argument JSON cannot hold (internal: turned into a tagged marker)."""
-
-
-def _encode(value: Any) -> Any:
-    """JSON-able form of one constructor argument, or _Unsupported."""
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
-        return {"__dtype__": np.dtype(value).name}
-    from .ops.random import Generator
-
-    if isinstance(value, (Generator, np.random.Generator, np.random.RandomState)):
-        return None
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value) or (len(value) == 1 and next(iter(value)) in _TAGS):
-            raise _Unsupported("dict")
-        return {k: _encode(v) for k, v in value.items()}
-    from .nn.module import Module
-
-    if isinstance(value, Module):
-        return {"__module__": {"class": qualname(type(value)), "config": getattr(value, "_config", {})}}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        return {"__dataclass__": {"class": qualname(type(value)), "fields": fields}}
-    raise _Unsupported(type(value).__name__)
-
-
-def _bind_config(signature: inspect.Signature, self: Any, args: tuple, kwargs: dict) -> dict:
-    try:
-        bound = signature.bind(self, *args, **kwargs)
-    except TypeError:
-        return {}  # the call itself is wrong: let __init__ raise its own error
-    bound.apply_defaults()
-    config = {}
-    for name, value in list(bound.arguments.items())[1:]:
-        try:
-            config[name] = _encode(value)
-        except _Unsupported as exc:
-            config[name] = {"__unsupported__": str(exc)}
-        except RecursionError:
-            config[name] = {"__unsupported__": "self-referencing container"}
-    return config
-
-
-def record_config(init: Callable) -> Callable:
-    """Wrap a Module subclass's ``__init__`` to keep its JSON-encoded arguments in ``self._config``.
-
-    Only the outermost constructor records (a subclass calling ``super().__init__(...)`` does not overwrite
-    its own arguments with its parent's)."""
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if type(self).__init__ is __init__:
-            object.__setattr__(self, "_config", _bind_config(signature, self, args, kwargs))
-        init(self, *args, **kwargs)
-
-    return __init__
-
+# -- rebuilding a module from its recorded constructor arguments -----------------------------------
 
 def _decode(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return [_decode(v, f"{where}[{k}]") for k, v in enumerate(value)]
     if not isinstance(value, dict):
         return value
-    if len(value) == 1 and next(iter(value)) in _TAGS:
+    if len(value) == 1 and next(iter(value)) in CONFIG_TAGS:
         tag, inner = next(iter(value.items()))
         if tag == "__tuple__":
             return tuple(_decode(v, f"{where}[{k}]") for k, v in enumerate(inner))
@@ -148,8 +75,6 @@ def _loaded_class(name: str, where: str, kind: str) -> type:
     """A Module subclass or a dataclass by ``module.qualname``, looked up among the modules already imported
     (a file never makes spago import anything)."""
     import sys
-
-    from .nn.module import Module
 
     parts = name.split(".")
     for cut in range(len(parts) - 1, 0, -1):
@@ -238,7 +163,6 @@ def _file_dtype(arrays: list) -> str | None:
 def save(module: Any, path: str | os.PathLike) -> None:
     """Write every parameter of ``module`` and its constructor config to one safetensors file, atomically."""
     from ._version import __version__
-    from .nn.module import Module
 
     if not isinstance(module, Module):
         raise SpagoError(f"spago.save expects a Module, got {type(module).__name__}")
@@ -287,8 +211,6 @@ def _parse_header(metadata: dict, path: str) -> dict:
 def load(module_or_cls: Any, path: str | os.PathLike) -> Any:
     """Parameters from a file ``save`` wrote, into a module (returned) or into a new ``cls`` built from the
     saved constructor arguments. Missing, unexpected or mis-shaped tensors are errors naming them."""
-    from .nn.module import Module
-
     path = os.fspath(path)
     metadata, tensors = _open(path)
     header = _parse_header(metadata, path)

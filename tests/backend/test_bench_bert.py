@@ -1,16 +1,24 @@
 """The BERT benchmark's pieces that need no baseline runtimes: inputs, weight loading, the table, the CLI.
-(The benchmark itself is run with ``spago bench bert``; timings never appear in tests.)"""
+(The benchmark itself is run with ``spago bench bert``, which runs ``bench/bert.py`` of the checkout;
+timings never appear in tests.)"""
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 import spago as sp
-from spago.benchmarks.bert import format_result, make_inputs, peak_rss_bytes
-from spago.cli import build_parser
+from spago.bench_cli import bench_dir, run_bench
+from spago.cli import build_parser, main
 from spago.errors import SpagoError
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "bert.py")
+_spec = importlib.util.spec_from_file_location("bench_bert", BENCH)
+bench_bert = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_bert)
+format_result, make_inputs, peak_rss_bytes = bench_bert.format_result, bench_bert.make_inputs, bench_bert.peak_rss_bytes
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "tiny-bert", "base")
 
@@ -63,3 +71,20 @@ def test_table_has_ratios_memory_and_compile_times():
 def test_cli_has_the_bench_command():
     args = build_parser().parse_args(["bench", "bert", "--threads", "2", "--batch", "1"])
     assert args.name == "bert" and args.options == ["--threads", "2", "--batch", "1"]
+
+
+def test_bench_command_finds_the_checkouts_bench_folder(capfd):
+    assert bench_dir() is not None and (bench_dir() / "bert.py").is_file()
+    assert main(["bench", "bert", "--help"]) == 0
+    assert "--threads" in capfd.readouterr().out
+
+
+def test_bench_command_names_unknown_benchmarks_and_a_missing_folder(tmp_path, monkeypatch, capsys):
+    assert main(["bench", "no_such_bench"]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark 'no_such_bench'" in err and "train_bilstm" in err
+    monkeypatch.chdir(tmp_path)  # an installed package: no bench/ next to it, none here
+    monkeypatch.setenv("SPAGO_BENCH_DIR", str(tmp_path / "absent"))
+    monkeypatch.setattr("spago.bench_cli.__file__", str(tmp_path / "site-packages" / "spago" / "bench_cli.py"))
+    with pytest.raises(SpagoError, match="source checkout's bench/ folder"):
+        run_bench("bert", [])

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import SpagoError
 from ..files import atomic_write
 from ..layout import ALIGNMENT
+from .threadpool import SYMBOL
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import CompiledFunction
@@ -94,11 +95,11 @@ def _weights_blob(cf: "CompiledFunction") -> tuple[bytes, list]:
 
 
 # Threaded kernels call spago's pool; the library runs their chunks on the calling thread.
-_SERIAL_POOL = """__attribute__((visibility("hidden")))
-void spago_parallel_for(void (*fn)(void *, int64_t, int64_t), void *ctx, int64_t extent, int64_t chunk) {
+_SERIAL_POOL = f"""__attribute__((visibility("hidden")))
+void {SYMBOL}(void (*fn)(void *, int64_t, int64_t), void *ctx, int64_t extent, int64_t chunk) {{
     (void)chunk;
     fn(ctx, 0, extent);
-}"""
+}}"""
 
 
 def _shim(prefix: str, cf: "CompiledFunction", offsets: list, blob_size: int, blob_file: str | None,

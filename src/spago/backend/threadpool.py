@@ -104,7 +104,7 @@ out:
   ret void
 }}
 
-define void @spago_parallel_for(ptr %fn, ptr %ctx, i64 %extent, i64 %chunk) {{
+define void @{symbol}(ptr %fn, ptr %ctx, i64 %extent, i64 %chunk) {{
 entry:
   %busyp = call ptr @slot(i64 7)
   %r = cmpxchg ptr %busyp, i64 0, i64 1 seq_cst seq_cst
@@ -275,7 +275,7 @@ def _runtime_ir(triple: str) -> str:
     wake = (_FUTEX.format(sys_futex=SYS_FUTEX.get(arch, 0), futex_wait=FUTEX_WAIT, futex_wake=FUTEX_WAKE,
                           futex_timeout=FUTEX_TIMEOUT_NS) if futex
             else _NAPS.format(long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS))
-    return _IR.format(pause_decl="declare void @llvm.x86.sse2.pause()" if x86 else "",
+    return _IR.format(symbol=SYMBOL, pause_decl="declare void @llvm.x86.sse2.pause()" if x86 else "",
                       pause_call="call void @llvm.x86.sse2.pause()" if x86 else "",
                       spin=SPIN, wake_functions=wake)
 

@@ -24,13 +24,19 @@ _ids = itertools.count()
 
 
 class Node:
-    __slots__ = ("kind", "op", "inputs", "attrs", "spec", "name", "scope", "data", "uid", "meta")
+    """One SSA value. ``inputs`` is a tuple, set whole; ``users`` (an ordered set: a dict of the op nodes that
+    read this one, to ``None``) is kept current by the graph the node belongs to, as in torch.fx."""
+
+    __slots__ = ("kind", "op", "_inputs", "users", "graph", "attrs", "spec", "name", "scope", "data", "uid",
+                 "meta")
 
     def __init__(self, kind: str, spec: Spec, name: str, op: Op | None = None, inputs: Iterable["Node"] = (),
                  attrs: dict | None = None, scope: str = "", data: np.ndarray | None = None):
         self.kind = kind
         self.op = op
-        self.inputs = list(inputs)
+        self._inputs: tuple = tuple(inputs)
+        self.users: dict = {}
+        self.graph: Graph | None = None  # set when the node joins a graph: then its inputs list it as a user
         self.attrs = dict(attrs or {})
         self.spec = spec
         self.name = name
@@ -38,6 +44,40 @@ class Node:
         self.data = data
         self.uid = next(_ids)
         self.meta: dict = {}
+
+    @property
+    def inputs(self) -> tuple:
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, new: Iterable["Node"]) -> None:
+        new = tuple(new)
+        if self.graph is not None:
+            for i in self._inputs:
+                i.users.pop(self, None)
+            for i in new:
+                i.users[self] = None
+        self._inputs = new
+
+    def uses(self) -> int:
+        """How many input slots read this node (a user that reads it twice counts twice)."""
+        return sum(1 for u in self.users for i in u.inputs if i is self)
+
+    def replace_input_with(self, old: "Node", new: "Node") -> None:
+        """Read ``new`` wherever this node reads ``old``."""
+        self.inputs = [new if i is old else i for i in self._inputs]
+
+    def _link(self, graph: "Graph") -> None:
+        """Join ``graph``: each input lists this node among its users."""
+        self.graph = graph
+        for i in self._inputs:
+            i.users[self] = None
+
+    def _unlink(self) -> None:
+        """Leave the graph: no input lists this node any more (its own inputs stay, for inspection)."""
+        for i in self._inputs:
+            i.users.pop(self, None)
+        self.graph = None
 
     @property
     def shape(self) -> tuple:
@@ -109,67 +149,103 @@ class Graph:
         self._names.add(name)
         return name
 
+    def _own(self, node: Node) -> Node:
+        node._link(self)
+        return node
+
     def add_input(self, spec: Spec, name: str) -> Node:
-        node = Node("input", spec, self.fresh_name(name))
+        node = self._own(Node("input", spec, self.fresh_name(name)))
         self.inputs.append(node)
         return node
 
     def add_param(self, data: np.ndarray, name: str) -> Node:
-        node = Node("param", Spec(data.shape, data.dtype), self.fresh_name(name), data=data)
+        node = self._own(Node("param", Spec(data.shape, data.dtype), self.fresh_name(name), data=data))
         self.params.append(node)
         return node
 
     def add_const(self, data: np.ndarray, name: str = "c") -> Node:
-        node = Node("const", Spec(data.shape, data.dtype), self.fresh_name(name), data=data)
+        node = self._own(Node("const", Spec(data.shape, data.dtype), self.fresh_name(name), data=data))
         self.consts.append(node)
         return node
 
     def add_op(self, op: Op, inputs: list, attrs: dict, spec: Spec | None = None, scope: str = "",
                name: str | None = None) -> Node:
+        """Append an op node at the end of the schedule (how tracing builds a graph)."""
         if spec is None:
             spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
         node = Node("op", spec, self.fresh_name(name or str(len(self.nodes))), op, inputs, attrs, scope)
-        self.nodes.append(node)
+        self.nodes.append(self._own(node))
         return node
 
     def create_node(self, op: Op | str, inputs: list, attrs: dict | None = None, scope: str = "",
                     name: str | None = None) -> Node:
         """A new op node of this graph (its spec from the op's shape rule), not yet in ``nodes``: place it
-        with `insert_before`, `insert_after` or `insert_at`."""
+        with `insert_before`, `insert_after` or `insert_at`. Until then no input lists it as a user, so a
+        node made and then not wanted is simply dropped."""
         op = OPS[op] if isinstance(op, str) else op
         attrs = dict(attrs or {})
         spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
         return Node("op", spec, self.fresh_name(name or op.name), op, inputs, attrs, scope)
 
-    def insert_at(self, position: int, node: Node) -> Node:
-        self.nodes.insert(position, node)
+    def _placeable(self, node: Node) -> Node:
+        if node.graph is not None:
+            raise IRError(f"graph {self.name}: %{node.name} is already in graph {node.graph.name}; "
+                          "make a new node with create_node")
+        if node.kind != "op":
+            raise IRError(f"graph {self.name}: only op nodes go into the schedule, not {node.kind} %{node.name}")
         return node
 
-    def insert_before(self, anchor: Node, node: Node) -> Node:
-        return self.insert_at(self.nodes.index(anchor), node)
+    def insert_at(self, position: int, node: Node) -> Node:
+        """Place a new op node at ``position`` of the schedule; its inputs now list it as a user."""
+        self.nodes.insert(position, self._own(self._placeable(node)))
+        return node
+
+    def insert_all(self, position: int, nodes: list) -> list:
+        """Place new op nodes (in dependency order) from ``position`` on, in one splice."""
+        for n in nodes:
+            self._placeable(n)
+        self.nodes[position:position] = [self._own(n) for n in nodes]
+        return nodes
+
+    def insert_before(self, anchor: Node, node: Node, early: bool = False) -> Node:
+        """Place ``node`` right before ``anchor``; with ``early``, as early before it as its inputs allow (so
+        work moved out of a loop can be batched with other early work, see ``batch_matmul``)."""
+        at = self.nodes.index(anchor)
+        if early:
+            ops = [i for i in node.inputs if i.kind == "op"]
+            at = min(at, max((self.nodes.index(i) + 1 for i in ops), default=0))
+        return self.insert_at(at, node)
 
     def insert_after(self, anchor: Node, node: Node) -> Node:
         return self.insert_at(self.nodes.index(anchor) + 1, node)
 
     def erase(self, node: Node) -> None:
-        """Remove an op node nothing reads (an error otherwise: replace its uses first)."""
-        readers = [n for n in self.nodes if node in n.inputs] + [o for o in self.outputs if o is node]
+        """Remove a node nothing reads (an error otherwise: replace its uses first)."""
+        readers = list(node.users) + [o for o in self.outputs if o is node]
         if readers:
             raise IRError(f"graph {self.name}: cannot erase %{node.name}, still read by "
-                          + ", ".join(f"%{r.name}" for r in readers[:3]))
-        self.nodes.remove(node)
+                          + ", ".join(f"%{r.name}" for r in readers[:3])
+                          + (" (a graph output)" if node in self.outputs else "")
+                          + "; replace its uses first")
+        for group in (self.nodes, self.consts, self.params, self.inputs):
+            try:
+                del group[group.index(node)]  # nodes compare by identity
+            except ValueError:
+                continue
+            node._unlink()
+            return
+        raise IRError(f"graph {self.name}: cannot erase %{node.name}, it is not in the graph")
 
     def replace_uses(self, old: Node, new: Node) -> int:
         """Make every reader of ``old`` (op inputs and graph outputs) read ``new``; returns how many."""
         if old.spec != new.spec:
             raise IRError(f"graph {self.name}: cannot replace %{old.name} ({old.spec}) by %{new.name} ({new.spec})")
+        if old is new:
+            return 0
         count = 0
-        for n in self.nodes:
-            if old in n.inputs:  # nodes compare by identity: a C-speed scan, and most nodes don't read it
-                for k, i in enumerate(n.inputs):
-                    if i is old:
-                        n.inputs[k] = new
-                        count += 1
+        for n in list(old.users):
+            count += sum(i is old for i in n.inputs)
+            n.replace_input_with(old, new)
         for k, o in enumerate(self.outputs):
             if o is old:
                 self.outputs[k] = new
@@ -184,23 +260,21 @@ class Graph:
         for n in reversed(self.nodes):
             if n in live:
                 live.update(n.inputs)
-        before = len(self.nodes) + len(self.consts) + len(self.params)
-        self.nodes = [n for n in self.nodes if n in live]
-        self.consts = [n for n in self.consts if n in live]
-        self.params = [n for n in self.params if n in live]
-        return before - len(self.nodes) - len(self.consts) - len(self.params)
+        gone = 0
+        for group in ("nodes", "consts", "params"):
+            kept = []
+            for n in getattr(self, group):
+                if n in live:
+                    kept.append(n)
+                else:
+                    n._unlink()
+                    gone += 1
+            setattr(self, group, kept)
+        return gone
 
     # -- looking ----------------------------------------------------------------------
     def all_nodes(self) -> list:
         return self.inputs + self.params + self.consts + self.nodes
-
-    def users(self) -> dict:
-        """Map from node to the op nodes that read it."""
-        out: dict = {n: [] for n in self.all_nodes()}
-        for n in self.nodes:
-            for i in n.inputs:
-                out.setdefault(i, []).append(n)
-        return out
 
     def op_counts(self) -> dict:
         counts: dict = {}
@@ -285,6 +359,32 @@ class Graph:
         for o in self.outputs:
             if o not in defined:
                 raise IRError(f"graph {self.name}: output %{o.name} is not defined in the graph")
+        self.check_users()
+        return self
+
+    def check_users(self) -> "Graph":
+        """Check that every node's ``users`` are exactly the op nodes of this graph that read it, here and in
+        the bodies of its loops and fused kernels (a pass that edits ``nodes`` or ``inputs`` behind the
+        graph's back is caught here)."""
+        readers: dict = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                readers.setdefault(i, {})[n] = None
+        for n in self.all_nodes():
+            if n.graph is not self:
+                raise IRError(f"graph {self.name}: %{n.name} is in the graph but does not belong to it "
+                              "(place nodes with insert_at/insert_before/insert_after)")
+            want = readers.get(n, {})
+            if n.users.keys() != want.keys():
+                stale = [u for u in n.users if u not in want]
+                missing = [u for u in want if u not in n.users]
+                what = (f"lists %{stale[0].name} as a user, which does not read it here" if stale
+                        else f"does not list its reader %{missing[0].name} as a user")
+                raise IRError(f"graph {self.name}: node %{n.name} {what}; edit the graph through "
+                              "Graph.insert_*/replace_uses/erase/remove_unused or set Node.inputs whole")
+            body = n.attrs.get("body") if n.kind == "op" else None
+            if isinstance(body, Graph):
+                body.check_users()
         return self
 
     # -- exporting --------------------------------------------------------------------
@@ -323,12 +423,12 @@ class Graph:
         mapping: dict = {}
         for src, dst in ((self.inputs, g.inputs), (self.params, g.params), (self.consts, g.consts)):
             for n in src:
-                m = Node(n.kind, n.spec, n.name, data=n.data, scope=n.scope)
+                m = g._own(Node(n.kind, n.spec, n.name, data=n.data, scope=n.scope))
                 m.meta = dict(n.meta)
                 mapping[n] = m
                 dst.append(m)
         for n in self.nodes:
-            m = Node("op", n.spec, n.name, n.op, [mapping[i] for i in n.inputs], n.attrs, n.scope)
+            m = g._own(Node("op", n.spec, n.name, n.op, [mapping[i] for i in n.inputs], n.attrs, n.scope))
             m.meta = dict(n.meta)
             mapping[n] = m
             g.nodes.append(m)

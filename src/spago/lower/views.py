@@ -115,14 +115,14 @@ def blas_layout(rows: int, cols: int, row_stride: int, col_stride: int) -> tuple
     return None
 
 
-def view_chains_feeding(group: set, users: dict, outputs: set, members: set | None = None) -> set:
+def view_chains_feeding(group: set, outputs: set, members: set | None = None) -> set:
     """Chains of views that feed ``members`` (default: the whole group), are read nowhere outside the
     group, and start from a materialised value: a kernel can read them in place through their strides."""
     found: set = set()
     for m in members if members is not None else group:
         for i in m.inputs:
             chain, v = set(), i
-            while is_view(v) and v not in outputs and all(u in group or u in chain for u in users.get(v, ())):
+            while is_view(v) and v not in outputs and all(u in group or u in chain for u in v.users):
                 chain.add(v)
                 v = v.inputs[0]
             if chain and view_of(i, stop=chain) is not None:

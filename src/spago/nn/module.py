@@ -8,6 +8,9 @@ path — so a traced model's graph names and clusters its weights by where they 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -73,16 +76,90 @@ def state_mismatch(own: dict, state: dict, strict: bool = True) -> list[str]:
     return problems
 
 
+# -- recording constructor arguments (spago.load(cls, path) rebuilds a module from them) -------------
+
+CONFIG_TAGS = ("__tuple__", "__dtype__", "__module__", "__dataclass__", "__unsupported__")  # tagged JSON values
+
+
+def qualname(cls: type) -> str:
+    """``module.qualname`` of a class: the name a file records and ``load(cls, path)`` compares."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class UnsupportedArgument(Exception):
+    """A constructor argument JSON cannot hold (recorded as a tagged marker, so only ``load(cls, ...)`` fails)."""
+
+
+def encode_argument(value: Any) -> Any:
+    """JSON-able form of one constructor argument, or UnsupportedArgument."""
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return {"__dtype__": np.dtype(value).name}
+    from ..ops.random import Generator
+
+    if isinstance(value, (Generator, np.random.Generator, np.random.RandomState)):
+        return None
+    if isinstance(value, list):
+        return [encode_argument(v) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode_argument(v) for v in value]}
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value) or (len(value) == 1 and next(iter(value)) in CONFIG_TAGS):
+            raise UnsupportedArgument("dict")
+        return {k: encode_argument(v) for k, v in value.items()}
+    if isinstance(value, Module):
+        return {"__module__": {"class": qualname(type(value)), "config": getattr(value, "_config", {})}}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: encode_argument(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return {"__dataclass__": {"class": qualname(type(value)), "fields": fields}}
+    raise UnsupportedArgument(type(value).__name__)
+
+
+def _bind_config(signature: inspect.Signature, self: Any, args: tuple, kwargs: dict) -> dict:
+    try:
+        bound = signature.bind(self, *args, **kwargs)
+    except TypeError:
+        return {}  # the call itself is wrong: let __init__ raise its own error
+    bound.apply_defaults()
+    config = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        try:
+            config[name] = encode_argument(value)
+        except UnsupportedArgument as exc:
+            config[name] = {"__unsupported__": str(exc)}
+        except RecursionError:
+            config[name] = {"__unsupported__": "self-referencing container"}
+    return config
+
+
+def record_config(init: Callable) -> Callable:
+    """Wrap a Module subclass's ``__init__`` to keep its JSON-encoded arguments in ``self._config``.
+
+    Only the outermost constructor records (a subclass calling ``super().__init__(...)`` does not overwrite
+    its own arguments with its parent's)."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if type(self).__init__ is __init__:
+            object.__setattr__(self, "_config", _bind_config(signature, self, args, kwargs))
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+
 class Module:
     """Base class: assign Params and Modules as attributes in ``__init__``, write ``forward``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap each subclass's ``__init__`` so its constructor arguments are kept in ``self._config``
-        (JSON-able, for ``spago.load(cls, path)``; see spago.serialization)."""
+        (JSON-able, for ``spago.load(cls, path)``; see `record_config`)."""
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
-            from ..serialization import record_config
-
             cls.__init__ = record_config(cls.__init__)
 
     def __init__(self) -> None:

@@ -10,6 +10,7 @@ concatenated.
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..ir.rewrite import Rewriter
 from ..ops.indexing import normalize_index
 from ..lower.views import view_of
 
@@ -30,6 +31,7 @@ def _early_rows(a: Node) -> tuple | None:
 
 def batch_matmul(graph: Graph) -> Graph:
     groups: dict = {}
+    rw = Rewriter(graph)
     for n in graph.nodes:
         if n.kind == "op" and n.op.name == "matmul" and n.inputs[1].kind in ("input", "param", "const") \
                 and n.inputs[0].spec.ndim == 2 and n.inputs[1].spec.ndim == 2:
@@ -40,7 +42,7 @@ def batch_matmul(graph: Graph) -> Graph:
         if len(early) < 2:
             continue
         width = weight.shape[0]
-        position = min(graph.nodes.index(p) for p, _ in early)
+        rw.position = min(graph.nodes.index(p) for p, _ in early)  # before the first of them
         scope = early[0][0].scope
         roots = {r[0] for _, r in early}
         ordered = sorted(early, key=lambda pr: pr[1][1])
@@ -49,24 +51,18 @@ def batch_matmul(graph: Graph) -> Graph:
         consecutive = len(roots) == 1 and all(s + z == t for s, z, t in zip(starts, sizes, starts[1:]))
         if consecutive:
             root = next(iter(roots))
-            flat = graph.insert_at(position, graph.create_node("reshape", [root],
-                                                               {"shape": (root.spec.size // width, width)}, scope))
-            stacked = graph.insert_at(position + 1, graph.create_node("getitem", [flat],
-                              {"index": normalize_index(slice(starts[0], starts[-1] + sizes[-1]))}, scope))
+            flat = rw.emit("reshape", [root], {"shape": (root.spec.size // width, width)}, scope)
+            stacked = rw.emit("getitem", [flat], {"index": normalize_index(slice(starts[0], starts[-1] + sizes[-1]))},
+                              scope)
             first = starts[0]
-            position += 2
         else:
-            stacked = graph.insert_at(position, graph.create_node("concat", [p.inputs[0] for p, _ in ordered],
-                                                                  {"axis": 0}, scope))
+            stacked = rw.emit("concat", [p.inputs[0] for p, _ in ordered], {"axis": 0}, scope)
             first = 0
             starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            position += 1
-        product = graph.insert_at(position, graph.create_node("matmul", [stacked, weight], {}, scope))
-        position += 1
+        product = rw.emit("matmul", [stacked, weight], {}, scope)
         for (p, _), start, size in zip(ordered, starts, sizes):
-            rows = graph.insert_at(position, graph.create_node("getitem", [product],
-                           {"index": normalize_index(slice(start - first, start - first + size))}, p.scope))
-            position += 1
-            graph.replace_uses(p, rows)
+            rows = rw.emit("getitem", [product], {"index": normalize_index(slice(start - first, start - first + size))},
+                           p.scope)
+            rw.replace(p, rows)
     graph.remove_unused()
     return graph

@@ -16,25 +16,24 @@ MAX_GROWTH = 16  # a folded result may be at most this many times larger than it
 KEEP_VIEW_BYTES = 1 << 16  # a transpose of a larger constant that only products read stays a view
 
 
-def _read_in_place(node: Node, users: dict) -> bool:
+def _read_in_place(node: Node) -> bool:
     """A transpose of a large constant read only by matrix products: the product reads it through
     strides (see ``fuse_matmul``), so folding it would only keep a second copy of the weight."""
     return (node.op.name == "transpose" and node.inputs[0].spec.nbytes >= KEEP_VIEW_BYTES
-            and bool(users.get(node)) and all(u.op.name == "matmul" for u in users[node]))
+            and bool(node.users) and all(u.op.name == "matmul" for u in node.users))
 
 
-def _foldable(node: Node, users: dict) -> bool:
+def _foldable(node: Node) -> bool:
     if node.op.effectful or node.op.name == "fused" or not all(i.kind == "const" for i in node.inputs) \
-            or _read_in_place(node, users):
+            or _read_in_place(node):
         return False
     biggest = max((i.spec.size for i in node.inputs), default=1)
     return node.spec.size <= MAX_GROWTH * max(biggest, 1) or node.spec.size <= 64
 
 
 def constant_folding(graph: Graph) -> Graph:
-    users = graph.users()
     for node in list(graph.nodes):
-        if not _foldable(node, users):
+        if not _foldable(node):
             continue
         with np.errstate(all="ignore"):
             value = np.asarray(node.op.kernel(*[i.data for i in node.inputs], **node.attrs), dtype=node.dtype)

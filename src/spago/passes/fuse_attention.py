@@ -30,8 +30,8 @@ def is_softmax(node: Node) -> bool:
         return False
     x = body.inputs[0]
     mx, sub, ex, sm, div = body.nodes
-    return (mx.inputs == [x] and sub.inputs == [x, mx] and ex.inputs == [sub] and sm.inputs == [ex]
-            and div.inputs == [ex, sm] and body.outputs == [div] and x.dtype.kind == "f"
+    return (mx.inputs == (x,) and sub.inputs == (x, mx) and ex.inputs == (sub,) and sm.inputs == (ex,)
+            and div.inputs == (ex, sm) and body.outputs == [div] and x.dtype.kind == "f"
             and mx.attrs["axes"] == (x.spec.ndim - 1,) and sm.attrs["axes"] == (x.spec.ndim - 1,))
 
 
@@ -63,16 +63,15 @@ def fusable(scores: Node, softmax: Node, context: Node) -> bool:
 
 
 def fuse_attention(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     for softmax in [n for n in graph.nodes if is_softmax(n)]:
         scores = softmax.inputs[0]
-        readers = users.get(softmax, [])
-        if not _is_product(scores) or scores in outputs or softmax in outputs or len(users.get(scores, [])) != 1 \
-                or len(readers) != 1 or not _is_product(readers[0]):
+        readers = list(softmax.users)
+        if not _is_product(scores) or scores in outputs or softmax in outputs or scores.uses() != 1 \
+                or softmax.uses() != 1 or not _is_product(readers[0]):
             continue
         context = readers[0]
         if not _reads_directly(context, softmax) or not fusable(scores, softmax, context):
             continue
-        fuse_group(graph, {scores, softmax, context}, "attention", users)
+        fuse_group(graph, {scores, softmax, context}, "attention")
     return graph

@@ -13,7 +13,6 @@ def _elementwise(n: Node) -> bool:
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     taken: set = set()
     fused_away: set = set()  # members of groups already fused (no longer in the graph)
@@ -24,17 +23,17 @@ def fuse_elementwise(graph: Graph) -> Graph:
         group, stack = {seed}, [seed]
         while stack:
             n = stack.pop()
-            for m in list(n.inputs) + list(users.get(n, ())):
+            for m in list(n.inputs) + list(n.users):
                 if m not in group and m not in taken and _elementwise(m) and m.shape == shape:
                     group.add(m)
                     stack.append(m)
         position = {n: k for k, n in enumerate(graph.nodes)}
-        group = shrink_to_single_output(graph, group, users, position)
-        group |= view_chains_feeding(group, users, outputs)
+        group = shrink_to_single_output(graph, group, position)
+        group |= view_chains_feeding(group, outputs)
         if len(group) < 2 or not is_convex(graph, group, position):
             taken.update(group)
             continue
-        fused = fuse_group(graph, group, "elementwise", users)
+        fused = fuse_group(graph, group, "elementwise")
         if fused is not None:
             taken.add(fused)
             fused_away |= group

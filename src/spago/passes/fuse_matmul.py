@@ -14,11 +14,11 @@ from .fusion import fuse_group
 from ..lower.views import blas_layout, is_view, view_chains_feeding, view_of
 
 
-def _operand_chain(operand: Node, users: dict, outputs: set) -> set:
+def _operand_chain(operand: Node, outputs: set) -> set:
     """The view ops in front of one operand that nothing else reads."""
     chain: set = set()
     v = operand
-    while is_view(v) and v not in outputs and len(users.get(v, ())) == 1:
+    while is_view(v) and v not in outputs and v.uses() == 1:
         chain.add(v)
         v = v.inputs[0]
     return chain
@@ -35,24 +35,23 @@ def _readable(node: Node, operand: Node, chain: set, is_left: bool) -> bool:
     return blas_layout(shape[-2], shape[-1], strides[-2], strides[-1]) is not None
 
 
-def _prologue(node: Node, users: dict, outputs: set) -> set:
+def _prologue(node: Node, outputs: set) -> set:
     """View ops feeding ``node``'s operands that can be read in place instead of copied."""
     found: set = set()
     for k, operand in enumerate(node.inputs):
-        chain = _operand_chain(operand, users, outputs)
+        chain = _operand_chain(operand, outputs)
         if chain and node.inputs.count(operand) == 1 and _readable(node, operand, chain, k == 0):
             found |= chain
     return found
 
 
-def _epilogue(node: Node, users: dict, outputs: set) -> list:
+def _epilogue(node: Node, outputs: set) -> list:
     """Elementwise consumers chained after ``node`` that keep its output shape (one reader each)."""
     chain, current = [], node
     while current not in outputs:
-        readers = users.get(current, ())
-        if len(readers) != 1:
+        if current.uses() != 1:
             break
-        u = readers[0]
+        u = next(iter(current.users))
         if (not u.op.elementwise or u.spec != node.spec or u.op.name == "broadcast_to"
                 or node.dtype.kind != "f"):
             break
@@ -63,26 +62,24 @@ def _epilogue(node: Node, users: dict, outputs: set) -> list:
     return chain
 
 
-def _output_transpose(last: Node, users: dict, outputs: set) -> list:
+def _output_transpose(last: Node, outputs: set) -> list:
     """A transpose of the result that keeps the last axis last: the product can write in that layout."""
-    readers = users.get(last, ())
-    if last in outputs or len(readers) != 1:
+    if last in outputs or last.uses() != 1:
         return []
-    t = readers[0]
+    t = next(iter(last.users))
     if t.op.name != "transpose" or t.attrs["axes"][-1] != len(t.attrs["axes"]) - 1 or last.spec.ndim < 2:
         return []
     return [t]
 
 
 def fuse_matmul(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     for node in [n for n in graph.nodes if n.kind == "op" and n.op.name == "matmul"]:
-        chain = _epilogue(node, users, outputs)
-        chain += _output_transpose(chain[-1] if chain else node, users, outputs)
-        members = {node} | _prologue(node, users, outputs) | set(chain)
+        chain = _epilogue(node, outputs)
+        chain += _output_transpose(chain[-1] if chain else node, outputs)
+        members = {node} | _prologue(node, outputs) | set(chain)
         epilogue = [n for n in chain if n.op.name != "transpose"]
-        members |= view_chains_feeding(members, users, outputs, set(epilogue))
+        members |= view_chains_feeding(members, outputs, set(epilogue))
         if len(members) > 1:
-            fuse_group(graph, members, "matmul", users)
+            fuse_group(graph, members, "matmul")
     return graph

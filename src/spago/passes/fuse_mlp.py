@@ -48,12 +48,11 @@ def fusable(first: Node, second: Node) -> bool:
 
 
 def fuse_mlp(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     for second in [n for n in graph.nodes if _is_product(n)]:
         for first in second.inputs:
-            if _is_product(first) and first not in outputs and len(users.get(first, [])) == 1 \
+            if _is_product(first) and first not in outputs and first.uses() == 1 \
                     and fusable(first, second):
-                fuse_group(graph, {first, second}, "mlp", users)
+                fuse_group(graph, {first, second}, "mlp")
                 break
     return graph

@@ -6,7 +6,7 @@ from ..ir.graph import Graph, Node
 from .fusion import fuse_group
 
 
-def _producers(node: Node, users: dict, outputs: set) -> set:
+def _producers(node: Node, outputs: set) -> set:
     shape = node.inputs[0].shape
     found: set = set()
     stack = [node.inputs[0]]
@@ -14,9 +14,9 @@ def _producers(node: Node, users: dict, outputs: set) -> set:
         v = stack.pop()
         if v in found or v.kind != "op" or v in outputs or not v.op.elementwise or v.shape != shape:
             continue
-        if any(u not in found and u is not node for u in users.get(v, ())):
+        if any(u not in found and u is not node for u in v.users):
             # read elsewhere too: only absorbable if every other reader is already in the group
-            if not all(u in found or u is node for u in users.get(v, ())):
+            if not all(u in found or u is node for u in v.users):
                 continue
         found.add(v)
         stack.extend(v.inputs)
@@ -24,10 +24,9 @@ def _producers(node: Node, users: dict, outputs: set) -> set:
 
 
 def fuse_reduce(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     for node in [n for n in graph.nodes if n.kind == "op" and n.op.reduction]:
-        members = {node} | _producers(node, users, outputs)
+        members = {node} | _producers(node, outputs)
         if len(members) > 1:
-            fuse_group(graph, members, "reduce", users)
+            fuse_group(graph, members, "reduce")
     return graph

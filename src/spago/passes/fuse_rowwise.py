@@ -29,7 +29,6 @@ def _in_domain(n: Node, rows: tuple, width: int) -> bool:
 
 
 def fuse_rowwise(graph: Graph) -> Graph:
-    users = graph.users()
     taken: set = set()
     fused_away: set = set()  # members of groups already fused (no longer in the graph)
     for seed in [n for n in graph.nodes if _row_reduction(n) is not None]:
@@ -40,15 +39,15 @@ def fuse_rowwise(graph: Graph) -> Graph:
         stack = [seed]
         while stack:  # grow through producers and consumers that live in the same row domain
             n = stack.pop()
-            for m in list(n.inputs) + list(users.get(n, ())):
+            for m in list(n.inputs) + list(n.users):
                 if m not in group and m not in taken and _in_domain(m, rows, width):
                     group.add(m)
                     stack.append(m)
         position = {n: k for k, n in enumerate(graph.nodes)}
-        group = shrink_to_single_output(graph, group, users, position)
+        group = shrink_to_single_output(graph, group, position)
         if not any(_row_reduction(m) for m in group) or not is_convex(graph, group, position):
             continue
-        fused = fuse_group(graph, group, "rowwise", users)
+        fused = fuse_group(graph, group, "rowwise")
         if fused is not None:
             taken.add(fused)
             fused_away |= group

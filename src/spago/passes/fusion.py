@@ -12,10 +12,10 @@ from ..ir.graph import Graph, Node
 from ..ops.fused import fused_op
 
 
-def group_outputs(graph: Graph, members: set, users: dict) -> list:
+def group_outputs(graph: Graph, members: set) -> list:
     """Members read from outside the group or returned by the graph."""
     outs = set(graph.outputs)
-    return [n for n in members if n in outs or any(u not in members for u in users.get(n, ()))]
+    return [n for n in members if n in outs or any(u not in members for u in n.users)]
 
 
 def is_convex(graph: Graph, members: set, position: dict) -> bool:
@@ -31,11 +31,11 @@ def is_convex(graph: Graph, members: set, position: dict) -> bool:
     return not any(i in tainted for m in members for i in m.inputs)
 
 
-def shrink_to_single_output(graph: Graph, members: set, users: dict, position: dict) -> set:
+def shrink_to_single_output(graph: Graph, members: set, position: dict) -> set:
     """Drop members read from outside until one output is left (the latest one), keeping convexity."""
     members = set(members)
     while len(members) > 1:
-        outs = group_outputs(graph, members, users)
+        outs = group_outputs(graph, members)
         if len(outs) <= 1:
             break
         last = max(outs, key=position.__getitem__)
@@ -58,14 +58,13 @@ def _connected_to(root: Node, members: set) -> set:
     return keep
 
 
-def fuse_group(graph: Graph, members: Iterable[Node], pattern: str, users: dict | None = None) -> Node | None:
+def fuse_group(graph: Graph, members: Iterable[Node], pattern: str) -> Node | None:
     """Replace ``members`` (op nodes) by one fused node if legal; returns it, or None if not legal."""
     members = set(members)
     if len(members) < 2:
         return None
-    users = users if users is not None else graph.users()
     position = {n: k for k, n in enumerate(graph.nodes)}
-    outs = group_outputs(graph, members, users)
+    outs = group_outputs(graph, members)
     if len(outs) != 1 or not is_convex(graph, members, position):
         return None
     out = outs[0]
@@ -86,15 +85,11 @@ def fuse_group(graph: Graph, members: Iterable[Node], pattern: str, users: dict 
                                  name=m.op.name)
     body.outputs = [mapping[out]]
     scope = _common_scope([m.scope for m in ordered])
-    fused = Node("op", out.spec, graph.fresh_name(f"{pattern}"), fused_op, inputs,
-                 {"body": body, "pattern": pattern}, scope)
-    graph.nodes[position[out]] = fused
-    graph.nodes = [n for n in graph.nodes if n not in members]
+    fused = graph.insert_after(out, graph.create_node(fused_op, inputs, {"body": body, "pattern": pattern},
+                                                      scope, name=pattern))
     graph.replace_uses(out, fused)
-    for i in inputs:  # keep the users map valid for the caller
-        lst = users.setdefault(i, [])
-        lst[:] = [u for u in lst if u not in members] + [fused]
-    users[fused] = users.get(out, [])
+    for m in reversed(ordered):  # readers first: each is unread when its turn comes
+        graph.erase(m)
     return fused
 
 

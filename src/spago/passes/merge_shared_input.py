@@ -26,6 +26,7 @@ import weakref
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.rewrite import Rewriter
 from ..ops.indexing import normalize_index
 
 
@@ -39,24 +40,23 @@ def _weight(node: Node) -> tuple[Node, bool] | None:
     return None
 
 
-def _only_reader(weight: Node, product: Node, users: dict, outputs: set) -> bool:
+def _only_reader(weight: Node, product: Node, outputs: set) -> bool:
     """Whether ``product`` reads its weight (through at most a transpose) and nothing else does, so the
     merged copy replaces the original instead of adding to it."""
     chain = [weight] + ([weight.inputs[0]] if weight.kind == "op" else [])
     reader = product
     for n in chain:
-        if n in outputs or users.get(n, []) != [reader]:
+        if n in outputs or list(n.users) != [reader] or n.uses() != 1:
             return False
         reader = n
     return True
 
 
-def _bias(product: Node, users: dict, outputs: set) -> Node | None:
+def _bias(product: Node, outputs: set) -> Node | None:
     """The single ``add`` of a 1-D constant over the last axis that is ``product``'s only reader."""
-    readers = users.get(product, ())
-    if product in outputs or len(readers) != 1:
+    if product in outputs or product.uses() != 1:
         return None
-    add = readers[0]
+    add = next(iter(product.users))
     if add.op.name != "add" or add.spec != product.spec:
         return None
     other = add.inputs[1] if add.inputs[0] is product else add.inputs[0]
@@ -87,58 +87,50 @@ def _concatenate(parts: list, axis: int) -> np.ndarray:
     return result
 
 
-def _merge(graph: Graph, products: list, users: dict, outputs: set) -> None:
+def _merge(graph: Graph, products: list, outputs: set) -> None:
     weights = [_weight(p.inputs[1]) for p in products]
     transposed = weights[0][1]
-    adds = [_bias(p, users, outputs) for p in products]
+    adds = [_bias(p, outputs) for p in products]
     with_bias = all(a is not None for a in adds)
     axis = 0 if transposed else 1
     data = _concatenate([w.data for w, _ in weights], axis)
     scope = products[0].scope.rsplit(".", 1)[0] if "." in products[0].scope else products[0].scope
     merged = graph.add_const(data, "merged_weight")
-    position = graph.nodes.index(products[0])
-    right = merged
-    if transposed:
-        right = graph.insert_at(position, graph.create_node("transpose", [merged], {"axes": (1, 0)}, scope))
-        position += 1
-    result = graph.insert_at(position, graph.create_node("matmul", [products[0].inputs[0], right], {}, scope))
-    position += 1
+    rw = Rewriter(graph).before(products[0])
+    right = rw.emit("transpose", [merged], {"axes": (1, 0)}, scope) if transposed else merged
+    result = rw.emit("matmul", [products[0].inputs[0], right], {}, scope)
     if with_bias:
         biases = [a.inputs[1] if a.inputs[0] is p else a.inputs[0] for p, a in zip(products, adds)]
         bias = graph.add_const(_concatenate([b.data for b in biases], 0), "merged_bias")
-        result = graph.insert_at(position, graph.create_node("add", [result, bias], {}, scope))
-        position += 1
+        result = rw.emit("add", [result, bias], {}, scope)
     start = 0
     for p, a in zip(products, adds):
         width = p.shape[-1]
-        index = (Ellipsis, slice(start, start + width))
-        piece = graph.insert_at(position, graph.create_node("getitem", [result], {"index": normalize_index(index)},
-                                                            p.scope))
-        position += 1
-        graph.replace_uses(a if with_bias else p, piece)
+        piece = rw.emit("getitem", [result], {"index": normalize_index((Ellipsis, slice(start, start + width)))},
+                        p.scope)
+        rw.replace(a if with_bias else p, piece)
         start += width
 
 
 def merge_shared_input(graph: Graph) -> Graph:
-    users = graph.users()
     outputs = set(graph.outputs)
     groups: dict = {}
     for n in graph.nodes:
         if n.kind == "op" and n.op.name == "matmul" and n.inputs[0].spec.ndim >= 2 \
                 and n.inputs[0] is not n.inputs[1] and _weight(n.inputs[1]) is not None \
-                and _weight(n.inputs[1])[0].dtype == n.dtype and _only_reader(n.inputs[1], n, users, outputs):
+                and _weight(n.inputs[1])[0].dtype == n.dtype and _only_reader(n.inputs[1], n, outputs):
             groups.setdefault((n.inputs[0], _weight(n.inputs[1])[1], n.dtype), []).append(n)
     merged = False
     for products in groups.values():
-        ends = [_bias(p, users, outputs) or p for p in products]
+        ends = [_bias(p, outputs) or p for p in products]
         # a result the graph returns would need a copy out of the merged buffer: leave it alone
         products = [p for p, e in zip(products, ends) if e not in outputs]
-        biased = [_bias(p, users, outputs) is not None for p in products]
+        biased = [_bias(p, outputs) is not None for p in products]
         if any(biased) and not all(biased):
             products = [p for p, b in zip(products, biased) if b]
         if len(products) < 2:
             continue
-        _merge(graph, products, users, outputs)
+        _merge(graph, products, outputs)
         merged = True
     if merged:
         graph.remove_unused()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.rewrite import Rewriter
 
 
 def _is(node: Node, name: str) -> bool:
@@ -70,74 +71,44 @@ def _slice_term(leaf: Node) -> tuple | None:
     return (varying[0], box[varying[0]]) if len(varying) == 1 else None
 
 
-class _Rewriter:
-    """Keeps the users of every node current while trees are rewritten in graph order."""
+class _SumRewriter(Rewriter):
+    """The rewrites of the module docstring, in graph order; new nodes go before the node they replace."""
 
-    def __init__(self, graph: Graph):
-        self.graph = graph
-        self.users = graph.users()
-        self.outputs = set(graph.outputs)
-        self.memo: dict = {}  # (op, input ids, attrs) -> concat made earlier, reused by later trees
-        self.position = 0
-        self.zero: dict = {}  # dtype -> a scalar zero constant for the gaps
-
-    # -- building before the node being replaced ---------------------------------------------------
-    def emit(self, name: str, inputs: list, attrs: dict, scope: str) -> Node:
-        key = (name, tuple(id(i) for i in inputs), tuple(sorted(attrs.items())))
-        if name == "concat" and key in self.memo:  # views stay one per reader: products read them in place
-            return self.memo[key]
-        node = self.graph.insert_at(self.position, self.graph.create_node(name, inputs, attrs, scope))
-        self.position += 1
-        for i in inputs:
-            self.users.setdefault(i, []).append(node)
-        self.users[node] = []
-        if name == "concat":
-            self.memo[key] = node
-        return node
-
-    def zeros(self, shape: tuple, dtype, scope: str) -> Node:
-        zero = self.zero.get(np.dtype(dtype))
-        if zero is None:
-            zero = self.zero[np.dtype(dtype)] = self.graph.add_const(np.zeros((), dtype), "zero")
-            self.users[zero] = []
-        return self.emit("broadcast_to", [zero], {"shape": tuple(shape)}, scope)
+    def emit(self, op: str, inputs: list, attrs: dict | None = None, scope: str = "", share: bool = False) -> Node:
+        # one concat per set of pieces: the slices and products rewrites read the same one in place
+        return super().emit(op, inputs, attrs, scope, share=share or op == "concat")
 
     def concat(self, parts: list, axis: int, scope: str) -> Node:
         return parts[0] if len(parts) == 1 else self.emit("concat", parts, {"axis": axis}, scope)
 
     # -- trees of adds ---------------------------------------------------------------------------
-    def only_reader(self, node: Node, reader: Node) -> bool:
-        return node not in self.outputs and all(u is reader for u in self.users.get(node, ()))
-
     def tree(self, root: Node) -> tuple[list, set]:
         """(leaves, interior adds) of the tree of adds under ``root``; a leaf repeats as often as it is added."""
         leaves, interior, stack = [], {root}, [root]
         while stack:
             n = stack.pop()
             for i in reversed(n.inputs):
-                if _is(i, "add") and i.spec == root.spec and self.only_reader(i, n):
+                if _is(i, "add") and i.spec == root.spec and self.only_read_by(i, n):
                     interior.add(i)
                     stack.append(i)
                 else:
                     leaves.append(i)
         return leaves, interior
 
-    def read_only_by(self, node: Node, readers: set) -> bool:
-        return node not in self.outputs and all(u in readers for u in self.users.get(node, ()))
-
     def is_root(self, node: Node) -> bool:
         if not _is(node, "add"):
             return False
-        readers = self.users.get(node, [])
-        return not (len(readers) == 1 and _is(readers[0], "add") and readers[0].spec == node.spec
-                    and node not in self.outputs)
+        if node.uses() != 1 or self.is_output(node):
+            return True
+        reader = next(iter(node.users))
+        return not (_is(reader, "add") and reader.spec == node.spec)
 
     def rewrite(self, root: Node) -> None:
         leaves, interior = self.tree(root)
         slices: dict = {}
         products, rest = [], []
         for leaf in leaves:
-            term = _slice_term(leaf) if leaf.spec == root.spec and self.read_only_by(leaf, interior) else None
+            term = _slice_term(leaf) if leaf.spec == root.spec and self.only_read_by(leaf, interior) else None
             pair = self.product_term(leaf, interior, root)
             if term is not None:
                 slices.setdefault(term[0], []).append((term[1], leaf))
@@ -145,7 +116,7 @@ class _Rewriter:
                 products.append(pair)
             else:
                 rest.append(leaf)
-        self.position = self.graph.nodes.index(root)
+        self.before(root)
         merged = []
         for axis, terms in slices.items():
             value = self.merge_slices(root, axis, terms)
@@ -201,11 +172,11 @@ class _Rewriter:
     # -- products ----------------------------------------------------------------------------------
     def product_term(self, leaf: Node, interior: set, root: Node) -> tuple | None:
         """(left, right, leaf) with leaf = left @ right; each operand a (node, transposed) pair."""
-        if leaf.spec != root.spec or leaf.spec.ndim != 2 or not self.read_only_by(leaf, interior):
+        if leaf.spec != root.spec or leaf.spec.ndim != 2 or not self.only_read_by(leaf, interior):
             return None
         flipped = _is(leaf, "transpose") and leaf.attrs["axes"] == (1, 0)
         product = leaf.inputs[0] if flipped else leaf
-        if not _is(product, "matmul") or (flipped and not self.only_reader(product, leaf)):
+        if not _is(product, "matmul") or (flipped and not self.only_read_by(product, leaf)):
             return None
         a, b = product.inputs
         if a.spec.ndim != 2 or b.spec.ndim != 2 or a.dtype != root.dtype or b.dtype != root.dtype:
@@ -242,7 +213,7 @@ class _Rewriter:
         """``sum`` over the batch axes of a batched product (a weight's gradient when the weight multiplied
         every entry of a batch): Σ_b A_b·B_b is one product of the entries side by side and stacked."""
         product = node.inputs[0]
-        if not _is(product, "matmul") or not self.only_reader(product, node):
+        if not _is(product, "matmul") or not self.only_read_by(product, node):
             return
         a, b = product.inputs
         nb = product.spec.ndim - 2
@@ -252,7 +223,7 @@ class _Rewriter:
         (m, k), n = a.shape[nb:], b.shape[-1]
         rows = int(np.prod(a.shape[:nb], dtype=np.int64)) * k
         scope = node.scope
-        self.position = self.graph.nodes.index(node)
+        self.before(node)
         swap = tuple(range(nb)) + (nb + 1, nb)
         if _is(a, "transpose") and a.attrs["axes"] == swap:  # A = Xᵀ per entry: read X's rows as one matrix
             left = self.emit("transpose", [self.emit("reshape", [a.inputs[0]], {"shape": (rows, m)}, scope)],
@@ -271,23 +242,17 @@ class _Rewriter:
         gradient of a weight used as ``x @ W.T``), its operands read as transposed views."""
         product = node.inputs[0]
         if node.attrs["axes"] != (1, 0) or not _is(product, "matmul") or product.spec.ndim != 2 \
-                or any(i.spec.ndim != 2 for i in product.inputs) or not self.only_reader(product, node):
+                or any(i.spec.ndim != 2 for i in product.inputs) or not self.only_read_by(product, node):
             return
         a, b = (_peel(i) for i in product.inputs)
-        self.position = self.graph.nodes.index(node)
+        self.before(node)
         left, right = (self.join([(x, not t)], 0, node.scope) for x, t in (b, a))
         self.replace(node, self.emit("matmul", [left, right], {}, node.scope))
-
-    def replace(self, old: Node, new: Node) -> None:
-        self.graph.replace_uses(old, new)
-        self.users[new] = self.users.pop(old, [])
-        if old in self.outputs:
-            self.outputs.add(new)
 
     def slot(self, node: Node) -> tuple:
         """Where ``node`` goes in a leading-axis gradient (an ``unindex`` reading it), so that products
         order their operands as the slices rewrite does; () if nothing says."""
-        for u in self.users.get(node, ()):
+        for u in node.users:
             term = _slice_term(u)
             if term is not None and term[0] == 0:
                 return term[1]
@@ -308,7 +273,7 @@ def _value_shape(operand: tuple) -> tuple:
 
 
 def merge_sums(graph: Graph) -> Graph:
-    rewriter = _Rewriter(graph)
+    rewriter = _SumRewriter(graph)
     for node in list(graph.nodes):
         if rewriter.is_root(node):
             rewriter.rewrite(node)

@@ -26,7 +26,6 @@ def pack_weights(graph: Graph) -> Graph:
     if isa is None:
         return graph
     outputs = set(graph.outputs)
-    users = graph.users()
     # constants sharing one array (an unrolled loop's merged weight, one per step) are packed once
     shared: dict = {}
     for const in graph.consts:
@@ -35,7 +34,7 @@ def pack_weights(graph: Graph) -> Graph:
     for consts in shared.values():
         found = []
         for const in consts:
-            readers = users.get(const, [])
+            readers = list(const.users)
             if const in outputs or not readers:
                 found = None
                 break

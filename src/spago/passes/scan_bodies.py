@@ -36,18 +36,16 @@ def _keep_inside(n: Node) -> bool:
     return n.op.name in LOOPS or n.op.effectful
 
 
-def _insert_before(graph: Graph, anchor: Node, new: list) -> None:
-    """Insert ``new`` (in dependency order) before ``anchor``, each as early as its inputs allow, so work
+def _insert_early(graph: Graph, anchor: Node, new: list) -> None:
+    """Place ``new`` (in dependency order) before ``anchor``, each as early as its inputs allow, so work
     moved out of a loop can be batched with other early work (see ``batch_matmul``)."""
     for n in new:
-        position = {m: k for k, m in enumerate(graph.nodes)}
-        at = max((position[i] + 1 for i in n.inputs if i in position), default=0)
-        graph.nodes.insert(min(at, position[anchor]), n)
+        graph.insert_before(anchor, n, early=True)
 
 
 def _add_op(graph: Graph, op_name: str, inputs: list, attrs: dict, scope: str, made: list) -> Node:
-    node = Node("op", OPS[op_name].shape_rule(*[i.spec for i in inputs], **attrs), graph.fresh_name(op_name),
-                OPS[op_name], inputs, attrs, scope)
+    """A new node, not yet placed: the caller places ``made`` once it knows the rewrite pays."""
+    node = graph.create_node(op_name, inputs, attrs, scope)
     made.append(node)
     return node
 
@@ -98,7 +96,7 @@ def _capture(node: Node, body: Graph, outer: Node, inner: Node, where: int) -> N
     new = body.add_input(inner.spec, f"hoisted.{inner.name}")
     body.inputs.remove(new)
     body.inputs.insert(where, new)
-    node.inputs.insert(where, outer)
+    node.inputs = node.inputs[:where] + (outer,) + node.inputs[where:]
     body.replace_uses(inner, new)
 
 
@@ -109,8 +107,9 @@ def hoist_invariants(graph: Graph, node: Node) -> None:
     for n in body.nodes:
         if not _keep_inside(n) and all(i in invariant for i in n.inputs):
             invariant.add(n)
+    outputs = set(body.outputs)
     frontier = [n for n in body.nodes if n in invariant
-                and (n in body.outputs or any(n in u.inputs for u in body.nodes if u not in invariant))]
+                and (n in outputs or any(u not in invariant for u in n.users))]
     if not frontier:
         return
     made: list = []
@@ -127,7 +126,7 @@ def hoist_invariants(graph: Graph, node: Node) -> None:
     for f, o in frontier:
         _capture(node, body, o, f, node.attrs["num_consts"])
         node.attrs["num_consts"] += 1
-    _insert_before(graph, node, made)
+    _insert_early(graph, node, made)
     body.remove_unused()
 
 
@@ -173,14 +172,13 @@ def hoist_step_products(graph: Graph, node: Node) -> None:
                 continue
             step[n] = made_node
             hoisted.append(n)
-    users = body.users()
-    frontier = [n for n in hoisted if n in body.outputs or any(u not in step for u in users.get(n, ()))]
+    frontier = [n for n in hoisted if n in body.outputs or any(u not in step for u in n.users)]
     if not frontier:
         return
-    _insert_before(graph, node, made)
+    _insert_early(graph, node, made)
     for f in frontier:
         new = body.add_input(f.spec, f"step.{f.name}")
-        node.inputs.append(step[f])
+        node.inputs += (step[f],)
         body.replace_uses(f, new)
     body.remove_unused()
     graph.remove_unused()
@@ -200,11 +198,11 @@ def _is_transpose2d(n: Node) -> bool:
     return n.kind == "op" and n.op.name == "transpose" and n.spec.ndim == 2 and tuple(n.attrs["axes"]) == (1, 0)
 
 
-def _accumulator(body: Graph, users: dict, nc: int, k: int) -> Node | None:
+def _accumulator(body: Graph, nc: int, k: int) -> Node | None:
     """The summand ``v`` if carry ``k`` only accumulates (out_k = in_k + v, neither read otherwise)."""
     c, o = body.inputs[nc + k], body.outputs[k]
-    if o.kind != "op" or o.op.name != "add" or body.outputs.count(o) != 1 or users.get(o) \
-            or c in body.outputs or users.get(c) != [o]:
+    if o.kind != "op" or o.op.name != "add" or body.outputs.count(o) != 1 or o.users \
+            or c in body.outputs or list(c.users) != [o] or c.uses() != 1:
         return None
     v = o.inputs[1] if o.inputs[0] is c else o.inputs[0] if o.inputs[1] is c else None
     return v if v is not None and v is not c and v.spec == o.spec else None
@@ -221,8 +219,7 @@ def _row_sum(v: Node) -> Node | None:
 
 def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
     body, nc, length = node.attrs["body"], node.attrs["num_consts"], node.attrs["length"]
-    users = body.users()
-    found = [(k, v) for k in range(node.attrs["num_carry"]) if (v := _accumulator(body, users, nc, k)) is not None]
+    found = [(k, v) for k in range(node.attrs["num_carry"]) if (v := _accumulator(body, nc, k)) is not None]
     if not found:
         return
     xs_outer = {body.inputs[j]: node.inputs[j] for j in range(nc + node.attrs["num_carry"], len(body.inputs))}
@@ -231,7 +228,7 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
         finals[k] = (node.inputs[nc + k], v)
         body.inputs.pop(nc + k)
         body.outputs.pop(k)
-        node.inputs.pop(nc + k)
+        node.inputs = node.inputs[:nc + k] + node.inputs[nc + k + 1:]
         node.attrs["num_carry"] -= 1
     old = {u: u.attrs["index"] for u in parts}
     for u in parts:
@@ -289,8 +286,7 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
             parts.remove(u)
     body.remove_unused()
     _refresh(node, parts)
-    at = graph.nodes.index(node) + 1
-    graph.nodes[at:at] = made
+    graph.insert_all(graph.nodes.index(node) + 1, made)
 
 
 def drop_unused_operands(node: Node) -> None:
@@ -322,7 +318,7 @@ def _part_of(graph: Graph, node: Node, index: int, made: list) -> Node:
     return part
 
 
-def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) -> None:
+def share_residuals(graph: Graph, forward: Node, backward: Node) -> None:
     """Rewrite ``backward``'s body to read, from ``forward``'s stacked results, the costly values it
     recomputes from ``forward``'s stacked carries (see step 0 of the module docstring)."""
     fbody, bbody = forward.attrs["body"], backward.attrs["body"]
@@ -363,51 +359,46 @@ def share_residuals(graph: Graph, forward: Node, backward: Node, users: dict) ->
         key = (n.op.name, hashable(n.attrs), n.spec, tuple(mapped[i] for i in n.inputs))
         if key in by_key:
             mapped[n], same[n] = key, by_key[key]
-    readers = bbody.users()
     costly: dict = {}
     for n in bbody.nodes:
         if n in same:
             costly[n] = n.op.name in COSTLY or any(costly.get(i, False) for i in n.inputs)
-    frontier = [n for n in same if costly[n] and (n in bbody.outputs or any(u not in same for u in readers[n]))]
+    frontier = [n for n in same if costly[n] and (n in bbody.outputs or any(u not in same for u in n.users))]
     if not frontier:
         return
     made: list = []
     for n in frontier:
         fbody.outputs.append(same[n])
         part = _part_of(graph, forward, len(fbody.outputs) - 1, made)
-        users.setdefault(forward, []).append(part)
         new = bbody.add_input(n.spec, f"residual.{n.name}")
-        backward.inputs.append(part)
+        backward.inputs += (part,)
         bbody.replace_uses(n, new)
     bbody.remove_unused()
     forward.spec = scan_op.shape_rule(*[i.spec for i in forward.inputs], **forward.attrs)
-    at = graph.nodes.index(forward) + 1
-    graph.nodes[at:at] = made
+    graph.insert_all(graph.nodes.index(forward) + 1, made)
 
 
-def _pair_loops(graph: Graph, scans: list, users: dict) -> None:
+def _pair_loops(graph: Graph, scans: list) -> None:
     """Share residuals between each forward loop and the backward loops that read its stacked carries."""
     for forward in scans:
         if forward.attrs.get("saved") is None:
             continue
-        readers = {u for p in users.get(forward, ()) if p.op.name == "scan_part" for u in users.get(p, ())}
+        readers = {u for p in forward.users if p.op.name == "scan_part" for u in p.users}
         for backward in scans:
             if backward is not forward and backward in readers:
-                share_residuals(graph, forward, backward, users)
+                share_residuals(graph, forward, backward)
 
 
 def scan_bodies(graph: Graph) -> Graph:
     """Apply the rewrites of the module docstring to every scan node of ``graph``."""
-    users = graph.users()
     scans = [n for n in graph.nodes if n.op is scan_op]
     for node in scans:
         node.attrs["body"] = node.attrs["body"].copy()  # the body may be shared with the unoptimised graph
         inline_constants(node)
-    _pair_loops(graph, scans, users)
+    _pair_loops(graph, scans)
     graph.remove_unused()  # stacked carries no backward loop reads any more are then dropped from the loops
-    users = graph.users()
     for node in scans:
-        parts = [u for u in users.get(node, ()) if u.op.name == "scan_part"]
+        parts = [u for u in node.users if u.op.name == "scan_part"]
         prune_results(node, parts)
         hoist_invariants(graph, node)
         hoist_step_products(graph, node)

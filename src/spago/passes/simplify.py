@@ -94,7 +94,7 @@ def _scalar_broadcasts(graph: Graph) -> bool:
                 except SpagoError:
                     continue
                 if spec == node.spec:
-                    node.inputs[k] = i.inputs[0]
+                    node.inputs = trial
                     changed = True
     return changed
 
