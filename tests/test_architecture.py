@@ -1,6 +1,8 @@
 """The import rule of docs/architecture.md, checked on the source: ``passes -> lower -> ir`` and
 ``backend -> lower -> ir``; passes and backend never import each other; ``lower`` is pure Python (no
-llvmlite) and imports neither; no private name crosses a module boundary inside the compiler."""
+llvmlite) and imports neither; no private name crosses a module boundary inside the compiler; passes edit a
+graph only through its methods (no writes to ``graph.nodes``, no ``Node(...)`` of their own, no users map
+rebuilt: ``Node.users`` is kept current)."""
 from __future__ import annotations
 
 import ast
@@ -85,6 +87,49 @@ def test_the_check_catches_each_kind_of_violation(tmp_path):
                      "spago.backend.b imports the private spago.lower.m._hidden",
                      "spago.lower.m imports llvmlite.ir", "spago.lower.m imports spago.passes",
                      "spago.passes.p imports spago.backend"]
+
+
+MUTATORS = {"append", "insert", "extend", "remove", "pop", "clear", "sort", "reverse"}
+
+
+def graph_edits(path: Path) -> list:
+    """Places where a module edits a graph behind its back: writes to ``<x>.nodes`` (assignment, item
+    assignment or a mutating list method), constructs ``Node(...)``, or calls ``<x>.users()``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+
+    def nodes_attr(node: ast.AST) -> bool:
+        if isinstance(node, ast.Subscript):
+            node = node.value
+        return isinstance(node, ast.Attribute) and node.attr == "nodes"
+
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        if any(nodes_attr(t) for t in targets):
+            found.append(f"{path.name}:{node.lineno} writes .nodes")
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr in MUTATORS and nodes_attr(f.value):
+                found.append(f"{path.name}:{node.lineno} calls .nodes.{f.attr}")
+            if isinstance(f, ast.Attribute) and f.attr == "users":
+                found.append(f"{path.name}:{node.lineno} rebuilds users()")
+            if isinstance(f, ast.Name) and f.id == "Node":
+                found.append(f"{path.name}:{node.lineno} constructs Node")
+    return found
+
+
+def test_passes_edit_graphs_only_through_the_graph_api():
+    assert [e for p in sorted((PACKAGE / "passes").glob("*.py")) for e in graph_edits(p)] == []
+
+
+def test_the_graph_edit_check_catches_each_kind(tmp_path):
+    bad = tmp_path / "bad_pass.py"
+    bad.write_text("def p(graph):\n    graph.nodes = []\n    graph.nodes[0:0] = [1]\n    graph.nodes.insert(0, 1)\n"
+                   "    users = graph.users()\n    n = Node('op', None, 'x')\n")
+    assert graph_edits(bad) == ["bad_pass.py:2 writes .nodes", "bad_pass.py:3 writes .nodes",
+                                "bad_pass.py:4 calls .nodes.insert", "bad_pass.py:5 rebuilds users()",
+                                "bad_pass.py:6 constructs Node"]
 
 
 @pytest.mark.parametrize("module", ["spago.lower.memory", "spago.lower.matmul", "spago.lower.families",

@@ -219,6 +219,12 @@ class Graph:
     def insert_after(self, anchor: Node, node: Node) -> Node:
         return self.insert_at(self.nodes.index(anchor) + 1, node)
 
+    def reorder(self, order: list) -> None:
+        """Schedule the same op nodes in another (topological) order; users are unchanged."""
+        if len(order) != len(self.nodes) or set(order) != set(self.nodes):
+            raise IRError(f"graph {self.name}: reorder needs the graph's {len(self.nodes)} op nodes, each once")
+        self.nodes[:] = order
+
     def erase(self, node: Node) -> None:
         """Remove a node nothing reads (an error otherwise: replace its uses first)."""
         readers = list(node.users) + [o for o in self.outputs if o is node]
@@ -370,10 +376,12 @@ class Graph:
         for n in self.nodes:
             for i in n.inputs:
                 readers.setdefault(i, {})[n] = None
-        for n in self.all_nodes():
+        everything = self.all_nodes()
+        for n in everything:
             if n.graph is not self:
                 raise IRError(f"graph {self.name}: %{n.name} is in the graph but does not belong to it "
                               "(place nodes with insert_at/insert_before/insert_after)")
+        for n in everything:
             want = readers.get(n, {})
             if n.users.keys() != want.keys():
                 stale = [u for u in n.users if u not in want]

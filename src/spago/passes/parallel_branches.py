@@ -79,7 +79,7 @@ def parallel_branches(graph: Graph) -> Graph:
         order.extend(deferred)
         done = end
     order.extend(nodes[done:])
-    graph.nodes[:] = order
+    graph.reorder(order)
     return graph
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from ..ops.registry import OPS, Spec
+from ..ops.registry import Spec
 from ..ops.scan import layout, part_specs, scan_op
 
 LOOPS = frozenset({"scan", "scan_part"})  # with effectful ops, these stay where the loop puts them
@@ -247,8 +247,9 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
             return xs_outer[x]
         body.outputs.append(x)
         spec = Spec((length,) + x.spec.shape, x.spec.dtype)
-        part = Node("op", spec, graph.fresh_name("scan_part"), OPS["scan_part"], [node],
-                    dict(index=len(body.outputs) - 1, offset=0, shape=spec.shape, dtype=spec.dtype), node.scope)
+        part = graph.create_node("scan_part", [node],
+                                 dict(index=len(body.outputs) - 1, offset=0, shape=spec.shape, dtype=spec.dtype),
+                                 node.scope)
         parts.append(part)
         made.append(part)
         xs_outer[x] = part
@@ -312,8 +313,8 @@ COSTLY = frozenset({"matmul", "exp", "log", "tanh", "sigmoid", "sin", "cos", "er
 def _part_of(graph: Graph, node: Node, index: int, made: list) -> Node:
     """A ``scan_part`` reading result ``index`` of ``node`` (offsets are set by `_refresh`)."""
     spec = part_specs(node.attrs["body"], node.attrs["length"], node.attrs["num_carry"])[index]
-    part = Node("op", spec, graph.fresh_name("scan_part"), OPS["scan_part"], [node],
-                dict(index=index, offset=0, shape=spec.shape, dtype=spec.dtype), node.scope)
+    part = graph.create_node("scan_part", [node], dict(index=index, offset=0, shape=spec.shape, dtype=spec.dtype),
+                             node.scope)
     made.append(part)
     return part
 
