@@ -178,13 +178,15 @@ class Graph:
         return node
 
     def create_node(self, op: Op | str, inputs: list, attrs: dict | None = None, scope: str = "",
-                    name: str | None = None) -> Node:
-        """A new op node of this graph (its spec from the op's shape rule), not yet in ``nodes``: place it
-        with `insert_before`, `insert_after` or `insert_at`. Until then no input lists it as a user, so a
-        node made and then not wanted is simply dropped."""
+                    name: str | None = None, spec: Spec | None = None) -> Node:
+        """A new op node of this graph (its spec from the op's shape rule, unless given: a loop's result view
+        made before the loop's type is re-derived), not yet in ``nodes``: place it with `insert_before`,
+        `insert_after` or `insert_at`. Until then no input lists it as a user, so a node made and then not
+        wanted is simply dropped. `verify` checks the spec against the rule after the pass."""
         op = OPS[op] if isinstance(op, str) else op
         attrs = dict(attrs or {})
-        spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
+        if spec is None:
+            spec = op.shape_rule(*[i.spec for i in inputs], **attrs)
         return Node("op", spec, self.fresh_name(name or op.name), op, inputs, attrs, scope)
 
     def _placeable(self, node: Node) -> Node:

@@ -247,9 +247,9 @@ def hoist_accumulators(graph: Graph, node: Node, parts: list) -> None:
             return xs_outer[x]
         body.outputs.append(x)
         spec = Spec((length,) + x.spec.shape, x.spec.dtype)
-        part = graph.create_node("scan_part", [node],
+        part = graph.create_node("scan_part", [node],  # the offset is set by `_refresh`
                                  dict(index=len(body.outputs) - 1, offset=0, shape=spec.shape, dtype=spec.dtype),
-                                 node.scope)
+                                 node.scope, spec=spec)
         parts.append(part)
         made.append(part)
         xs_outer[x] = part
@@ -314,7 +314,7 @@ def _part_of(graph: Graph, node: Node, index: int, made: list) -> Node:
     """A ``scan_part`` reading result ``index`` of ``node`` (offsets are set by `_refresh`)."""
     spec = part_specs(node.attrs["body"], node.attrs["length"], node.attrs["num_carry"])[index]
     part = graph.create_node("scan_part", [node], dict(index=index, offset=0, shape=spec.shape, dtype=spec.dtype),
-                             node.scope)
+                             node.scope, spec=spec)
     made.append(part)
     return part
 
