@@ -258,7 +258,7 @@ def _install_methods() -> None:
         "swapaxes": ops.swapaxes, "broadcast_to": ops.broadcast_to, "expand_dims": ops.expand_dims,
         "unsqueeze": ops.expand_dims, "squeeze": ops.squeeze, "flatten": ops.flatten, "split": ops.split,
         "take": ops.take, "clip": ops.clip, "clamp": ops.clip, "matmul": ops.matmul, "dot": ops.dot,
-        "exp": ops.exp, "log": ops.log, "log1p": ops.log1p, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "abs": ops.abs,
+        "exp": ops.exp, "expm1": ops.expm1, "log": ops.log, "log1p": ops.log1p, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "abs": ops.abs,
         "square": ops.square, "reciprocal": ops.reciprocal, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan,
         "tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "erf": ops.erf, "sign": ops.sign,
         "neg": ops.neg, "pad": ops.pad, "clone": ops.clone,

@@ -216,7 +216,7 @@ def test_collapse_draws_deep_modules_as_single_boxes(tmp_path):
     graph = tiny_bert()
     full, collapsed = graph.to_dot(), graph.to_dot(collapse=2)
     assert collapsed.count("shape=box3d") == 12  # one box per layer
-    assert 'label="encoder.layer.3 (BertLayer)\n61 ops"' in collapsed
+    assert 'label="encoder.layer.3 (BertLayer)\n65 ops"' in collapsed
     assert "encoder.layer.3.attention" not in collapsed and len(collapsed) < len(full) / 10
     assert collapsed.render(str(tmp_path / "bert.svg")).endswith("bert.svg")  # still a valid drawing
 

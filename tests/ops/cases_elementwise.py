@@ -74,6 +74,7 @@ UNARY = [
     ("abs", sp.abs, np.abs, dict(make_inputs=away_from(0))),
     ("sign", sp.sign, np.sign, dict(make_inputs=away_from(0), grad_argnums=())),
     ("exp", sp.exp, np.exp, {}),
+    ("expm1", sp.expm1, np.expm1, {}),
     ("log", sp.log, np.log, dict(make_inputs=positive())),
     ("log1p", sp.log1p, np.log1p, dict(make_inputs=positive(-0.5, 3.0))),
     ("sqrt", sp.sqrt, np.sqrt, dict(make_inputs=positive())),

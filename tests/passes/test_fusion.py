@@ -65,7 +65,36 @@ def test_linear_bias_gelu_is_one_matmul_with_epilogue():
     assert kernel_count(g) == 1
     (node,) = g.nodes
     assert node.attrs["pattern"] == "matmul"
-    assert [n.op.name for n in node.attrs["body"].nodes] == ["matmul", "add", "gelu"]
+    # gelu = 0.5·x·(1 + erf(x/√2)), whole in the epilogue
+    assert [n.op.name for n in node.attrs["body"].nodes] == ["matmul", "add", "mul", "mul", "erf", "add", "mul"]
+
+
+ACTIVATIONS = [sp.silu, sp.relu6, sp.hard_tanh, sp.elu, sp.mish, sp.softplus, sp.log_sigmoid,
+               lambda v: sp.gelu(v, approximate="tanh"), lambda v: sp.threshold(v, 0.1, -1.0)]
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda f: getattr(f, "__name__", "lambda"))
+def test_a_composite_activation_fuses_whole_into_the_epilogue(act):
+    """Composites read x more than once and compare it (bool intermediates): still one kernel, one result."""
+    w = rng.standard_normal((16, 32)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    g = fused(lambda x: act(x @ w + b) + 1.0, X)
+    assert kernel_count(g) == 1 and g.nodes[0].attrs["pattern"] == "matmul"
+    c = sp.compile(lambda x: act(x @ w + b) + 1.0, X, cache=False)
+    np.testing.assert_allclose(c(X), (act(sp.tensor(X) @ w + b) + 1.0).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_an_epilogue_whose_values_leave_it_falls_back_to_the_chain():
+    """x @ w + b also feeds a reduction: the activation cannot join (two results); the bias add still does."""
+    w = rng.standard_normal((16, 32)).astype(np.float32)
+
+    def f(x):
+        h = x @ w + 1.0
+        return sp.gelu(h), h.sum(axis=-1)
+
+    g = fused(f, X, passes=(fuse_matmul,))
+    (mm,) = [n for n in g.nodes if n.attrs.get("pattern") == "matmul"]
+    assert [n.op.name for n in mm.attrs["body"].nodes] == ["matmul", "add"]
 
 
 def test_transpose_folds_into_matmul_operand():

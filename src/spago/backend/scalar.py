@@ -90,12 +90,6 @@ for _name in ("exp", "log", "log1p", "sin", "cos", "tan", "tanh", "sigmoid", "er
         lowering(_name)(_math(_name))
 
 
-def _call(b, name: str, args: list, dtype) -> ir.Value:
-    from . import mathlib
-
-    return b.call(mathlib.get(b.module, name, dtype), args)
-
-
 def _intrinsic(b, name: str, args: list) -> ir.Value:
     from .mathlib import intrinsic
 
@@ -249,89 +243,10 @@ def _relu(b, args, attrs, in_dtypes, out):
     return _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, 0.0))
 
 
-@lowering("relu6")
-def _relu6(b, args, attrs, in_dtypes, out):
-    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, 0.0)), _f(b, out, 6.0))
-
-
 @lowering("leaky_relu")
 def _leaky_relu(b, args, attrs, in_dtypes, out):
     x = args[0]
     return _select_pos(b, x, x, b.fmul(x, _f(b, out, attrs["alpha"])))
-
-
-def _expm1_neg(b, x, out):
-    """expm1(min(x, 0))."""
-    return _call(b, "expm1", [_intrinsic2(b, "llvm.minimum", x, _f(b, out, 0.0))], out)
-
-
-@lowering("elu")
-def _elu(b, args, attrs, in_dtypes, out):
-    x = args[0]
-    return _select_pos(b, x, x, b.fmul(_f(b, out, attrs["alpha"]), _expm1_neg(b, x, out)))
-
-
-@lowering("celu")
-def _celu(b, args, attrs, in_dtypes, out):
-    x = args[0]
-    alpha = attrs["alpha"]
-    scaled = b.fdiv(_intrinsic2(b, "llvm.minimum", x, _f(b, out, 0.0)), _f(b, out, alpha))
-    return _select_pos(b, x, x, b.fmul(_f(b, out, alpha), _call(b, "expm1", [scaled], out)))
-
-
-@lowering("selu")
-def _selu(b, args, attrs, in_dtypes, out):
-    from ..ops.activations import SELU_ALPHA, SELU_SCALE
-
-    x = args[0]
-    neg = b.fmul(_f(b, out, SELU_ALPHA), _expm1_neg(b, x, out))
-    return b.fmul(_f(b, out, SELU_SCALE), _select_pos(b, x, x, neg))
-
-
-@lowering("gelu")
-def _gelu(b, args, attrs, in_dtypes, out):
-    import math
-
-    x = args[0]
-    half = _f(b, out, 0.5)
-    if attrs["approximate"] == "tanh":
-        inner = b.fmul(_f(b, out, math.sqrt(2.0 / math.pi)),
-                       b.fadd(x, b.fmul(_f(b, out, 0.044715), b.fmul(x, b.fmul(x, x)))))
-        t = _call(b, "tanh", [inner], out)
-    else:
-        t = _call(b, "erf", [b.fmul(x, _f(b, out, 1.0 / math.sqrt(2.0)))], out)
-    return b.fmul(b.fmul(half, x), b.fadd(_f(b, out, 1.0), t))
-
-
-@lowering("silu")
-def _silu(b, args, attrs, in_dtypes, out):
-    return b.fmul(args[0], _call(b, "sigmoid", args, out))
-
-
-def _softplus_value(b, x, beta, threshold, out):
-    """(max(bx, 0) + log1p(exp(-|bx|))) / beta, or x itself above the threshold, as the NumPy kernel."""
-    bx = b.fmul(x, _f(b, out, beta))
-    soft = b.fadd(_intrinsic2(b, "llvm.maximum", bx, _f(b, out, 0.0)),
-                  _call(b, "log1p", [_call(b, "exp", [b.fneg(_intrinsic(b, "llvm.fabs", [bx]))], out)], out))
-    soft = b.fdiv(soft, _f(b, out, beta))
-    return b.select(b.fcmp_ordered(">", bx, _f(b, out, threshold)), x, soft)
-
-
-@lowering("softplus")
-def _softplus(b, args, attrs, in_dtypes, out):
-    return _softplus_value(b, args[0], attrs["beta"], attrs["threshold"], out)
-
-
-@lowering("mish")
-def _mish(b, args, attrs, in_dtypes, out):
-    x = args[0]
-    return b.fmul(x, _call(b, "tanh", [_softplus_value(b, x, 1.0, 20.0, out)], out))
-
-
-@lowering("softsign")
-def _softsign(b, args, attrs, in_dtypes, out):
-    x = args[0]
-    return b.fdiv(x, b.fadd(_f(b, out, 1.0), _intrinsic(b, "llvm.fabs", [x])))
 
 
 @lowering("softshrink")
@@ -341,25 +256,3 @@ def _softshrink(b, args, attrs, in_dtypes, out):
     below = b.fcmp_ordered("<", x, b.fneg(lam))
     inner = b.select(below, b.fadd(x, lam), _f(b, out, 0.0))
     return b.select(above, b.fsub(x, lam), b.select(b.fcmp_unordered("uno", x, x), x, inner))
-
-
-@lowering("hard_sigmoid")
-def _hard_sigmoid(b, args, attrs, in_dtypes, out):
-    y = b.fadd(b.fmul(args[0], _f(b, out, 0.2)), _f(b, out, 0.5))
-    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", y, _f(b, out, 0.0)), _f(b, out, 1.0))
-
-
-@lowering("hard_tanh")
-def _hard_tanh(b, args, attrs, in_dtypes, out):
-    return _intrinsic2(b, "llvm.minimum", _intrinsic2(b, "llvm.maximum", args[0], _f(b, out, -1.0)), _f(b, out, 1.0))
-
-
-@lowering("threshold")
-def _threshold(b, args, attrs, in_dtypes, out):
-    x = args[0]
-    return b.select(b.fcmp_ordered(">", x, _f(b, out, attrs["threshold"])), x, _f(b, out, attrs["value"]))
-
-
-@lowering("log_sigmoid")
-def _log_sigmoid(b, args, attrs, in_dtypes, out):
-    return b.fneg(_softplus_value(b, b.fneg(args[0]), 1.0, 20.0, out))

@@ -5,7 +5,7 @@ composites built from them.
 """
 from .registry import OPS, Op, Spec, bind, current_mode, use_mode  # noqa: F401
 from .elementwise import (  # noqa: F401
-    abs, add, cast, clip, cos, div, divide, eq, erf, exp, ge, gt, le, log, log1p, lt, maximum, minimum, mul,
+    abs, add, cast, clip, cos, div, divide, eq, erf, exp, expm1, ge, gt, le, log, log1p, lt, maximum, minimum, mul,
     multiply, ne, neg, pow, power, reciprocal, rsqrt, sigmoid, sign, sin, sqrt, square, sub, subtract, tan, tanh,
     where,
 )

@@ -60,6 +60,7 @@ sign_op = unary("sign", np.sign, lambda g, y, x: (g * 0.0,), shape=_signed_spec)
 exp_op = unary("exp", np.exp, lambda g, y, x: (g * y,))
 log_op = unary("log", np.log, lambda g, y, x: (g / x,))
 log1p_op = unary("log1p", np.log1p, lambda g, y, x: (g / (x + 1.0),))
+expm1_op = unary("expm1", np.expm1, lambda g, y, x: (g * (y + 1.0),))
 sqrt_op = unary("sqrt", np.sqrt, lambda g, y, x: (g * 0.5 / y,))
 rsqrt_op = unary("rsqrt", lambda x: 1.0 / np.sqrt(x), lambda g, y, x: (g * -0.5 * y * y * y,))
 square_op = unary("square", np.square, lambda g, y, x: (g * 2.0 * x,), shape=_signed_spec)
@@ -90,8 +91,9 @@ def _erf_kernel(x):
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 erf_op = unary("erf", _erf_kernel, lambda g, y, x: (g * _TWO_OVER_SQRT_PI * exp(-(x * x)),))
 
-neg, abs, sign, exp, log, log1p, sqrt, rsqrt, square, reciprocal = map(
-    _public, (neg_op, abs_op, sign_op, exp_op, log_op, log1p_op, sqrt_op, rsqrt_op, square_op, reciprocal_op)
+neg, abs, sign, exp, expm1, log, log1p, sqrt, rsqrt, square, reciprocal = map(
+    _public,
+    (neg_op, abs_op, sign_op, exp_op, expm1_op, log_op, log1p_op, sqrt_op, rsqrt_op, square_op, reciprocal_op),
 )
 sin, cos, tan, tanh, sigmoid, erf = map(_public, (sin_op, cos_op, tan_op, tanh_op, sigmoid_op, erf_op))
 
@@ -137,21 +139,24 @@ def _float_binary_spec(a: Spec, b: Spec) -> Spec:
     return _binary_spec(a, b)
 
 
+# Gradient rules skip the operands that need none (a constant, a mask): eagerly that work would be
+# thrown away; composites (gelu = 0.5·x·(1 + erf(x/√2)) …) have constants everywhere.
+
 def _add_grad(g, y, a, b):
-    return sum_to(g, a.shape), sum_to(g, b.shape)
+    return (sum_to(g, a.shape) if a.requires_grad else None), (sum_to(g, b.shape) if b.requires_grad else None)
 
 
 def _sub_grad(g, y, a, b):
-    return sum_to(g, a.shape), sum_to(-g, b.shape)
+    return (sum_to(g, a.shape) if a.requires_grad else None), (sum_to(-g, b.shape) if b.requires_grad else None)
 
 
 def _mul_grad(g, y, a, b):
-    return sum_to(g * b, a.shape), sum_to(g * a, b.shape)
+    return (sum_to(g * b, a.shape) if a.requires_grad else None), (sum_to(g * a, b.shape) if b.requires_grad else None)
 
 
 def _div_grad(g, y, a, b):
     ga = g / b
-    return sum_to(ga, a.shape), sum_to(-ga * y, b.shape)
+    return (sum_to(ga, a.shape) if a.requires_grad else None), (sum_to(-ga * y, b.shape) if b.requires_grad else None)
 
 
 def _pow_grad(g, y, a, b):
@@ -169,7 +174,8 @@ def _select_grad(mask_fn):
         pick_a = ops.cast(mask_fn(a, b), g.dtype)
         tie = ops.cast(a == b, g.dtype) * 0.5
         wa = pick_a + tie
-        return sum_to(g * wa, a.shape), sum_to(g * (1.0 - wa), b.shape)
+        return (sum_to(g * wa, a.shape) if a.requires_grad else None), \
+            (sum_to(g * (1.0 - wa), b.shape) if b.requires_grad else None)
 
     return grad
 
@@ -217,8 +223,8 @@ def _where_spec(c: Spec, a: Spec, b: Spec) -> Spec:
 
 
 def _where_grad(g, y, c, a, b):
-    zero = g * 0.0
-    return None, sum_to(where(c, g, zero), a.shape), sum_to(where(c, zero, g), b.shape)
+    return (None, sum_to(where(c, g, 0.0), a.shape) if a.requires_grad else None,
+            sum_to(where(c, 0.0, g), b.shape) if b.requires_grad else None)
 
 
 where_op = register(Op("where", _where_spec, np.where, _where_grad, "elementwise"))

@@ -2,15 +2,15 @@
 
 Operand *prologue*: transposes and reshapes that only feed this product are folded in as strided reads
 instead of being materialised (e.g. ``q @ k.T`` and the head permutations of attention).
-*Epilogue*: the chain of elementwise consumers of the product's full output shape — bias add, activation,
-residual add, scaling — applied while the result tile is still in registers. A transpose after it that
-keeps the last axis last (attention's head merge) is absorbed too: the product writes straight into the
-transposed layout.
+*Epilogue*: the elementwise consumers of the product's full output shape — bias add, activation (a
+composite one too), residual add, scaling — applied while the result tile is still in registers. A
+transpose after it that keeps the last axis last (attention's head merge) is absorbed too: the product
+writes straight into the transposed layout.
 """
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
-from .fusion import fuse_group
+from .fusion import fuse_group, is_convex, shrink_to_single_output
 from ..lower.views import blas_layout, is_view, view_chains_feeding, view_of
 
 
@@ -45,15 +45,35 @@ def _prologue(node: Node, outputs: set) -> set:
     return found
 
 
-def _epilogue(node: Node, outputs: set) -> list:
+def _epilogue(graph: Graph, node: Node, outputs: set) -> list:
+    """The elementwise nodes over the product's output shape that read it (directly or through each other),
+    in graph order, when they make one kernel with a single result of the product's type: a composite
+    activation (gelu = 0.5·x·(1 + erf(x/√2)) reads x twice, relu6 compares it) fuses whole; otherwise
+    the plain chain of single readers."""
+    if node in outputs or node.dtype.kind != "f":
+        return []
+    group, stack = {node}, [node]
+    while stack:
+        for u in stack.pop().users:
+            if u not in group and u.op.elementwise and u.shape == node.shape and u.op.name != "broadcast_to":
+                group.add(u)
+                stack.append(u)
+    position = {n: k for k, n in enumerate(graph.nodes)}
+    group = shrink_to_single_output(graph, group, position)
+    ordered = sorted(group - {node}, key=position.__getitem__)
+    if node in group and ordered and ordered[-1].spec == node.spec and is_convex(graph, group, position):
+        return ordered
+    return _chain(node, outputs)
+
+
+def _chain(node: Node, outputs: set) -> list:
     """Elementwise consumers chained after ``node`` that keep its output shape (one reader each)."""
     chain, current = [], node
     while current not in outputs:
         if current.uses() != 1:
             break
         u = next(iter(current.users))
-        if (not u.op.elementwise or u.spec != node.spec or u.op.name == "broadcast_to"
-                or node.dtype.kind != "f"):
+        if not u.op.elementwise or u.spec != node.spec or u.op.name == "broadcast_to":
             break
         if sum(1 for i in u.inputs if i is current) != 1:
             break  # e.g. square via mul(y, y): fine to fuse, but keep the chain a simple path
@@ -75,7 +95,7 @@ def _output_transpose(last: Node, outputs: set) -> list:
 def fuse_matmul(graph: Graph) -> Graph:
     outputs = set(graph.outputs)
     for node in [n for n in graph.nodes if n.kind == "op" and n.op.name == "matmul"]:
-        chain = _epilogue(node, outputs)
+        chain = _epilogue(graph, node, outputs)
         chain += _output_transpose(chain[-1] if chain else node, outputs)
         members = {node} | _prologue(node, outputs) | set(chain)
         epilogue = [n for n in chain if n.op.name != "transpose"]
