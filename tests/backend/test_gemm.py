@@ -176,6 +176,116 @@ def test_unrolled_loop_packs_its_weight_once(isa):
     assert set(paths(compiled)) == {f"spago-gemm-{isa.name}"}
 
 
+def misaligned(a: np.ndarray, offset: int = 16) -> np.ndarray:
+    """A copy of ``a`` starting ``offset`` bytes past a 64-byte boundary (as NumPy often places arrays)."""
+    raw = np.empty(a.nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def lstm_scan(xs, h, c, w, u, b):
+    def step(state, x):
+        h, c = state
+        i, f, g, o = sp.split(x @ w + h @ u + b, 4, axis=-1)
+        c = sp.sigmoid(f) * c + sp.sigmoid(i) * sp.tanh(g)
+        h = sp.sigmoid(o) * sp.tanh(c)
+        return (h, c), h
+
+    (h, c), hs = sp.scan(step, (h, c), xs)
+    return hs, c
+
+
+def lstm_args(isa, steps: int, batch: int, seed: int = 5) -> list:
+    rng = np.random.default_rng(seed)
+    hidden = isa.nr
+    xs = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    h0, c0 = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    w, u = (rng.standard_normal((2, hidden, 4 * hidden)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(4 * hidden).astype(np.float32)
+    return [misaligned(a) for a in (xs, h0, c0, w, u, b)]
+
+
+def loop_paths(compiled) -> list:
+    return [p["path"] for p in compiled.report()["products"] if p["in_loop"]]
+
+
+@needs_gemm
+@pytest.mark.parametrize("check", [False, True])
+def test_a_loop_packs_its_input_weight_before_the_first_step(isa, check):
+    """A weight passed in (misaligned, as NumPy often hands arrays out) and read by every step's one-row
+    product is packed once per call into the loop's scratch; the body's product runs the packed GEMM.
+    With ``check=True`` the shadow check compares every body kernel with the interpreter."""
+    args = lstm_args(isa, steps=6, batch=1)
+    compiled = sp.compile(lstm_scan, *args, cache=False, check=check)
+    expected = [t.numpy() for t in lstm_scan(*[sp.tensor(a) for a in args])]
+    for got, want in zip(compiled(*args), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert loop_paths(compiled) == [f"spago-gemm-{isa.name}"]
+    scan = next(n for n in compiled.graph.nodes if n.op.name == "scan")
+    assert list(scan.meta["packed_operands"]) == [0]  # u; w's product over all steps left the loop
+
+
+@needs_gemm
+def test_short_loops_and_tall_products_read_the_weight_where_it_lies(isa):
+    few_steps = sp.compile(lstm_scan, *lstm_args(isa, steps=3, batch=1), cache=False)
+    many_rows = sp.compile(lstm_scan, *lstm_args(isa, steps=6, batch=isa.mr), cache=False)
+    for compiled in (few_steps, many_rows):
+        assert not any(p.startswith("spago-gemm") for p in loop_paths(compiled))
+        assert all("packed_operands" not in n.meta for n in compiled.graph.nodes)
+
+
+@needs_gemm
+def test_a_loop_packs_transposed_and_sliced_input_weights(isa):
+    """``h @ v.T`` (the pack reads columns) and ``h @ ws[k]`` for both slices of one stacked input."""
+    rng = np.random.default_rng(6)
+    n = isa.nr
+    xs = rng.standard_normal((5, 1, n)).astype(np.float32)
+    h0 = rng.standard_normal((1, n)).astype(np.float32)
+    v = (rng.standard_normal((n, n)) * 0.3).astype(np.float32)
+    ws = (rng.standard_normal((2, n, n)) * 0.3).astype(np.float32)
+
+    def f(xs, h, v, ws):
+        def step(h, x):
+            h = sp.tanh(h @ v.T + x) * sp.sigmoid(h @ ws[0]) + sp.tanh(h @ ws[1])
+            return h, None
+
+        return sp.scan(step, h, xs)[0]
+
+    args = [misaligned(a, 48) for a in (xs, h0, v, ws)]
+    compiled = sp.compile(f, *args, cache=False)
+    np.testing.assert_allclose(compiled(*args), f(*[sp.tensor(a) for a in args]).numpy(), rtol=1e-5, atol=1e-5)
+    assert set(loop_paths(compiled)) == {f"spago-gemm-{isa.name}"}
+
+
+@needs_gemm
+def test_a_batch_one_training_step_with_packed_loop_weights_matches_eager(isa):
+    """The backward loop reads the weight transposed (``g @ u.T``): packed too, gradients unchanged."""
+    args = lstm_args(isa, steps=5, batch=1, seed=7)
+
+    def loss(xs, h, c, w, u, b):
+        hs, c = lstm_scan(xs, h, c, w, u, b)
+        return sp.sum(hs * hs) + sp.sum(c)
+
+    grads = sp.grad(loss, argnums=(3, 4, 5))
+    compiled = sp.compile(grads, *args, cache=False)
+    expected = [g.numpy() for g in grads(*[sp.tensor(a) for a in args])]
+    for got, want in zip(compiled(*args), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert loop_paths(compiled) == [f"spago-gemm-{isa.name}"] * 2  # the forward and the backward step
+
+
+@needs_gemm
+def test_packed_constants_start_on_a_cache_line(isa):
+    """A packed weight is the optimiser's own array: allocated 64-byte aligned, so no vector load of the
+    micro-kernel straddles two cache lines (NumPy's allocator aligns to 16 bytes only)."""
+    w = np.random.default_rng(8).standard_normal((300, 2 * isa.nr)).astype(np.float32)
+    compiled = sp.compile(lambda x: x @ w, np.ones((3, 300), np.float32), cache=False)
+    packed = [n.data for n in compiled.graph.consts if "stored_as" in n.meta]
+    assert packed and all(a.ctypes.data % 64 == 0 for a in packed)
+
+
 def test_report_names_each_products_path(monkeypatch):
     rng = np.random.default_rng(4)
     w = rng.standard_normal((256, 96)).astype(np.float32)

@@ -6,7 +6,9 @@ swap roles every step; the first one is picked so that the last step writes the 
 into the packed results. Body kernels write each ``y`` straight into its row of the stacked result and
 the new carry straight into the other buffer; only values that no kernel of the body computes there
 (a carry passed through, one value returned twice) are copied. The body's kernels are emitted once,
-however long the loop, so compile time does not depend on the number of steps.
+however long the loop, so compile time does not depend on the number of steps. Captured weights the
+``pack_weights`` pass chose (``node.meta[LOOP_PACKED]``) are packed into the scratch once, before the first
+step, and the body reads them there.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from llvmlite import ir
 
 from ..ir.graph import Node
 from ..ops.scan import layout
-from ..lower.memory import debug_offsets, scan_scratch
+from ..lower.matmul import LOOP_PACKED
+from ..lower.memory import debug_offsets, loop_packed, scan_scratch
 from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
+from .kernels.gemm import emit_pack
 from .loops import for_range
 from .types import I1, I8, I64, PTR, VOID
 
@@ -58,6 +62,10 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
     for k in range(ncar):
         _copy(b, _at(b, first, offsets[k]), ins[nc + k], body.outputs[k].spec.nbytes)
     arena = _at(b, scratch, carry_bytes)
+    packed = {}
+    for k, at in loop_packed(node, emitter.debug).items():
+        packed[k] = _at(b, scratch, at)
+        emit_pack(b, packed[k], ins[k], node.meta[LOOP_PACKED][k])
     if "branch" in node.meta:  # inside a parallel region's branch: the body's kernels stay on its thread
         for n in body.nodes:
             n.meta["branch"] = node.meta["branch"]
@@ -69,7 +77,7 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
         frame = Frame(b, [None, None, consts, None], inner_offsets, inner=True, status=status)
         for k, n in enumerate(body.inputs):
             if k < nc:
-                frame.ptrs[n] = ins[k]
+                frame.ptrs[n] = packed.get(k, ins[k])
             elif k < nc + ncar:
                 frame.ptrs[n] = _at(b, cur, offsets[k - nc])
             else:

@@ -15,6 +15,7 @@ from typing import Sequence
 from ..errors import SpagoError
 from ..ir.graph import Graph, Node
 from ..layout import ALIGNMENT
+from .matmul import LOOP_PACKED
 from .schedule import alias_root, is_alias, is_scan_result
 
 
@@ -152,19 +153,36 @@ def buffer_bytes(node: Node) -> int:
 
 def scan_scratch(node: Node, debug: bool = False) -> tuple[int, int, "MemoryPlan | None"]:
     """A scan's scratch after its packed results: the carry's second buffer (the two swap every step),
-    then the body's own arena. Returns (scratch bytes, carry bytes, the body's plan; None when ``debug``,
-    where every body intermediate has its own buffer in every step, to be read back after the call)."""
+    then the body's own arena, then the captured weights packed before the loop (`loop_packed`). Returns
+    (scratch bytes, carry bytes, the body's plan; None when ``debug``, where every body intermediate has
+    its own buffer in every step, to be read back after the call)."""
     from ..ops.scan import layout
 
     body, length, num_carry = node.attrs["body"], node.attrs["length"], node.attrs["num_carry"]
     offsets, total = layout(body, length, num_carry)
     carry = offsets[num_carry] if num_carry < len(offsets) else total
+    packed = sum(_align(body.inputs[k].spec.nbytes, ALIGNMENT) for k in node.meta.get(LOOP_PACKED, {}))
     if debug:
-        return carry + length * debug_bytes(body), carry, None
+        return carry + length * debug_bytes(body) + packed, carry, None
     cached = node.meta.get("scan_plan")
     if cached is None or cached[0] is not body:
         cached = node.meta["scan_plan"] = (body, plan_memory(body))
-    return carry + cached[1].arena_bytes, carry, cached[1]
+    if not packed:
+        return carry + cached[1].arena_bytes, carry, cached[1]
+    return carry + -(-cached[1].arena_bytes // ALIGNMENT) * ALIGNMENT + packed, carry, cached[1]
+
+
+def loop_packed(node: Node, debug: bool = False) -> dict:
+    """Byte offset in a scan's scratch of each captured operand the loop packs once before its first step
+    (``node.meta[LOOP_PACKED]``, set by the ``pack_weights`` pass): they follow the body's arena."""
+    body = node.attrs["body"]
+    chosen = node.meta.get(LOOP_PACKED, {})
+    top = scan_scratch(node, debug)[0] - sum(_align(body.inputs[k].spec.nbytes, ALIGNMENT) for k in chosen)
+    offsets = {}
+    for k in sorted(chosen):
+        offsets[k] = top
+        top += _align(body.inputs[k].spec.nbytes, ALIGNMENT)
+    return offsets
 
 
 def debug_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:
