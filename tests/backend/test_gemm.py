@@ -178,9 +178,9 @@ def test_unrolled_loop_packs_its_weight_once(isa):
 
 def misaligned(a: np.ndarray, offset: int = 16) -> np.ndarray:
     """A copy of ``a`` starting ``offset`` bytes past a 64-byte boundary (as NumPy often places arrays)."""
-    raw = np.empty(a.nbytes + 128, np.uint8)
-    start = (-raw.ctypes.data) % 64 + offset
-    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    from spago.layout import aligned_empty
+
+    out = aligned_empty(a.nbytes + offset)[offset:].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
 

@@ -143,9 +143,10 @@ def emit_pack(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, layout: PackedLayou
     vec_t = ir.VectorType(F32, nr)
     c64 = functools.partial(ir.Constant, I64)
     for (k, n), (row, _), start in layout.views:
-        # each row of the weight read once, in order: its nr-wide pieces go to the n/nr panels
-        with for_range(b, k, "pack_k") as kk:
-            with for_range(b, n // nr, "pack_p") as p:
+        # panel after panel, each written in order (rows outer, writing 16 KB apart, measured ~3 µs slower
+        # for a 128 x 512 weight: the stores all fall in one set of L1)
+        with for_range(b, n // nr, "pack_p") as p:
+            with for_range(b, k, "pack_k") as kk:
                 to = element_ptr(b, dst, b.add(c64(start), b.mul(b.add(b.mul(p, c64(k)), kk), c64(nr))), np.float32)
                 at = b.add(c64(start), b.add(b.mul(kk, c64(row)), b.mul(p, c64(nr))))
                 b.store(b.load(element_ptr(b, src, at, np.float32), typ=vec_t, align=4), to, align=4)
