@@ -10,9 +10,9 @@ the graph, so the traced graph and the model keep their arrays.
 
 **Loop-invariant weights of a loop.** A ``scan`` whose body multiplies few rows (an RNN step at batch 1)
 by a captured operand that is not a constant (a weight passed in, a training step's parameter) reads that
-weight from memory at every step, where it lies — and NumPy hands out arrays aligned to 16 bytes, not 64,
-so three arrays in four make every 64-byte vector load of it straddle two cache lines (the 50-step LSTM
-at batch 1: 0.33 ms with its weight misaligned, 0.23 ms aligned, in either form). Such an operand is
+weight from memory at every step, where it lies — and NumPy aligns arrays to 16 bytes, not 64 (a large
+one typically starts 16 bytes past a page), so every 64-byte vector load of it may straddle two cache
+lines (`bench/lstm.py`, 50 steps at batch 1: ~1.35x the time of aligned weights, as a loop or unrolled). Such an operand is
 packed once per call, before the first step, into the scan's scratch (``node.meta[LOOP_PACKED]``; aligned,
 panel order) and the body's products read it through the packed GEMM's few-row path; the traced graph,
 the interpreter and the shadow check still see the logical operand.
