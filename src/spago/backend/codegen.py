@@ -349,7 +349,6 @@ def kernel_key(node: Node) -> str:
     attrs = ";".join(f"{k}={attribute_text(v)}" for k, v in sorted(node.attrs.items()))
     alone = "|in-branch" if "branch" in node.meta else ""
     alone += f"|packed={node.meta['packed_b']}" if "packed_b" in node.meta else ""
-    alone += f"|packs={sorted(node.meta['packed_operands'].items())}" if "packed_operands" in node.meta else ""
     firsts = [node.inputs.index(i) for i in node.inputs]
     same = "" if firsts == list(range(len(firsts))) else f"|same={firsts}"
     return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}{same}{alone}"

@@ -12,8 +12,7 @@ from . import parallel
 from .gemm import ISAS
 from .views import blas_layout, broadcast_strides, contiguous as contiguous_strides, is_view, view_of
 
-PACKED = "packed_b"       # kernel meta: the right operand is packed for this ISA's GEMM (a constant, or a loop's copy)
-LOOP_PACKED = "packed_operands"  # scan meta: captured operand index -> `PackedLayout` of its copy packed before the loop
+PACKED = "packed_b"       # kernel meta: the right operand is a constant packed for this ISA's GEMM
 SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
 TILED_PRODUCT = 1 << 22  # float32 products up to this with few rows run register tiles, not BLAS
 TILED_ROWS = 64          # "few rows": an RNN step's batch

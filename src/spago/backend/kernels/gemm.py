@@ -133,20 +133,3 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                 with for_range(b, panels, "j1", start=wide) as panel:
                     tile(row, b.mul(panel, c64(nr)), 1, 1)
     b.ret_void()
-
-
-def emit_pack(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, layout: PackedLayout) -> None:
-    """Write ``src`` packed by ``layout`` (each view's range in panel order, `pack_weight`) to ``dst``: a
-    loop packing a captured weight once before its first step. Views have contiguous rows (the pass only
-    chooses those: a loop's invariant transposes are computed before it)."""
-    nr = ISAS[layout.isa].nr
-    vec_t = ir.VectorType(F32, nr)
-    c64 = functools.partial(ir.Constant, I64)
-    for (k, n), (row, _), start in layout.views:
-        # panel after panel, each written in order (rows outer, writing 16 KB apart, measured ~3 µs slower
-        # for a 128 x 512 weight: the stores all fall in one set of L1)
-        with for_range(b, n // nr, "pack_p") as p:
-            with for_range(b, k, "pack_k") as kk:
-                to = element_ptr(b, dst, b.add(c64(start), b.mul(b.add(b.mul(p, c64(k)), kk), c64(nr))), np.float32)
-                at = b.add(c64(start), b.add(b.mul(kk, c64(row)), b.mul(p, c64(nr))))
-                b.store(b.load(element_ptr(b, src, at, np.float32), typ=vec_t, align=4), to, align=4)
