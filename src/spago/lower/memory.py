@@ -156,7 +156,7 @@ LOOP_MIN_STEPS = 4  # a shorter loop reads a weight too few times to repay copyi
 def loop_aligned(node: Node) -> list:
     """The captured operands of scan ``node`` that its loop reads from a 64-byte aligned copy when the
     caller's array is not aligned: those the body's matrix products read, in loops of `LOOP_MIN_STEPS`
-    steps or more. Products read their weight where it lies at every step, and NumPy aligns arrays to 16
+    steps or more, that are (views of) the caller's arrays. Products read their weight where it lies at every step, and NumPy aligns arrays to 16
     bytes only (a large one typically starts 16 bytes past a page): then every 64-byte vector load of the
     weight straddles two cache lines (the 50-step LSTM of ``bench/lstm.py``, h=128, batch 1: ~1.35x the
     time, as a loop or unrolled). One copy per call, made only when misaligned, costs far less."""
@@ -168,7 +168,9 @@ def loop_aligned(node: Node) -> list:
         return []
     read = {n.inputs[view[0]] for n in body.nodes if not is_alias(n) and family_of(n) == "matmul"
             for view in operand_views(n)[2]}  # the product's two operands, not its epilogue's
-    return [k for k in range(nc) if body.inputs[k] in read and body.inputs[k].spec.nbytes >= ALIGNMENT]
+    # the caller's arrays (inputs, parameters, constants): a buffer of the arena is aligned already
+    return [k for k in range(nc) if body.inputs[k] in read and body.inputs[k].spec.nbytes >= ALIGNMENT
+            and alias_root(node.inputs[k]).kind != "op"]
 
 
 def scan_scratch(node: Node, debug: bool = False) -> tuple[int, int, "MemoryPlan | None"]:
