@@ -176,6 +176,16 @@ def test_unrolled_loop_packs_its_weight_once(isa):
     assert set(paths(compiled)) == {f"spago-gemm-{isa.name}"}
 
 
+@needs_gemm
+def test_packed_constants_start_on_a_cache_line(isa):
+    """A packed weight is the optimiser's own array: allocated 64-byte aligned, so no vector load of the
+    micro-kernel straddles two cache lines (NumPy's allocator aligns to 16 bytes only)."""
+    w = np.random.default_rng(8).standard_normal((300, 2 * isa.nr)).astype(np.float32)
+    compiled = sp.compile(lambda x: x @ w, np.ones((3, 300), np.float32), cache=False)
+    packed = [n.data for n in compiled.graph.consts if "stored_as" in n.meta]
+    assert packed and all(a.ctypes.data % 64 == 0 for a in packed)
+
+
 def test_report_names_each_products_path(monkeypatch):
     rng = np.random.default_rng(4)
     w = rng.standard_normal((256, 96)).astype(np.float32)

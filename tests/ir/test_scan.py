@@ -270,6 +270,80 @@ def test_loop_invariant_work_and_summed_gradients_leave_the_loop():
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def placed(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` starting ``offset`` bytes past a 64-byte boundary (NumPy often puts arrays 16 past)."""
+    from spago.layout import aligned_empty
+
+    out = aligned_empty(a.nbytes + offset)[offset:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def lstm_weights_in(xs, h, c, w, u, b):
+    def step(state, x):
+        h, c = state
+        i, f, g, o = ops.split(x @ w + h @ u + b, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return (h, c), h
+
+    (h, c), hs = spago.scan(step, (h, c), xs)
+    return hs, c
+
+
+def lstm_arrays(steps: int, batch: int = 1, hidden: int = 16, seed: int = 5) -> list:
+    rng = np.random.default_rng(seed)
+    w, u = (rng.standard_normal((2, hidden, 4 * hidden)) * 0.3).astype(np.float32)
+    return [rng.standard_normal((steps, batch, hidden)).astype(np.float32),
+            *rng.standard_normal((2, batch, hidden)).astype(np.float32), w, u,
+            rng.standard_normal(4 * hidden).astype(np.float32)]
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_loop_reads_its_weight_from_an_aligned_copy_when_the_callers_is_not(check):
+    """The step's product reads ``u`` at every step: the loop reads it from a cache-line aligned copy
+    when the caller's array is misaligned, in place when it is aligned — the same results either way
+    (with ``check=True`` the shadow check compares every body kernel with the interpreter)."""
+    from spago.lower.memory import loop_aligned
+
+    arrays = lstm_arrays(steps=6)
+    compiled = spago.compile(lstm_weights_in, *arrays, cache=False, check=check)
+    scan = next(n for n in compiled.graph.nodes if n.op.name == "scan")
+    body = scan.attrs["body"]
+    assert [body.inputs[k].shape for k in loop_aligned(scan)] == [(16, 64)]  # u (w's product left the loop)
+    assert [p["in_loop"] for p in compiled.report()["products"]].count(True) == 1
+    expected = [t.numpy() for t in lstm_weights_in(*[spago.tensor(a) for a in arrays])]
+    for offset in (16, 0, 48):
+        placed_args = [placed(a, offset) for a in arrays]
+        for got, want in zip(compiled(*placed_args), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_short_loops_read_weights_where_they_lie():
+    from spago.lower.memory import loop_aligned
+
+    compiled = spago.compile(lstm_weights_in, *lstm_arrays(steps=3), cache=False)
+    assert all(loop_aligned(n) == [] for n in compiled.graph.nodes if n.op.name == "scan")
+
+
+def test_a_training_step_on_misaligned_weights_matches_eager():
+    """The forward loop reads ``u`` from an aligned copy; the backward loop reads ``u``'s transpose, which
+    is computed before it into the (aligned) arena, so it needs none."""
+    from spago.lower.memory import loop_aligned
+
+    arrays = [placed(a, 16) for a in lstm_arrays(steps=5, batch=2, seed=7)]
+
+    def loss(xs, h, c, w, u, b):
+        hs, c = lstm_weights_in(xs, h, c, w, u, b)
+        return ops.sum(hs * hs) + ops.sum(c)
+
+    grads = spago.grad(loss, argnums=(3, 4, 5))
+    compiled = spago.compile(grads, *arrays, cache=False)
+    assert [bool(loop_aligned(n)) for n in compiled.graph.nodes if n.op.name == "scan"] == [True, False]
+    for got, want in zip(compiled(*arrays), grads(*[spago.tensor(a) for a in arrays])):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_a_profile_counts_the_loop_as_one_scan_kernel():
     run, args = lstm_loop(5)
     compiled = spago.compile(run, *args, cache=False, profile=True)

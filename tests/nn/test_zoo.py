@@ -7,7 +7,11 @@ import os
 
 import pytest
 
+import spago
+
 from .zoo import CHECKS, ENTRIES
+
+RECURRENT = [e for e in ENTRIES if e.group == "recurrent"]
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -26,6 +30,15 @@ def test_gradient_matches_finite_differences(entry):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_compiled_matches_eager(entry):
+    CHECKS["compiled"](entry)
+
+
+@pytest.mark.parametrize("entry", RECURRENT, ids=[e.name for e in RECURRENT])
+def test_compiled_matches_eager_with_unrolled_time_loops(entry, monkeypatch):
+    """The recurrent rows again with their time loops unrolled (``unroll=True``), the form the default
+    `spago.scan` loops replace: both compile to what eager computes."""
+    real = spago.ops.scan
+    monkeypatch.setattr(spago.ops, "scan", lambda *a, **k: real(*a, **{**k, "unroll": True}))
     CHECKS["compiled"](entry)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SpagoError
 from ..ir.graph import Graph
 from ..ir.pytree import flatten, unflatten
-from ..layout import ALIGNMENT
+from ..layout import ALIGNMENT, aligned_empty
 from ..tensor import Tensor
 from .codegen import Lowered
 from .jit import ENTRY_TYPE
@@ -25,12 +25,6 @@ from .threadpool import SYMBOL
 
 ALIGN = ALIGNMENT
 PREFAULT_BYTES = 1 << 22
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
 
 
 @functools.lru_cache(maxsize=None)
@@ -329,15 +323,17 @@ class CompiledFunction:
         return rep
 
     def products(self) -> list:
-        """One row per matrix-product kernel: its name, shape, GFLOP per call and the path computing it
-        (``spago-gemm-<isa>`` for the packed GEMM, ``openblas`` for the BLAS fallback, ``register-tiles``,
-        ``loop``)."""
+        """One row per matrix-product kernel: its name, shape, GFLOP per call (per step inside a loop) and
+        the path computing it (``spago-gemm-<isa>`` for the packed GEMM, ``openblas`` for the BLAS fallback,
+        ``register-tiles``, ``loop``); ``in_loop`` marks the kernels of a scan's body."""
         from ..lower.families import family_of
         from ..lower.matmul import product_flops, product_path
 
+        kernels = [(name, node, False) for name, node in self._lowered.kernels]
+        kernels += [(name, node, True) for name, node in self._lowered.body_kernels]
         return [{"kernel": name, "node": node.name, "shape": node.shape, "path": product_path(node),
-                 "gflop": product_flops(node) / 1e9}
-                for name, node in self._lowered.kernels if family_of(node) == "matmul"]
+                 "gflop": product_flops(node) / 1e9, "in_loop": in_loop}
+                for name, node, in_loop in kernels if family_of(node) == "matmul"]
 
     def profile(self) -> dict:
         """Time per kernel since compiling (or `reset_profile`), from the cycle counts of a ``profile=True``

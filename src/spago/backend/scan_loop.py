@@ -6,7 +6,9 @@ swap roles every step; the first one is picked so that the last step writes the 
 into the packed results. Body kernels write each ``y`` straight into its row of the stacked result and
 the new carry straight into the other buffer; only values that no kernel of the body computes there
 (a carry passed through, one value returned twice) are copied. The body's kernels are emitted once,
-however long the loop, so compile time does not depend on the number of steps.
+however long the loop, so compile time does not depend on the number of steps. A captured weight the
+body's products read (`spago.lower.memory.loop_aligned`) is read from a 64-byte aligned copy in the scratch,
+made before the first step, when the caller's array is not aligned.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from llvmlite import ir
 
 from ..ir.graph import Node
 from ..ops.scan import layout
-from ..lower.memory import debug_offsets, scan_scratch
+from ..layout import ALIGNMENT
+from ..lower.memory import debug_offsets, loop_copies, scan_scratch
 from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
 from .loops import for_range
 from .types import I1, I8, I64, PTR, VOID
@@ -28,6 +31,15 @@ def _at(b: ir.IRBuilder, base: ir.Value, offset) -> ir.Value:
 def _copy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: int) -> None:
     memcpy = b.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
     b.call(memcpy, [dst, src, ir.Constant(I64, nbytes), ir.Constant(I1, 0)])
+
+
+def aligned_copy(b: ir.IRBuilder, src: ir.Value, spare: ir.Value, nbytes: int) -> ir.Value:
+    """``src`` if it starts on a cache line, else ``spare`` after copying ``src`` there."""
+    misaligned = b.icmp_unsigned("!=", b.and_(b.ptrtoint(src, I64), ir.Constant(I64, ALIGNMENT - 1)),
+                                 ir.Constant(I64, 0))
+    with b.if_then(misaligned, likely=False):
+        _copy(b, spare, src, nbytes)
+    return b.select(misaligned, spare, src)
 
 
 def body_offsets(node: Node, debug: bool) -> tuple[dict, int]:
@@ -58,6 +70,8 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
     for k in range(ncar):
         _copy(b, _at(b, first, offsets[k]), ins[nc + k], body.outputs[k].spec.nbytes)
     arena = _at(b, scratch, carry_bytes)
+    moved = {k: aligned_copy(b, ins[k], _at(b, scratch, at), body.inputs[k].spec.nbytes)
+             for k, at in loop_copies(node, emitter.debug).items()}
     if "branch" in node.meta:  # inside a parallel region's branch: the body's kernels stay on its thread
         for n in body.nodes:
             n.meta["branch"] = node.meta["branch"]
@@ -69,7 +83,7 @@ def loop_function(emitter, node: Node, index: int) -> ir.Function:
         frame = Frame(b, [None, None, consts, None], inner_offsets, inner=True, status=status)
         for k, n in enumerate(body.inputs):
             if k < nc:
-                frame.ptrs[n] = ins[k]
+                frame.ptrs[n] = moved.get(k, ins[k])
             elif k < nc + ncar:
                 frame.ptrs[n] = _at(b, cur, offsets[k - nc])
             else:

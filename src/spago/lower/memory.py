@@ -150,21 +150,61 @@ def buffer_bytes(node: Node) -> int:
     return node.spec.nbytes
 
 
+LOOP_MIN_STEPS = 4  # a shorter loop reads a weight too few times to repay copying it
+
+
+def loop_aligned(node: Node) -> list:
+    """The captured operands of scan ``node`` that its loop reads from a 64-byte aligned copy when the
+    caller's array is not aligned: those the body's matrix products read, in loops of `LOOP_MIN_STEPS`
+    steps or more, that are (views of) the caller's arrays. Products read their weight where it lies at every step, and NumPy aligns arrays to 16
+    bytes only (a large one typically starts 16 bytes past a page): then every 64-byte vector load of the
+    weight straddles two cache lines (the 50-step LSTM of ``bench/lstm.py``, h=128, batch 1: ~1.35x the
+    time, as a loop or unrolled). One copy per call, made only when misaligned, costs far less."""
+    from .families import family_of
+    from .matmul import operand_views
+
+    body, nc = node.attrs["body"], node.attrs["num_consts"]
+    if node.attrs["length"] < LOOP_MIN_STEPS:
+        return []
+    read = {n.inputs[view[0]] for n in body.nodes if not is_alias(n) and family_of(n) == "matmul"
+            for view in operand_views(n)[2]}  # the product's two operands, not its epilogue's
+    # the caller's arrays (inputs, parameters, constants): a buffer of the arena is aligned already
+    return [k for k in range(nc) if body.inputs[k] in read and body.inputs[k].spec.nbytes >= ALIGNMENT
+            and alias_root(node.inputs[k]).kind != "op"]
+
+
 def scan_scratch(node: Node, debug: bool = False) -> tuple[int, int, "MemoryPlan | None"]:
     """A scan's scratch after its packed results: the carry's second buffer (the two swap every step),
-    then the body's own arena. Returns (scratch bytes, carry bytes, the body's plan; None when ``debug``,
-    where every body intermediate has its own buffer in every step, to be read back after the call)."""
+    then the body's own arena, then room for aligned copies of captured weights (`loop_copies`). Returns
+    (scratch bytes, carry bytes, the body's plan; None when ``debug``, where every body intermediate has
+    its own buffer in every step, to be read back after the call)."""
     from ..ops.scan import layout
 
     body, length, num_carry = node.attrs["body"], node.attrs["length"], node.attrs["num_carry"]
     offsets, total = layout(body, length, num_carry)
     carry = offsets[num_carry] if num_carry < len(offsets) else total
+    copies = sum(_align(body.inputs[k].spec.nbytes, ALIGNMENT) for k in loop_aligned(node))
     if debug:
-        return carry + length * debug_bytes(body), carry, None
+        return carry + length * debug_bytes(body) + copies, carry, None
     cached = node.meta.get("scan_plan")
     if cached is None or cached[0] is not body:
         cached = node.meta["scan_plan"] = (body, plan_memory(body))
-    return carry + cached[1].arena_bytes, carry, cached[1]
+    if not copies:
+        return carry + cached[1].arena_bytes, carry, cached[1]
+    return carry + -(-cached[1].arena_bytes // ALIGNMENT) * ALIGNMENT + copies, carry, cached[1]
+
+
+def loop_copies(node: Node, debug: bool = False) -> dict:
+    """Byte offset in a scan's scratch of the aligned copy of each operand `loop_aligned` names (after the
+    body's arena)."""
+    body = node.attrs["body"]
+    chosen = loop_aligned(node)
+    top = scan_scratch(node, debug)[0] - sum(_align(body.inputs[k].spec.nbytes, ALIGNMENT) for k in chosen)
+    offsets = {}
+    for k in chosen:
+        offsets[k] = top
+        top += _align(body.inputs[k].spec.nbytes, ALIGNMENT)
+    return offsets
 
 
 def debug_offsets(graph: Graph, output_roots: set) -> tuple[dict, int]:

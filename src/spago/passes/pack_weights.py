@@ -2,7 +2,8 @@
 
 A float32 product whose right operand is a constant, or a whole slice of one (``x @ W``, ``x @ W.T``,
 ``z @ W[k]`` of a stacked weight whose slices all feed such products), gets its range of the constant's
-data replaced by the packed copy (`spago.lower.gemm`) and is marked ``meta["packed_b"]`` so the matmul
+data replaced by the packed copy (`spago.lower.gemm`; allocated 64-byte aligned, so no vector load of the
+micro-kernel straddles two cache lines) and is marked ``meta["packed_b"]`` so the matmul
 family emits the packed GEMM. The constant keeps its declared shape (only weights whose columns fill
 whole panels are packed, so the element count is the same): the compiled function holds the packed weight only. The constant's ``meta["stored_as"]`` records
 the layout, so the interpreter still reads the logical weight. Runs last, on the optimiser's own copy of
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
+from ..layout import aligned_empty
 from ..lower.families import family_of
 from ..lower.gemm import PackedLayout, choose_isa, pack_weight
 from ..lower.matmul import PACKED as META, packable_weight
@@ -49,7 +51,8 @@ def pack_weights(graph: Graph) -> Graph:
         views = sorted({v for _, v in found}) if found else []
         if not views or not _disjoint(views, consts[0].data.size):
             continue
-        data = np.array(consts[0].data, dtype=np.float32, order="C").reshape(-1)
+        data = aligned_empty(consts[0].data.nbytes).view(np.float32)  # NumPy's own would be 16-byte aligned
+        data[...] = np.asarray(consts[0].data, dtype=np.float32).reshape(-1)
         item = data.itemsize
         for (k, n), strides, start in views:
             view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
