@@ -50,6 +50,22 @@ def _fill(p: Param, values: np.ndarray) -> Param:
     return p
 
 
+CHUNK = 1 << 18  # values drawn at a time
+
+
+def _fill_drawn(p: Param, draw) -> Param:
+    """Fill ``p`` with ``draw(n)`` (float64 values, n at a time) in chunks written straight into its array:
+    the values are those of one draw of the whole shape, but a large table (BERT's 30522 x 384 word
+    embeddings) never has a float64 copy of itself, nor a second float32 one, alive at once."""
+    out = p.numpy()
+    if not out.flags["C_CONTIGUOUS"] or not out.flags["WRITEABLE"]:
+        return _fill(p, draw(out.size).reshape(out.shape))
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        flat[start:start + CHUNK] = draw(min(CHUNK, flat.size - start))
+    return p
+
+
 def constant(p: Param, value: float) -> Param:
     return _fill(p, np.full(p.shape, value))
 
@@ -63,11 +79,13 @@ def ones(p: Param) -> Param:
 
 
 def uniform(p: Param, low: float = -1.0, high: float = 1.0, generator: Generator | None = None) -> Param:
-    return _fill(p, _rng(generator).uniform(low, high, p.shape))
+    rng = _rng(generator)
+    return _fill_drawn(p, lambda n: rng.uniform(low, high, n))
 
 
 def normal(p: Param, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None) -> Param:
-    return _fill(p, _rng(generator).normal(mean, std, p.shape))
+    rng = _rng(generator)
+    return _fill_drawn(p, lambda n: rng.normal(mean, std, n))
 
 
 def xavier_uniform(p: Param, gain: float = 1.0, generator: Generator | None = None) -> Param:

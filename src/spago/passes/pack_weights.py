@@ -7,8 +7,16 @@ family emits the packed GEMM. The constant keeps its declared shape (only weight
 whole panels are packed, so the element count is the same): the compiled function holds the packed weight only. The constant's ``meta["stored_as"]`` records
 the layout, so the interpreter still reads the logical weight. Runs last, on the optimiser's own copy of
 the graph, so the traced graph and the model keep their arrays.
+
+Packing does not depend on the product's rows, so every specialisation of one model (batch sizes, a
+pipeline's bucket lengths) shares one packed array per weight: packed arrays are looked up by their
+source's bytes (a hash) and layout, and held weakly, so the last compiled function using one frees it.
 """
 from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
 
 import numpy as np
 
@@ -50,11 +58,7 @@ def pack_weights(graph: Graph) -> Graph:
         views = sorted({v for _, v in found}) if found else []
         if not views or not _disjoint(views, consts[0].data.size):
             continue
-        data = np.array(consts[0].data, dtype=np.float32, order="C").reshape(-1)
-        item = data.itemsize
-        for (k, n), strides, start in views:
-            view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
-            data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
+        data = packed(consts[0].data, tuple(views), isa)
         for node, _ in found:
             node.meta[META] = isa.name
         layout = PackedLayout(isa.name, tuple(views))
@@ -62,6 +66,37 @@ def pack_weights(graph: Graph) -> Graph:
             const.data = data.reshape(const.shape)
             const.meta[STORED] = layout
     return graph
+
+
+_PACKED: dict = {}  # (ISA, views, shape, hash of the source's bytes) -> weak ref to the packed flat array
+_LOCK = threading.Lock()
+
+
+def packed(source: np.ndarray, views: tuple, isa) -> np.ndarray:
+    """``source`` (float32) with each view's range in `pack_weight`'s layout, flat; shared with every
+    earlier compilation that packed the same bytes the same way while one of them is alive."""
+    contiguous = np.ascontiguousarray(source)
+    digest = hashlib.blake2b(contiguous.reshape(-1).view(np.uint8) if contiguous.size else b"",
+                             digest_size=20).hexdigest()
+    key = (isa.name, views, source.shape, digest)
+    with _LOCK:
+        ref = _PACKED.get(key)
+        data = ref() if ref is not None else None
+    if data is not None:
+        return data
+    data = np.empty(contiguous.size, np.float32)  # owns its memory: the views in graphs keep it alive
+    data[...] = contiguous.reshape(-1)
+    del contiguous
+    item = data.itemsize
+    for (k, n), strides, start in views:
+        view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
+        data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
+    data.flags.writeable = False  # shared by compiled functions: nobody writes it in place
+    with _LOCK:
+        for dead in [k for k, r in _PACKED.items() if r() is None]:
+            del _PACKED[dead]
+        _PACKED[key] = weakref.ref(data)
+    return data
 
 
 def _disjoint(views: list, size: int) -> bool:
