@@ -26,6 +26,7 @@ import weakref
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..mapped import release_pages
 from ..ops.indexing import normalize_index
 
 
@@ -81,6 +82,8 @@ def _concatenate(parts: list, axis: int) -> np.ndarray:
             if all(np.array_equal(p, a) for p, a in zip(pieces, parts)):
                 return result
     result = np.concatenate(parts, axis=axis)
+    for part in parts:
+        release_pages(part)  # weights mapped from a file go back to it (the concatenation replaces them)
     for k in [k for k, (refs, r) in _CONCATENATED.items() if r() is None]:
         del _CONCATENATED[k]
     _CONCATENATED[key] = ([weakref.ref(a) for a in parts], weakref.ref(result))

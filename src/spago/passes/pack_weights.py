@@ -11,6 +11,8 @@ the graph, so the traced graph and the model keep their arrays.
 Packing does not depend on the product's rows, so every specialisation of one model (batch sizes, a
 pipeline's bucket lengths) shares one packed array per weight: packed arrays are looked up by their
 source's bytes (a hash) and layout, and held weakly, so the last compiled function using one frees it.
+A source mapped from a weights file gives its pages back once packed (`spago.mapped.release_pages`), so
+a model loaded that way holds each packed weight once, not beside its original.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..ir.graph import Graph
 from ..lower.families import family_of
 from ..lower.gemm import PackedLayout, choose_isa, pack_weight
 from ..lower.matmul import PACKED as META, packable_weight
+from ..mapped import byte_chunks, release_pages
 
 STORED = "stored_as"   # constant meta: its layout (the interpreter reads the logical array through it)
 
@@ -76,13 +79,16 @@ def packed(source: np.ndarray, views: tuple, isa) -> np.ndarray:
     """``source`` (float32) with each view's range in `pack_weight`'s layout, flat; shared with every
     earlier compilation that packed the same bytes the same way while one of them is alive."""
     contiguous = np.ascontiguousarray(source)
-    digest = hashlib.blake2b(contiguous.reshape(-1).view(np.uint8) if contiguous.size else b"",
-                             digest_size=20).hexdigest()
+    h = hashlib.blake2b(digest_size=20)
+    for piece in byte_chunks(contiguous):
+        h.update(piece)
+    digest = h.hexdigest()
     key = (isa.name, views, source.shape, digest)
     with _LOCK:
         ref = _PACKED.get(key)
         data = ref() if ref is not None else None
     if data is not None:
+        release_pages(source)
         return data
     data = np.empty(contiguous.size, np.float32)  # owns its memory: the views in graphs keep it alive
     data[...] = contiguous.reshape(-1)
@@ -92,6 +98,7 @@ def packed(source: np.ndarray, views: tuple, isa) -> np.ndarray:
         view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
         data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
     data.flags.writeable = False  # shared by compiled functions: nobody writes it in place
+    release_pages(source)  # a weight mapped from its file: read once, its pages go back (spago.mapped)
     with _LOCK:
         for dead in [k for k, r in _PACKED.items() if r() is None]:
             del _PACKED[dead]
