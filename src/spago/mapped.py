@@ -19,6 +19,9 @@ import os
 import numpy as np
 
 MADV_PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21 if os.uname().sysname == "Linux" else None)  # Linux >= 5.4
+# The page cache holds a file in folios of up to 2 MiB, aligned in the file, and pages one out only when
+# the whole folio is asked for: ranges are widened to these bounds (neighbours' pages come back on use).
+FOLIO = 2 << 20
 
 
 def map_file(path: str | os.PathLike) -> mmap.mmap:
@@ -54,8 +57,8 @@ def release_pages(array: np.ndarray | None) -> bool:
     mm, offset = found
     low = offset + sum(s * (n - 1) for s, n in zip(array.strides, array.shape) if s < 0)
     high = offset + array.itemsize + sum(s * (n - 1) for s, n in zip(array.strides, array.shape) if s > 0)
-    start = max(0, low) // mmap.PAGESIZE * mmap.PAGESIZE
-    end = min(len(mm), high)
+    start = max(0, low) // FOLIO * FOLIO
+    end = min(len(mm), -(-high // FOLIO) * FOLIO)
     try:
         mm.madvise(MADV_PAGEOUT, start, end - start)
     except (OSError, ValueError, AttributeError):  # an older kernel, or no madvise: the pages stay
