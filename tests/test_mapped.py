@@ -29,7 +29,7 @@ def resident(array: np.ndarray) -> int:
     return total
 
 
-def pageout_works(tmp_path) -> bool:
+def release_works(tmp_path) -> bool:
     path = tmp_path / "probe.bin"
     np.ones(1 << 16, np.float32).tofile(path)
     array = np.frombuffer(map_file(path), np.float32)
@@ -57,8 +57,8 @@ def test_mapped_safetensors_read_like_a_copy_and_write_only_in_memory(tmp_path):
 
 
 def test_released_pages_leave_the_process_and_values_stay(tmp_path):
-    if not pageout_works(tmp_path):
-        pytest.skip("this kernel does not page out mapped memory (MADV_PAGEOUT, Linux >= 5.4)")
+    if not release_works(tmp_path):
+        pytest.skip("mapped pages cannot be released here (no /proc/self/pagemap, nor MADV_PAGEOUT of Linux >= 5.4)")
     path = tmp_path / "big.bin"
     values = np.arange(4 << 20, dtype=np.float32)
     values.tofile(path)
@@ -114,7 +114,7 @@ def test_compiled_model_holds_its_weights_once(tmp_path):
     # folded slices of the position embeddings, the merged Q/K/V biases: nothing the size of a weight
     assert copies < 0.02 * sum(p.numpy().nbytes for p in params)
     weights = params[0].numpy()
-    if pageout_works(tmp_path):  # compiling read every weight (packing, hashing) and gave the pages back
+    if release_works(tmp_path):  # compiling read every weight (packing, hashing) and gave the pages back
         assert resident(weights) < len(mapping_of(weights)[0]) * 0.1
     for x, y in zip(ids, want):  # buckets 16 and 32 compiled above, 64 now
         np.testing.assert_allclose(model(x)["last_hidden_state"], y, atol=1e-4)

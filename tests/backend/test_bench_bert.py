@@ -50,11 +50,13 @@ def test_table_has_ratios_memory_and_compile_times():
     result = {"machine": "test box", "seq": 128, "repeats": 3, "skipped": {"torch": "not installed"},
               "load_before": (0.5, 0, 0), "load_after": (0.7, 0, 0),
               "latency": {"2|1": {"compiled": 0.010, "eager": 0.040, "ort": 0.012}},
-              "peak_rss": {"compiled": 200 * 2**20, "ort": 210 * 2**20}, "parity": {"2|1": {"compiled": 1e-6}},
+              "peak_rss": {"compiled": 200 * 2**20, "ort": 210 * 2**20}, "peak_rss_alone": {"compiled": 150 * 2**20},
+              "parity": {"2|1": {"compiled": 1e-6}},
               "compile_cold": {"1x128": {"seconds": 0.7}}, "compile_warm": {"1x128": {"seconds": 0.2}}}
     text = format_result(result, [2], [1])
     assert "| 2 | 1 x 128 | 10.0 | 40.0 | 12.0 | 0.83x | — | — |" in text
-    assert "| spago compiled | 200 MiB |" in text and "0.70 s" in text and "0.20 s" in text
+    assert "| spago compiled | 150 MiB | 200 MiB |" in text and "| ONNX Runtime | — | 210 MiB |" in text
+    assert "0.70 s" in text and "0.20 s" in text
     assert "PyTorch eager: skipped, not installed" in text
     assert peak_rss_bytes() > 10 * 2**20
 
