@@ -8,7 +8,9 @@ one call and collects the times. Thread counts are set for every runtime (enviro
 start, then ``torch.set_num_threads``, ORT's ``intra_op_num_threads``, ``threadpoolctl``).
 
 Also measured: spago's compile time cold (empty disk cache, fresh process) and warm (the disk cache
-filled), and the largest difference of each contender's output from PyTorch's (or spago eager's).
+filled), the largest difference of each contender's output from PyTorch's (or spago eager's), and each
+contender's peak memory alone (a process of its own with no other contender alive: spago and PyTorch map
+the same weights file, whose shared pages would otherwise count in both).
 
 Run: ``spago bench bert`` or ``python bench/bert.py`` (``--help`` for options).
 """
