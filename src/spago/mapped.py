@@ -7,8 +7,9 @@ when read, and writing a parameter (training) copies just the pages written, nev
 Compiling reads the weights once (to pack them for the GEMM, to hash them for the disk cache) and then
 runs on its own packed copies, so it calls `release_pages` on what it has read: the pages of the mapping
 that still hold the file leave the process (``MADV_DONTNEED``, the page map telling them from pages
-written in place, which stay) while the page cache keeps them, so reading them again (eager use, a later
-compilation) maps them back without reading the disk. Without a page map, ``MADV_PAGEOUT`` is asked
+written in place, which stay: do not compile a model while another thread writes its weights) while the
+page cache keeps them, so reading them again (eager use, a later compilation) maps them back without
+reading the disk. Without a page map, ``MADV_PAGEOUT`` is asked
 instead (it keeps written pages itself, but evicts from the page cache and skips pages that another
 process maps too). The file must not be rewritten in place while mapped — replace it (write and rename, as
 `spago.files.atomic_write` does) instead; a truncated mapped file faults the process.
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 
 import numpy as np
 
-MADV_PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21 if os.uname().sysname == "Linux" else None)  # Linux >= 5.4
+MADV_PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21 if sys.platform.startswith("linux") else None)  # Linux >= 5.4
 FOLIO = 2 << 20  # the page cache's largest folio (x86-64, arm64 with 4 KiB pages), aligned in the file
 
 

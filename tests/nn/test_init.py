@@ -150,3 +150,19 @@ def test_large_tables_fill_in_chunks_with_the_values_of_one_draw():
         tracemalloc.stop()
         assert peak < 3 * init.CHUNK * 8  # a few chunks, not the 4.4 MB float64 table
         np.testing.assert_array_equal(p.numpy(), draw(Generator(11).numpy()).astype(np.float32))
+
+
+def test_skip_init_draws_nothing_and_leaves_zeros_untouched():
+    """Inside skip_init (loading weights next) initialisers draw nothing; zero parameters are fresh
+    lazily zeroed arrays, not copies; given values are still copied; outside it, all as before."""
+    with init.skip_init():
+        assert init.skipping_init()
+        layer = nn.Linear(64, 32)
+        table = nn.Embedding(1000, 16)
+        kept = nn.Param(np.full(3, 2.0, np.float32))
+        drawn = init.normal(nn.Param(np.zeros(5)), 1.0, 1.0)
+    assert not init.skipping_init()
+    assert not layer.weight.numpy().any() and not table.weight.numpy().any() and not drawn.numpy().any()
+    assert table.weight.dtype == np.float32 and table.weight.numpy().flags.writeable
+    assert kept.numpy().tolist() == [2.0, 2.0, 2.0]
+    assert nn.Linear(64, 32).weight.numpy().any()
