@@ -231,7 +231,7 @@ def test_specialisations_share_one_packed_weight(isa):
     np.testing.assert_allclose(again(xs[0]), xs[0] @ w, rtol=1e-4, atol=1e-4)
     assert not np.shares_memory(next(n.data for n in again.graph.consts if "stored_as" in n.meta), weights[0])
     owner = weights[0].base
-    alive = [r for r in pack_weights._PACKED.values() if r() is owner]
+    alive = [r for r, _ in pack_weights._PACKED.values() if r() is owner]
     assert alive
     del compiled, weights, owner
     gc.collect()

@@ -71,7 +71,7 @@ def pack_weights(graph: Graph) -> Graph:
     return graph
 
 
-_PACKED: dict = {}  # (ISA, views, shape, hash of the source's bytes) -> weak ref to the packed flat array
+_PACKED: dict = {}  # (ISA, views, shape, hash of the source's bytes) -> (weak ref to the memory's owner, offset)
 _LOCK = threading.Lock()
 
 
@@ -82,15 +82,16 @@ def packed(source: np.ndarray, views: tuple, isa) -> np.ndarray:
     h = hashlib.blake2b(digest_size=20)
     for piece in byte_chunks(contiguous):
         h.update(piece)
-    digest = h.hexdigest()
-    key = (isa.name, views, source.shape, digest)
+    key = (isa.name, views, source.shape, h.hexdigest())
     with _LOCK:
-        ref = _PACKED.get(key)
-        data = ref() if ref is not None else None
-    if data is not None:
+        ref, offset = _PACKED.get(key, (None, 0))
+        owner = ref() if ref is not None else None
+    if owner is not None:
         release_pages(source)
+        data = owner.reshape(-1).view(np.uint8)[offset:offset + contiguous.nbytes].view(np.float32)
+        data.flags.writeable = False
         return data
-    data = np.empty(contiguous.size, np.float32)  # owns its memory: the views in graphs keep it alive
+    data = np.empty(contiguous.size, np.float32)
     data[...] = contiguous.reshape(-1)
     del contiguous
     item = data.itemsize
@@ -99,10 +100,13 @@ def packed(source: np.ndarray, views: tuple, isa) -> np.ndarray:
         data[start:start + k * n] = pack_weight(view.copy(), isa).reshape(-1)
     data.flags.writeable = False  # shared by compiled functions: nobody writes it in place
     release_pages(source)  # a weight mapped from its file: read once, its pages go back (spago.mapped)
+    # held by the owner of its memory (views in the graphs keep that alive), so that ``data`` may be a view
+    owner = data if data.base is None else data.base
+    offset = data.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
     with _LOCK:
-        for dead in [k for k, r in _PACKED.items() if r() is None]:
+        for dead in [k for k, (r, _) in _PACKED.items() if r() is None]:
             del _PACKED[dead]
-        _PACKED[key] = weakref.ref(data)
+        _PACKED[key] = (weakref.ref(owner), offset)
     return data
 
 
