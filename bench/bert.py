@@ -8,7 +8,9 @@ one call and collects the times. Thread counts are set for every runtime (enviro
 start, then ``torch.set_num_threads``, ORT's ``intra_op_num_threads``, ``threadpoolctl``).
 
 Also measured: spago's compile time cold (empty disk cache, fresh process) and warm (the disk cache
-filled), and the largest difference of each contender's output from PyTorch's (or spago eager's).
+filled), the largest difference of each contender's output from PyTorch's (or spago eager's), and each
+contender's peak memory alone (a process of its own with no other contender alive: spago and PyTorch map
+the same weights file, whose shared pages would otherwise count in both).
 
 Targets (issue: BERT performance), ratios in the same run: spago compiled <= 1.0x ONNX Runtime at batch 1
 and 8 (sequence 128) with 2 threads and <= 0.8x PyTorch eager; cold compile <= 5 s, warm start <= 0.5 s;
@@ -359,8 +361,29 @@ def run(threads_list: list, batches: list, seq: int, repeats: int, runtimes: lis
                 except (RuntimeError, BrokenPipeError, ValueError):
                     c.proc.kill()
                 c.proc.wait()
+    result["peak_rss_alone"] = peaks_alone(runtimes, folder, shapes, max(threads_list), onnx_path, work)
     result["load_after"] = os.getloadavg()
     return result
+
+
+def peaks_alone(runtimes: list, folder: str, shapes: list, threads: int, onnx_path: str | None, work: str) -> dict:
+    """Each contender's peak resident memory in a process of its own with no other contender alive: load,
+    (spago: compile from the warm cache,) two calls per shape, quit. Alone, no contender's pages of a
+    shared file (spago and PyTorch map the same safetensors file) count in another's resident memory or
+    keep another from giving its pages back."""
+    peaks = {}
+    env = _thread_env(threads, os.path.join(work, "spago-cache"))
+    args = ["--folder", folder, "--threads", str(threads), "--shapes", json.dumps(shapes), "--out", work]
+    for runtime in runtimes:
+        child = Child(runtime, args + (["--onnx", onnx_path] if onnx_path else []), env,
+                      os.path.join(work, f"{runtime}-alone.log"))
+        try:
+            child.ask()
+            peaks[runtime] = child.ask(cmd="quit")["peak_rss"]
+        finally:
+            child.proc.kill()
+            child.proc.wait()
+    return peaks
 
 
 def format_result(result: dict, threads_list: list, batches: list) -> str:
@@ -383,10 +406,12 @@ def format_result(result: dict, threads_list: list, batches: list) -> str:
 
             lines.append(f"| {t} | {b} x {seq} | " + " | ".join(f"{lat[r] * 1e3:.1f}" for r in present)
                          + f" | {ratio('compiled', 'ort')} | {ratio('compiled', 'torch')} | {ratio('eager', 'torch')} |")
-    lines += ["", "| runtime | peak resident memory |", "|---|---|"]
+    alone = result.get("peak_rss_alone", {})
+    lines += ["", "| runtime | peak resident memory, alone | in the timed run |", "|---|---|---|"]
     for r in present:
-        if r in result["peak_rss"]:
-            lines.append(f"| {LABELS[r]} | {result['peak_rss'][r] / 2**20:.0f} MiB |")
+        if r in result["peak_rss"] or r in alone:
+            lines.append(f"| {LABELS[r]} | " + " | ".join(f"{d[r] / 2**20:.0f} MiB" if r in d else "—"
+                                                          for d in (alone, result["peak_rss"])) + " |")
     if "compile_cold" in result:
         lines += ["", "| spago compile | " + " | ".join(f"{b} x {seq}" for b in batches) + " |",
                   "|---|" + "---|" * len(batches)]

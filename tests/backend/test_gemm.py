@@ -217,3 +217,32 @@ def test_profile_rows_give_gflops():
     row = next(r for r in compiled.profile()["kernels"] if r["family"] == "matmul")
     assert row["gflops"] > 0
     assert "GFLOP/s" in compiled.profile_table()
+
+
+@needs_gemm
+def test_specialisations_share_one_packed_weight(isa):
+    """Packing does not depend on the rows: every shape compiled from one weight reads one packed array,
+    which lives as long as a compiled function holds it; a weight changed in place is packed anew."""
+    import gc
+
+    from spago.passes import pack_weights
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((64, 2 * isa.nr)).astype(np.float32)
+    xs = [rng.standard_normal((rows, 64)).astype(np.float32) for rows in (1, 7, 40)]
+    compiled = [sp.compile(lambda x: x @ w, x, cache=False) for x in xs]
+    for k, x in enumerate(xs):
+        np.testing.assert_allclose(compiled[k](x), x @ w, rtol=1e-4, atol=1e-4)
+    weights = [next(n.data for n in f.graph.consts if "stored_as" in n.meta) for f in compiled]
+    assert all(np.shares_memory(weights[0], other) for other in weights[1:])
+    assert not weights[0].flags.writeable
+    w *= 2  # in place: the next compilation must not reuse the old packing
+    again = sp.compile(lambda x: x @ w, xs[0], cache=False)
+    np.testing.assert_allclose(again(xs[0]), xs[0] @ w, rtol=1e-4, atol=1e-4)
+    assert not np.shares_memory(next(n.data for n in again.graph.consts if "stored_as" in n.meta), weights[0])
+    owner = weights[0].base
+    alive = [r for r, _ in pack_weights._PACKED.values() if r() is owner]
+    assert alive
+    del compiled, weights, owner
+    gc.collect()
+    assert alive[0]() is None  # the last compiled function holding it took it along

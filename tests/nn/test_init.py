@@ -132,3 +132,37 @@ def test_kaiming_rejects_an_unknown_mode():
         init.kaiming_uniform(param((3, 3)), mode="fan_avg")
     with pytest.raises(SpagoError, match="mode must be"):
         init.kaiming_normal(param((3, 3)), mode="in")
+
+
+def test_large_tables_fill_in_chunks_with_the_values_of_one_draw():
+    """An embedding table is filled without a float64 copy of itself (BERT's 30522 x 384 words would
+    take 94 MB more at load): the peak of traced allocations stays near the table, the values are those
+    of one draw of the whole shape."""
+    import tracemalloc
+
+    shape = (3 * init.CHUNK // 256 + 7, 256)
+    for fill, draw in ((lambda p, g: init.normal(p, 0.5, 2.0, g), lambda r: r.normal(0.5, 2.0, shape)),
+                       (lambda p, g: init.uniform(p, -0.1, 0.3, g), lambda r: r.uniform(-0.1, 0.3, shape))):
+        p = nn.Param(np.zeros(shape, np.float32))
+        tracemalloc.start()
+        fill(p, Generator(11))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 3 * init.CHUNK * 8  # a few chunks, not the 4.4 MB float64 table
+        np.testing.assert_array_equal(p.numpy(), draw(Generator(11).numpy()).astype(np.float32))
+
+
+def test_skip_init_draws_nothing_and_leaves_zeros_untouched():
+    """Inside skip_init (loading weights next) initialisers draw nothing; zero parameters are fresh
+    lazily zeroed arrays, not copies; given values are still copied; outside it, all as before."""
+    with init.skip_init():
+        assert init.skipping_init()
+        layer = nn.Linear(64, 32)
+        table = nn.Embedding(1000, 16)
+        kept = nn.Param(np.full(3, 2.0, np.float32))
+        drawn = init.normal(nn.Param(np.zeros(5)), 1.0, 1.0)
+    assert not init.skipping_init()
+    assert not layer.weight.numpy().any() and not table.weight.numpy().any() and not drawn.numpy().any()
+    assert table.weight.dtype == np.float32 and table.weight.numpy().flags.writeable
+    assert kept.numpy().tolist() == [2.0, 2.0, 2.0]
+    assert nn.Linear(64, 32).weight.numpy().any()

@@ -31,6 +31,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..errors import SpagoError
 from ..files import atomic_write, open_regular_file
+from ..mapped import byte_chunks
 from ..schema import CACHE_HEADER, check_fields, parse_json
 
 MAGIC = b"SPAGO-OBJECT-2\n"
@@ -67,8 +68,8 @@ def graph_fingerprint(graph: Graph) -> str:
         ids[n] = k
         h.update(f"{n.kind}|{n.target}|{n.spec}|".encode())
         if n.data is not None:
-            data = np.ascontiguousarray(n.data)
-            h.update(data.reshape(-1).view(np.uint8) if data.size else b"")  # the buffer itself, not a copy
+            for piece in byte_chunks(np.ascontiguousarray(n.data)):  # the buffer itself, not a copy; a
+                h.update(piece)                                     # mapped weight's pages go back
         if n.kind == "op":
             h.update(("[" + ",".join(str(ids[i]) for i in n.inputs) + "]").encode())
             h.update(";".join(f"{key}={attribute_text(v)}" for key, v in sorted(n.attrs.items())).encode())

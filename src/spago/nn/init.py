@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import SpagoError
 from ..ops.random import Generator, default_generator
-from .module import Param
+from .module import Param, skip_init, skipping_init  # noqa: F401 - skip_init is part of this API
 
 GAINS = {"linear": 1.0, "identity": 1.0, "sigmoid": 1.0, "conv": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
@@ -46,7 +46,26 @@ def _rng(generator: Generator | None) -> np.random.Generator:
 
 
 def _fill(p: Param, values: np.ndarray) -> Param:
-    p.assign(values.astype(p.dtype))
+    if not skipping_init():
+        p.assign(values.astype(p.dtype))
+    return p
+
+
+CHUNK = 1 << 18  # values drawn at a time
+
+
+def _fill_drawn(p: Param, draw) -> Param:
+    """Fill ``p`` with ``draw(n)`` (float64 values, n at a time) in chunks written straight into its array:
+    the values are those of one draw of the whole shape, but a large table (BERT's 30522 x 384 word
+    embeddings) never has a float64 copy of itself, nor a second float32 one, alive at once."""
+    out = p.numpy()
+    if skipping_init():
+        return p
+    if not out.flags["C_CONTIGUOUS"] or not out.flags["WRITEABLE"]:
+        return _fill(p, draw(out.size).reshape(out.shape))
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        flat[start:start + CHUNK] = draw(min(CHUNK, flat.size - start))
     return p
 
 
@@ -63,11 +82,13 @@ def ones(p: Param) -> Param:
 
 
 def uniform(p: Param, low: float = -1.0, high: float = 1.0, generator: Generator | None = None) -> Param:
-    return _fill(p, _rng(generator).uniform(low, high, p.shape))
+    rng = _rng(generator)
+    return _fill_drawn(p, lambda n: rng.uniform(low, high, n))
 
 
 def normal(p: Param, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None) -> Param:
-    return _fill(p, _rng(generator).normal(mean, std, p.shape))
+    rng = _rng(generator)
+    return _fill_drawn(p, lambda n: rng.normal(mean, std, n))
 
 
 def xavier_uniform(p: Param, gain: float = 1.0, generator: Generator | None = None) -> Param:

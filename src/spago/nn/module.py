@@ -8,6 +8,7 @@ path — so a traced model's graph names and clusters its weights by where they 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -21,13 +22,36 @@ from ..errors import DTypeError, ShapeError, SpagoError
 from ..tensor import Tensor
 
 
+_SKIP_INIT = contextvars.ContextVar("spago_skip_init", default=False)
+
+
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Build modules whose parameters loaded weights are about to replace (`from_pretrained` does):
+    zero parameters stay untouched, lazily zeroed memory and `spago.nn.init`'s initialisers draw nothing,
+    so building BERT before loading its checkpoint makes no resident copy of weights thrown away."""
+    token = _SKIP_INIT.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_INIT.reset(token)
+
+
+def skipping_init() -> bool:
+    """Whether modules are being built inside `skip_init`."""
+    return _SKIP_INIT.get()
+
+
 class Param(Tensor):
     """A trainable tensor: its value, its gradient, and the optimiser's state for it."""
 
     __slots__ = ("state",)
 
     def __init__(self, data: Any, dtype=None, requires_grad: bool = True):
-        array = np.array(data, dtype=dtypes.as_dtype(dtype) if dtype is not None else None, copy=True)
+        if _SKIP_INIT.get() and isinstance(data, np.ndarray) and data.size and not data.any():
+            array = np.zeros(data.shape, dtypes.as_dtype(dtype) if dtype is not None else data.dtype)  # untouched
+        else:
+            array = np.array(data, dtype=dtypes.as_dtype(dtype) if dtype is not None else None, copy=True)
         if array.dtype.kind != "f":
             array = array.astype(dtypes.DEFAULT_FLOAT)
         super().__init__(array, requires_grad=requires_grad)
@@ -40,6 +64,17 @@ class Param(Tensor):
             which = f"parameter {self.name}" if self.name else "a parameter"
             raise ShapeError(f"cannot assign shape {value.shape} to {which} of shape {self.shape}")
         np.copyto(self._value, value, casting="same_kind")
+
+    def adopt(self, array: np.ndarray) -> None:
+        """Take ``array`` itself as the value, no copy (weights mapped from a file, `spago.mapped`): it must
+        have the parameter's shape and dtype and be C-contiguous and writable. Call it before compiling:
+        compiled code already made keeps the array it was given."""
+        if array.shape != self.shape or array.dtype != self.dtype or not array.flags["C_CONTIGUOUS"] \
+                or not array.flags["WRITEABLE"]:
+            raise ShapeError(f"cannot adopt a {array.dtype}{list(array.shape)} array (contiguous: "
+                             f"{array.flags['C_CONTIGUOUS']}, writable: {array.flags['WRITEABLE']}) as "
+                             f"{self!r}: expected a writable, contiguous {self.dtype}{list(self.shape)} array")
+        self._value = array
 
     def __repr__(self) -> str:
         return f"Param({self.name}: {self.spec})" if self.name else f"Param({self.spec})"

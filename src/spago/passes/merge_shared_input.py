@@ -14,10 +14,11 @@ A product joins a group when its right operand is a 2-D constant or the transpos
 ``(out, in)`` weight, read through strides); its bias joins when every product of the group has exactly
 one reader, an ``add`` of a 1-D constant along the last axis.
 
-The model usually keeps its own parameters alive, so the concatenation does add to the resident
-memory (all-MiniLM: 10.6 MB, 12% of its weights). Compiling the same model for several shapes reuses
-one concatenation (looked up by the memory of the arrays it was made from, and checked equal to them,
-since parameters can change in place between compilations) rather than making one per specialisation.
+The concatenation is then packed for the GEMM in its place (`pack_weights`), and a model loaded from
+a mapped weights file gives the parts' pages back, so it costs no resident memory beside the packed
+weight (a model whose parameters are arrays of its own keeps them). Compiling the same model for
+several shapes reuses one concatenation while it is alive (looked up by the memory of the arrays it was
+made from, and checked equal to them, since parameters can change in place between compilations).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from ..ir.rewrite import Rewriter
+from ..mapped import release_pages
 from ..ops.indexing import normalize_index
 
 
@@ -81,6 +83,8 @@ def _concatenate(parts: list, axis: int) -> np.ndarray:
             if all(np.array_equal(p, a) for p, a in zip(pieces, parts)):
                 return result
     result = np.concatenate(parts, axis=axis)
+    for part in parts:
+        release_pages(part)  # weights mapped from a file go back to it (the concatenation replaces them)
     for k in [k for k, (refs, r) in _CONCATENATED.items() if r() is None]:
         del _CONCATENATED[k]
     _CONCATENATED[key] = ([weakref.ref(a) for a in parts], weakref.ref(result))

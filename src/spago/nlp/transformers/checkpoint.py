@@ -43,19 +43,20 @@ def find_weights_file(folder: str | os.PathLike) -> str:
     raise SpagoError(f"{folder}: no weights file found (looked for {', '.join(WEIGHT_FILES)})")
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every tensor of a Hugging Face checkpoint (a folder, a weights file or a shard index) by name."""
+def read_state_dict(path: str | os.PathLike, mapped: bool = False) -> dict[str, np.ndarray]:
+    """Every tensor of a Hugging Face checkpoint (a folder, a weights file or a shard index) by name;
+    ``mapped=True`` maps safetensors files instead of reading them (see `read_safetensors`)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         path = find_weights_file(path)
     if path.endswith(".index.json"):
-        return _read_sharded(path)
+        return _read_sharded(path, mapped)
     with open_regular_file(path, "weights file") as f:
         head = f.read(16)
     if head.startswith(b"PK"):
         return read_pytorch_bin(path)
     if head[8:9] == b"{":
-        return read_safetensors(path)
+        return read_safetensors(path, mapped)
     if head[:1] == b"\x80":
         raise SpagoError(f"{path}: a PyTorch checkpoint in the legacy (pre-1.6, non-zip) format, which is not "
                          f"supported; re-save it with a recent PyTorch or as safetensors")
@@ -69,8 +70,12 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, 
                        "U8": np.uint8, "BOOL": np.bool_}
 
 
-def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file, as writable NumPy arrays (BF16 widened to float32)."""
+def read_safetensors(path: str | os.PathLike, mapped: bool = False) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file, as writable NumPy arrays (BF16 widened to float32).
+
+    ``mapped=True`` gives arrays over a private copy-on-write mapping of the file (`spago.mapped`): no
+    copy is made, pages are read when used, and writes stay in this process. A model that adopts them as
+    its parameters (`load_weights`) holds its weights once, and compiling it can give their pages back."""
     from safetensors import SafetensorError, deserialize, safe_open
 
     path = os.fspath(path)
@@ -81,6 +86,8 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if unknown:
                 raise DTypeError(f"{path}: tensors of a dtype NumPy cannot hold: {', '.join(unknown)}")
             if "BF16" not in dtypes.values():
+                if mapped and dtypes:
+                    return _map_safetensors(path)
                 return {name: f.get_tensor(name) for name in dtypes}
         with open(path, "rb") as raw:
             entries = deserialize(raw.read())
@@ -99,9 +106,37 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def _map_safetensors(path: str) -> dict[str, np.ndarray]:
+    """The tensors of a (validated, BF16-free) safetensors file over one mapping; a tensor whose bytes
+    are not aligned for its dtype, or not in the host's byte order, is copied."""
+    import json
+
+    from ...mapped import map_file
+
+    mm = map_file(path)
+    size = int.from_bytes(mm[:8], "little")
+    header = json.loads(bytes(mm[8:8 + size]))
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).newbyteorder("<")
+        shape = tuple(entry["shape"])
+        start, end = entry["data_offsets"]
+        count = int(np.prod(shape, dtype=np.int64))
+        offset = 8 + size + start
+        if end - start != count * dtype.itemsize or offset + count * dtype.itemsize > len(mm):
+            raise SpagoError(f"{path}: tensor {name} does not fit its byte range")
+        array = np.frombuffer(mm, dtype, count, offset) if count else np.zeros(0, dtype)
+        if not array.dtype.isnative or not array.flags["ALIGNED"]:
+            array = array.astype(_SAFETENSORS_DTYPES[entry["dtype"]])
+        out[name] = array.reshape(shape)
+    return out
+
+
 # -- sharded checkpoints ----------------------------------------------------------------------------
 
-def _read_sharded(index_path: str) -> dict[str, np.ndarray]:
+def _read_sharded(index_path: str, mapped: bool = False) -> dict[str, np.ndarray]:
     """The tensors of every shard an index names, checked against its ``weight_map``."""
     index = read_json(index_path, "shard index")
     weight_map = check_fields(index, SHARD_INDEX, index_path,
@@ -117,7 +152,7 @@ def _read_sharded(index_path: str) -> dict[str, np.ndarray]:
         shard_path = os.path.join(folder, shard)
         if not os.path.isfile(shard_path):
             raise SpagoError(f"{index_path}: shard {shard} is missing")
-        tensors = read_state_dict(shard_path)
+        tensors = read_state_dict(shard_path, mapped)
         listed = [k for k, v in weight_map.items() if v == shard]
         missing = [k for k in listed if k not in tensors]
         extra = [k for k in tensors if weight_map.get(k) != shard]

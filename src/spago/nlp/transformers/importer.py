@@ -22,6 +22,7 @@ from ...files import atomic_write
 from ...schema import ENCODE_OPTIONS, check_fields, read_json
 from ...schema import MANIFEST as MANIFEST_SCHEMA
 from ...nn import Module
+from ...nn.module import skip_init
 from . import bert, electra
 from .config import ARCHITECTURES, BertConfig, check_against_weights, load_config
 from .pooling import Pooling, SentenceEmbedding, read_sentence_transformer
@@ -308,9 +309,10 @@ def from_pretrained(path: str | os.PathLike, compiled: bool = True, buckets: Seq
         architecture = _base_architecture(config)
     architecture = architecture or config.architecture
     weights = find_weights_file(folder)
-    state = read_state_dict(weights)
+    state = read_state_dict(weights, mapped=True)  # the parameters become the mapped file: one copy
     check_against_weights(config, state, weights)  # before building: a config may ask for 10**9 layers
-    module = build_model(config, architecture)
+    with skip_init():  # every parameter is loaded next: no random values to throw away
+        module = build_model(config, architecture)
     load_weights(module, state, weights)
     if pooling is not None:
         module = SentenceEmbedding(module, pooling).eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import SpagoError
+from ...mapped import mapping_of, release_pages
 from ...nn import Module
 from ...nn.module import state_mismatch
 from ...serialization import check_finite
@@ -66,8 +67,26 @@ def _check_tied(state: dict, source: str) -> dict:
     return state
 
 
+CHUNK = 1 << 20  # values checked at a time
+
+
+def _check_finite(key: str, value: np.ndarray, source: str) -> None:
+    """`check_finite` a chunk at a time, each chunk's mapped pages given back after: loading a mapped
+    file never has more of it resident than a chunk (BERT's word embeddings are 47 MB)."""
+    if not value.flags["C_CONTIGUOUS"] or mapping_of(value) is None:
+        check_finite({key: value}, source)
+        return
+    flat = value.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        piece = flat[start:start + CHUNK]
+        check_finite({key: piece}, source)
+        release_pages(piece)
+
+
 def load_weights(model: Module, state: dict, source: str) -> None:
     """Copy ``state`` into ``model`` by parameter name; ``source`` (the weights file) names any problem.
+    Arrays mapped from the file (``read_state_dict(..., mapped=True)``) of the parameter's dtype become the
+    parameters themselves, so the process holds the weights once.
 
     A bare encoder whose checkpoint has no pooler loses its pooler instead of failing."""
     state = _check_tied(normalize_keys(state), source)
@@ -85,6 +104,15 @@ def load_weights(model: Module, state: dict, source: str) -> None:
         problems.append("non-floating tensors for " + ", ".join(bad_dtype))
     if problems:
         raise SpagoError(f"{source}: cannot load weights into {type(model).__name__}: " + "; ".join(problems))
-    check_finite({key: state[key] for key in own}, source)
+    adopted: set = set()
     for key, param in own.items():
-        param.assign(np.asarray(state[key]).astype(param.dtype, copy=False))
+        value = np.asarray(state[key])
+        _check_finite(key, value, source)
+        address = value.__array_interface__["data"][0]
+        if mapping_of(value) is not None and value.dtype == param.dtype and value.flags["C_CONTIGUOUS"] \
+                and value.flags["WRITEABLE"] and address not in adopted:
+            param.adopt(value)  # weights mapped from the file: the parameter is the mapping, no copy
+            adopted.add(address)
+        else:
+            param.assign(value.astype(param.dtype, copy=False))
+        release_pages(value)  # read by the check: back to the file until used
