@@ -24,7 +24,15 @@ from ...lower.gemm import (ISA_VARIABLE, ISAS, Blocks, Isa, PackedLayout, cache_
 from ..loops import accumulate, for_range
 from ..types import F32, I32, I64, PTR, VOID, element_ptr
 
-WIDE = 4  # panels a one-row tile covers at once
+def remainder_rows(mr: int) -> list:
+    """Row counts of the tiles that cover fewer than ``mr`` rows: powers of two, largest first."""
+    return [1 << e for e in range((mr - 1).bit_length() - 1, -1, -1)]
+
+
+def remainder_width(isa: Isa, rows: int) -> int:
+    """Panels a tile of ``rows`` < ``mr`` rows covers at once: about as many accumulators as a full tile
+    (so that enough independent FMA chains hide the FMA latency), at most 4 panels."""
+    return max(1, min(4, isa.mr // rows // 2 * 2 or 1))
 
 
 def broadcast(b: ir.IRBuilder, value: ir.Value, vec_t: ir.VectorType) -> ir.Value:
@@ -118,18 +126,23 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                                 old = b.load(c_ptrs[r][s], typ=vec_t, align=4)
                                 b.store(b.fadd(old, loop.accs[r * len(slots) + s]), c_ptrs[r][s], align=4)
 
-            # rows outer: an mr-row strip of A stays in L1 while it meets nc panels of B (kept in L2)
+            # rows outer: an mr-row strip of A stays in L1 while it meets nc panels of B (kept in L2); the
+            # rows short of a whole strip run as tiles of 8, 4, 2 and 1 rows (the binary digits of what is
+            # left), each wide enough in panels to keep as many FMA chains going as a full tile
+            left = b.sub(b.add(ic, mb), full)
             with for_range(b, panels, "jc", step=blocks.nc) as first_panel:
                 last = smin(b.add(first_panel, c64(blocks.nc)), panels)
                 with for_range(b, full, "ir", start=ic, step=mr) as row:
                     with for_range(b, last, "jr", start=first_panel) as panel:
                         tile(row, b.mul(panel, c64(nr)), mr, 1)
-            # rows left over (an RNN step's single row): one row by WIDE panels at once, so that WIDE x
-            # vectors independent FMA chains hide the FMA latency; then single panels
-            wide = b.mul(b.udiv(panels, c64(WIDE)), c64(WIDE))
-            with for_range(b, b.add(ic, mb), "rr", start=full) as row:
-                with for_range(b, wide, "jw", step=WIDE) as panel:
-                    tile(row, b.mul(panel, c64(nr)), 1, WIDE)
-                with for_range(b, panels, "j1", start=wide) as panel:
-                    tile(row, b.mul(panel, c64(nr)), 1, 1)
+                for rows in remainder_rows(mr):
+                    width = remainder_width(isa, rows)
+                    with b.if_then(b.icmp_signed("!=", b.and_(left, c64(rows)), c64(0))):
+                        row = b.add(full, b.and_(left, c64(~(2 * rows - 1))))
+                        wide = b.add(first_panel, b.mul(b.udiv(b.sub(last, first_panel), c64(width)), c64(width)))
+                        with for_range(b, wide, f"jw{rows}", start=first_panel, step=width) as panel:
+                            tile(row, b.mul(panel, c64(nr)), rows, width)
+                        if width > 1:
+                            with for_range(b, last, f"j{rows}", start=wide) as panel:
+                                tile(row, b.mul(panel, c64(nr)), rows, 1)
     b.ret_void()
