@@ -54,18 +54,20 @@ def test_blocks_fit_the_caches():
     isa = gemm.ISAS["avx512"]
     blocks = gemm.plan_blocks(isa, 1000)
     sizes = gemm.cache_sizes()
-    assert blocks.kc * isa.nr * 4 <= sizes[1] // 2 and blocks.mc * blocks.kc * 4 <= sizes[2]
+    assert blocks.kc * isa.nr * 4 <= sizes[1] and blocks.mc * blocks.kc * 4 <= sizes[2]
     assert blocks.nc * blocks.kc * isa.nr * 4 <= sizes[2] and blocks.nc >= 1
-    assert blocks.mc % isa.mr == 0 and blocks.kc >= 1000 // -(-1000 // (sizes[1] // 2 // (isa.nr * 4)))
+    assert blocks.mc % isa.mr == 0 and blocks.kc >= 1000 // -(-1000 // (sizes[1] // (isa.nr * 4)))
     assert gemm.plan_blocks(isa, 7).kc == 7
 
 
 @needs_gemm
 @pytest.mark.parametrize("a_transposed", [False, True])
-def test_kernel_reads_strided_activations(isa, a_transposed):
-    """The generated function alone, on a transposed A and a C with a wider row than n."""
-    m, k, n, ldc = 29, 300, 2 * isa.nr, 2 * isa.nr + 5
-    blocks = gemm.Blocks(kc=64, mc=2 * isa.mr, nc=1)  # several k, row and panel blocks
+@pytest.mark.parametrize("m,nc", [(29, 1), (47, 5), (45, 3)])
+def test_kernel_reads_strided_activations(isa, a_transposed, m, nc):
+    """The generated function alone, on a transposed A and a C with a wider row than n; the row counts
+    leave every size of short tile (8, 4, 2, 1 rows) and the panel blocks every tile width."""
+    k, n, ldc = 300, 5 * isa.nr, 5 * isa.nr + 5
+    blocks = gemm.Blocks(kc=64, mc=2 * isa.mr, nc=nc)  # several k, row and panel blocks
     a_strides = (1, m) if a_transposed else (k, 1)
     module = ir.Module("t")
     fn = gemm.gemm_function(module, isa, blocks, a_strides[1])
