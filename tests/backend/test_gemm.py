@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 
 import numpy as np
 import pytest
@@ -119,6 +120,30 @@ def test_compiled_products_match_numpy(isa, monkeypatch, m, k, panels, transpose
     expected = f(sp.tensor(x), sp.tensor(r)).numpy()
     np.testing.assert_allclose(compiled(x, r), expected, rtol=1e-4, atol=1e-4)
     assert paths(compiled) == [f"spago-gemm-{isa.name}"]
+
+
+@needs_gemm
+def test_epilogue_runs_once_after_the_last_k_block(isa, monkeypatch):
+    """Bias, GELU and a residual applied strip by strip inside the GEMM: with k over several k blocks
+    (added onto C block by block), rows short of a strip, panels over several L2 blocks, and the layers of
+    a model sharing one GEMM function per epilogue."""
+    monkeypatch.setenv("SPAGO_NUM_THREADS", "1")
+    blocks = gemm.plan_blocks(isa, 10 ** 6)
+    m, k, n = isa.mr + 7, 2 * blocks.kc + 5, (blocks.nc + 1) * isa.nr
+    rng = np.random.default_rng(3)
+    ws = [rng.standard_normal((k, n)).astype(np.float32) for _ in range(2)]
+    bias = rng.standard_normal(n).astype(np.float32)
+    xs = [rng.standard_normal((m, k)).astype(np.float32) for _ in range(2)]
+    r = rng.standard_normal((m, n)).astype(np.float32)
+
+    def f(x0, x1, r):
+        return [sp.gelu(x @ w + bias) + r for x, w in zip((x0, x1), ws)]
+
+    compiled = sp.compile(f, *xs, r, cache=False)
+    for got, want in zip(compiled(*xs, r), f(*map(sp.tensor, xs), sp.tensor(r))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+    assert paths(compiled) == [f"spago-gemm-{isa.name}"] * 2
+    assert len(re.findall(r"define internal void @\"?spago_gemm_\w+_ep", compiled.llvm_ir())) == 1
 
 
 @needs_gemm

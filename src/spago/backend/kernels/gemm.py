@@ -15,6 +15,8 @@ turn; a tile's ``mr`` x ``nr`` accumulators live in vector registers for the who
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from llvmlite import ir
@@ -53,23 +55,66 @@ PREFETCH = 8
 GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, I64, PTR, PTR, I64])
 
 
-def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_col: int) -> ir.Function:
-    """``void gemm(i64 m, i64 n, i64 k, ptr a, i64 a_row, ptr packed_b, ptr c, i64 ldc)``: C[m x n] = A·B
-    with B packed (`pack_weight`). Emitted once per module, blocking and A's column stride (a constant, so
-    one function serves every product of a model: each costs LLVM time at compile)."""
-    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_nc{blocks.nc}_acol{a_col}"
+@dataclass(frozen=True)
+class Epilogue:
+    """Elementwise work applied to each finished strip of C (a tile's rows across the panels of an L2
+    block) while it is in cache (bias, GELU, residual add), instead of a second pass over the whole product. ``operands``: (row stride, column stride, dtype) of
+    each extra operand the GEMM function receives (a pointer at the product's corner); ``emit(b, ptrs, rows,
+    cols)`` writes the code for one ``rows`` x ``cols`` tile given C's and the operands' tile corners;
+    ``key`` names what ``emit`` writes, so products with equal epilogues share one function."""
+
+    key: str
+    operands: tuple
+    emit: Callable
+
+
+def opaque(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """``value`` as a register the optimiser cannot see through (an empty inline-assembly move)."""
+    return b.call(ir.InlineAsm(ir.FunctionType(value.type, [value.type]), "", "=r,0"), [value])
+
+
+def tile_epilogue(module: ir.Module, epilogue: Epilogue) -> ir.Function:
+    """``void ep(i64 rows, i64 cols, ptr noalias c, ptr noalias operand...)``: the epilogue over one tile.
+    A function of its own, its pointers marked not to alias and its extent a run-time value (`opaque`):
+    so LLVM vectorises the loop over a row's columns (with constant counts it unrolled them fully first
+    and then vectorised across rows, through the stack)."""
+    name = f"spago_tile_ep{epilogue.key}"
     fn = module.globals.get(name)
     if fn is None:
-        fn = ir.Function(module, GEMM_TYPE, name)
+        fn = ir.Function(module, ir.FunctionType(VOID, [I64, I64] + [PTR] * (1 + len(epilogue.operands))), name)
         fn.linkage = "internal"
         fn.attributes.add("noinline")
-        emit_gemm(fn, isa, blocks, a_col)
+        for arg in fn.args[2:]:
+            arg.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        epilogue.emit(b, list(fn.args[2:]), fn.args[0], fn.args[1])
+        b.ret_void()
     return fn
 
 
-def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> None:
+def gemm_function(module: ir.Module, isa: Isa, blocks: Blocks, a_col: int,
+                  epilogue: Epilogue | None = None) -> ir.Function:
+    """``void gemm(i64 m, i64 n, i64 k, ptr a, i64 a_row, ptr packed_b, ptr c, i64 ldc, ptr operand...)``:
+    C[m x n] = epilogue(A·B) with B packed (`pack_weight`). Emitted once per module, blocking, A's column
+    stride and epilogue (constants, so one function serves every product of a model alike: each costs
+    LLVM time at compile)."""
+    name = f"spago_gemm_{isa.name}_kc{blocks.kc}_mc{blocks.mc}_nc{blocks.nc}_acol{a_col}"
+    if epilogue is not None:
+        name += f"_ep{epilogue.key}"
+    fn = module.globals.get(name)
+    if fn is None:
+        extra = len(epilogue.operands) if epilogue is not None else 0
+        fn = ir.Function(module, ir.FunctionType(VOID, list(GEMM_TYPE.args) + [PTR] * extra), name)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        emit_gemm(fn, isa, blocks, a_col, epilogue)
+    return fn
+
+
+def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int, epilogue: Epilogue | None = None) -> None:
     """The body of `gemm_function` (``n`` must be a multiple of ``nr``)."""
-    m, n, k, a_ptr, a_row, bp_ptr, c_ptr, ldc = fn.args
+    m, n, k, a_ptr, a_row, bp_ptr, c_ptr, ldc = fn.args[:8]
+    operands = fn.args[8:]
     for arg, nm in zip(fn.args, ("m", "n", "k", "a", "a_row", "bp", "c", "ldc")):
         arg.name = nm
     a_col = ir.Constant(I64, a_col_value)
@@ -137,6 +182,19 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                                 old = b.load(c_ptrs[r][s], typ=vec_t, align=4)
                                 b.store(b.fadd(old, loop.accs[r * len(slots) + s]), c_ptrs[r][s], align=4)
 
+            def finish(row0, rows: int, first_panel, last_panel) -> None:
+                """After the last k block: the epilogue over the ``rows`` x panels just stored (in L1/L2),
+                whole rows of them at once so that the operands it reads stream."""
+                if epilogue is None:
+                    return
+                with b.if_then(b.icmp_signed(">=", b.add(pc, kb), k)):
+                    col = b.mul(first_panel, c64(nr))
+                    corners = [element_ptr(b, c_ptr, b.add(b.mul(row0, ldc), col), np.float32)] + [
+                        element_ptr(b, ptr, b.add(b.mul(row0, c64(rs)), b.mul(col, c64(cs))), dtype)
+                        for ptr, (rs, cs, dtype) in zip(operands, epilogue.operands)]
+                    cols = b.mul(b.sub(last_panel, first_panel), c64(nr))
+                    b.call(tile_epilogue(b.module, epilogue), [opaque(b, c64(rows)), opaque(b, cols)] + corners)
+
             # rows outer: an mr-row strip of A stays in L1 while it meets nc panels of B (kept in L2); the
             # rows short of a whole strip run as tiles of 8, 4, 2 and 1 rows (the binary digits of what is
             # left), each wide enough in panels to keep as many FMA chains going as a full tile
@@ -146,6 +204,7 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                 with for_range(b, full, "ir", start=ic, step=mr) as row:
                     with for_range(b, last, "jr", start=first_panel) as panel:
                         tile(row, b.mul(panel, c64(nr)), mr, 1)
+                    finish(row, mr, first_panel, last)
                 for rows in remainder_rows(mr):
                     width = remainder_width(isa, rows)
                     with b.if_then(b.icmp_signed("!=", b.and_(left, c64(rows)), c64(0))):
@@ -156,4 +215,5 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int) -> No
                         if width > 1:
                             with for_range(b, last, f"j{rows}", start=wide) as panel:
                                 tile(row, b.mul(panel, c64(nr)), rows, 1)
+                        finish(row, rows, first_panel, last)
     b.ret_void()
