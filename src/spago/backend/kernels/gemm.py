@@ -10,7 +10,9 @@ Planning (the ISA variant, tile and block sizes from the host's caches, the pack
 `spago.lower.gemm`: `choose_isa` and `plan_blocks` decide there, `emit_gemm` here writes the function.
 The loops follow the usual order (MLAS's): k in blocks of ``kc``, rows in blocks of ``mc`` (an ``mc`` x ``kc`` block of A in
 L2), ``nc`` panels at a time (in L2), then ``mr``-row strips of A (in L1) each meeting those panels in
-turn; a tile's ``mr`` x ``nr`` accumulators live in vector registers for the whole ``kc`` loop.
+turn; a tile's ``mr`` x ``nr`` accumulators live in vector registers for the whole ``kc`` loop, while
+it prefetches its weight panel a few k steps ahead. The product's elementwise epilogue, if any, runs on
+each strip of C as it is finished (`Epilogue`).
 """
 from __future__ import annotations
 
