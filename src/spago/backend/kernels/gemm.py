@@ -52,7 +52,7 @@ def _intrinsic(module: ir.Module, name: str, typ: ir.FunctionType) -> ir.Functio
 
 # k steps ahead that a tile prefetches its weight panels into L1: a panel of ``kc`` x ``nr`` streams from L2
 # once per tile, and the hardware prefetchers alone left ~10% of the time waiting on it (measured 8 against
-# 0, 4, 6, 12 and 16 on the BERT shapes, AVX-512).
+# 0, 4, 6, 12 and 16 on the BERT shapes, AVX-512). Full tiles only: it slowed the short ones.
 PREFETCH = 8
 GEMM_TYPE = ir.FunctionType(VOID, [I64, I64, I64, PTR, I64, PTR, PTR, I64])
 
@@ -159,7 +159,7 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int, epilo
                     kk = loop.index
                     bvecs = [b.load(element_ptr(b, b_panels[q], b.add(b.mul(kk, c64(nr)), c64(v * lanes)), np.float32),
                                     typ=vec_t, align=4) for q, v in slots]
-                    if rows >= 4:  # (a tile of fewer rows is bound by its loads already)
+                    if rows == mr:  # (not in short tiles: with it, the 8-row tile of 128 rows ran at half speed)
                         for q in range(width):
                             for line in range(0, nr, 16):  # each 64-byte line of the row PREFETCH steps on
                                 ahead = b.add(b.mul(kk, c64(nr)), c64(PREFETCH * nr + line))
