@@ -201,8 +201,12 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int, epilo
             # rows short of a whole strip run as tiles of 8, 4, 2 and 1 rows (the binary digits of what is
             # left), each wide enough in panels to keep as many FMA chains going as a full tile
             left = b.sub(b.add(ic, mb), full)
-            with for_range(b, panels, "jc", step=blocks.nc) as first_panel:
-                last = smin(b.add(first_panel, c64(blocks.nc)), panels)
+            # panel blocks of equal size (36 panels: 12+12+12, not 16+16+4)
+            panel_blocks = b.udiv(b.add(panels, c64(blocks.nc - 1)), c64(blocks.nc))
+            block = b.udiv(b.add(panels, b.sub(panel_blocks, c64(1))), panel_blocks)
+            with for_range(b, panel_blocks, "jc") as jb:
+                first_panel = b.mul(jb, block)
+                last = smin(b.add(first_panel, block), panels)
                 with for_range(b, full, "ir", start=ic, step=mr) as row:
                     with for_range(b, last, "jr", start=first_panel) as panel:
                         tile(row, b.mul(panel, c64(nr)), mr, 1)
