@@ -133,13 +133,17 @@ def emit_gemm(fn: ir.Function, isa: Isa, blocks: Blocks, a_col_value: int, epilo
 
     k_blocks = b.udiv(b.add(k, c64(blocks.kc - 1)), c64(blocks.kc))
     m_blocks = b.udiv(b.add(m, c64(blocks.mc - 1)), c64(blocks.mc))
+    # row blocks of equal size in whole strips (1024 rows: 516+508, not 672+352)
+    some = b.select(b.icmp_signed(">", m_blocks, c64(0)), m_blocks, c64(1))  # (no division by 0 rows)
+    m_block = b.udiv(b.add(m, b.sub(some, c64(1))), some)
+    m_block = b.mul(b.udiv(b.add(m_block, c64(mr - 1)), c64(mr)), c64(mr))
     with for_range(b, k_blocks, "pc") as pcb:
         pc = b.mul(pcb, c64(blocks.kc))
         kb = smin(c64(blocks.kc), b.sub(k, pc))
         first = b.icmp_signed("==", pc, c64(0))
         with for_range(b, m_blocks, "ic") as icb:
-            ic = b.mul(icb, c64(blocks.mc))
-            mb = smin(c64(blocks.mc), b.sub(m, ic))
+            ic = b.mul(icb, m_block)
+            mb = smin(m_block, b.sub(m, ic))
             full = b.add(ic, b.mul(b.udiv(mb, c64(mr)), c64(mr)))
             panels = b.udiv(n, c64(nr))
 
