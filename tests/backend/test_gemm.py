@@ -160,6 +160,7 @@ def test_packed_weight_replaces_the_constant(isa):
     weight = next(n for n in compiled.graph.consts if n.shape == w.shape)
     np.testing.assert_array_equal(weight.data, gemm.pack_weight(w, isa))
     assert not np.shares_memory(weight.data, w)
+    assert weight.data.ctypes.data % 64 == 0  # panels start on cache lines: no split vector loads
     np.testing.assert_array_equal(w, original)  # the caller's array is untouched
     # the interpreter still reads the logical weight
     np.testing.assert_allclose(sp.ir.interpret(compiled.graph, x), x @ w + bias, rtol=1e-4, atol=1e-4)

@@ -132,6 +132,19 @@ def pack_weight(b: np.ndarray, isa: Isa) -> np.ndarray:
     return panels.reshape(k, n)
 
 
+ALIGN = 64  # bytes: a cache line, so that no vector load of a panel straddles two
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` starting on a cache line (NumPy's large arrays start 16 bytes past a
+    page, so every 64-byte load of a panel would straddle two lines)."""
+    raw = np.empty(a.nbytes + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def unpack_weight(packed: np.ndarray, isa: Isa) -> np.ndarray:
     """The (k, n) weight back from `pack_weight`'s layout (for checks and exports that want it)."""
     k, n = packed.shape

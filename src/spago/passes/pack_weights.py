@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..lower.families import family_of
-from ..lower.gemm import PackedLayout, choose_isa, pack_weight
+from ..lower.gemm import PackedLayout, aligned_copy, choose_isa, pack_weight
 from ..lower.matmul import PACKED as META, packable_weight
 
 STORED = "stored_as"   # constant meta: its layout (the interpreter reads the logical array through it)
@@ -50,7 +50,7 @@ def pack_weights(graph: Graph) -> Graph:
         views = sorted({v for _, v in found}) if found else []
         if not views or not _disjoint(views, consts[0].data.size):
             continue
-        data = np.array(consts[0].data, dtype=np.float32, order="C").reshape(-1)
+        data = aligned_copy(np.asarray(consts[0].data, dtype=np.float32)).reshape(-1)
         item = data.itemsize
         for (k, n), strides, start in views:
             view = np.lib.stride_tricks.as_strided(data[start:], (k, n), (strides[0] * item, strides[1] * item))
