@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 
 import numpy as np
 import pytest
@@ -54,18 +55,20 @@ def test_blocks_fit_the_caches():
     isa = gemm.ISAS["avx512"]
     blocks = gemm.plan_blocks(isa, 1000)
     sizes = gemm.cache_sizes()
-    assert blocks.kc * isa.nr * 4 <= sizes[1] // 2 and blocks.mc * blocks.kc * 4 <= sizes[2]
+    assert blocks.kc * isa.nr * 4 <= sizes[1] and blocks.mc * blocks.kc * 4 <= sizes[2]
     assert blocks.nc * blocks.kc * isa.nr * 4 <= sizes[2] and blocks.nc >= 1
-    assert blocks.mc % isa.mr == 0 and blocks.kc >= 1000 // -(-1000 // (sizes[1] // 2 // (isa.nr * 4)))
+    assert blocks.mc % isa.mr == 0 and blocks.kc >= 1000 // -(-1000 // (sizes[1] // (isa.nr * 4)))
     assert gemm.plan_blocks(isa, 7).kc == 7
 
 
 @needs_gemm
 @pytest.mark.parametrize("a_transposed", [False, True])
-def test_kernel_reads_strided_activations(isa, a_transposed):
-    """The generated function alone, on a transposed A and a C with a wider row than n."""
-    m, k, n, ldc = 29, 300, 2 * isa.nr, 2 * isa.nr + 5
-    blocks = gemm.Blocks(kc=64, mc=2 * isa.mr, nc=1)  # several k, row and panel blocks
+@pytest.mark.parametrize("m,nc", [(29, 1), (47, 5), (45, 3)])
+def test_kernel_reads_strided_activations(isa, a_transposed, m, nc):
+    """The generated function alone, on a transposed A and a C with a wider row than n; the row counts
+    leave every size of short tile (8, 4, 2, 1 rows) and the panel blocks every tile width."""
+    k, n, ldc = 300, 5 * isa.nr, 5 * isa.nr + 5
+    blocks = gemm.Blocks(kc=64, mc=2 * isa.mr, nc=nc)  # several k, row and panel blocks
     a_strides = (1, m) if a_transposed else (k, 1)
     module = ir.Module("t")
     fn = gemm.gemm_function(module, isa, blocks, a_strides[1])
@@ -120,6 +123,30 @@ def test_compiled_products_match_numpy(isa, monkeypatch, m, k, panels, transpose
 
 
 @needs_gemm
+def test_epilogue_runs_once_after_the_last_k_block(isa, monkeypatch):
+    """Bias, GELU and a residual applied strip by strip inside the GEMM: with k over several k blocks
+    (added onto C block by block), rows short of a strip, panels over several L2 blocks, and the layers of
+    a model sharing one GEMM function per epilogue."""
+    monkeypatch.setenv("SPAGO_NUM_THREADS", "1")
+    blocks = gemm.plan_blocks(isa, 10 ** 6)
+    m, k, n = isa.mr + 7, 2 * blocks.kc + 5, (blocks.nc + 1) * isa.nr
+    rng = np.random.default_rng(3)
+    ws = [rng.standard_normal((k, n)).astype(np.float32) for _ in range(2)]
+    bias = rng.standard_normal(n).astype(np.float32)
+    xs = [rng.standard_normal((m, k)).astype(np.float32) for _ in range(2)]
+    r = rng.standard_normal((m, n)).astype(np.float32)
+
+    def f(x0, x1, r):
+        return [sp.gelu(x @ w + bias) + r for x, w in zip((x0, x1), ws)]
+
+    compiled = sp.compile(f, *xs, r, cache=False)
+    for got, want in zip(compiled(*xs, r), f(*map(sp.tensor, xs), sp.tensor(r))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+    assert paths(compiled) == [f"spago-gemm-{isa.name}"] * 2
+    assert len(re.findall(r"define internal void @\"?spago_gemm_\w+_ep", compiled.llvm_ir())) == 1
+
+
+@needs_gemm
 def test_packed_weight_replaces_the_constant(isa):
     rng = np.random.default_rng(1)
     w = rng.standard_normal((64, 3 * isa.nr)).astype(np.float32)
@@ -133,6 +160,7 @@ def test_packed_weight_replaces_the_constant(isa):
     weight = next(n for n in compiled.graph.consts if n.shape == w.shape)
     np.testing.assert_array_equal(weight.data, gemm.pack_weight(w, isa))
     assert not np.shares_memory(weight.data, w)
+    assert weight.data.ctypes.data % 64 == 0  # panels start on cache lines: no split vector loads
     np.testing.assert_array_equal(w, original)  # the caller's array is untouched
     # the interpreter still reads the logical weight
     np.testing.assert_allclose(sp.ir.interpret(compiled.graph, x), x @ w + bias, rtol=1e-4, atol=1e-4)

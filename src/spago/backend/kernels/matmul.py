@@ -8,6 +8,8 @@ products (an RNN step's matrix-vector product) are a generated loop instead: che
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from llvmlite import ir
 
@@ -22,7 +24,7 @@ from ..loops import accumulate, for_range, strided_nest
 from ..types import F32, F64, I8, I32, I64, PTR, VOID, element_ptr, load, store
 from . import family
 from .elementwise import eval_graph
-from .gemm import broadcast, gemm_function
+from .gemm import Epilogue, broadcast, gemm_function
 from .reduce import identity
 
 
@@ -74,7 +76,8 @@ def emit_matmul(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None = N
 
 
 def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | None) -> None:
-    """For each work item in ``outer`` (default: all): one GEMM on a block of rows, then its epilogue."""
+    """For each work item in ``outer`` (default: all): one GEMM on a block of rows, then its epilogue
+    (which the packed GEMM applies to each tile as it finishes it)."""
     out_ptr, in_ptrs = args[0], list(args[1:])
     dtype = plan.mm.dtype
     start, end = outer if outer is not None else (ir.Constant(I64, 0), ir.Constant(I64, plan.items))
@@ -91,16 +94,32 @@ def _emit_blocks(b: ir.IRBuilder, args: list, plan: MatmulPlan, outer: tuple | N
         packed = plan.mm_node.meta.get(PACKED)
         if packed:
             isa = ISAS[packed]
-            gemm = gemm_function(b.module, isa, plan_blocks(isa, plan.k), plan.a_cols)
+            epilogue = tile_epilogue(plan) if plan.epilogue else None
+            gemm = gemm_function(b.module, isa, plan_blocks(isa, plan.k), plan.a_cols, epilogue)
             b.call(gemm, [count, cols, ir.Constant(I64, plan.k), base(0), ir.Constant(I64, plan.operands[0][3]),
-                          base(1), base(2), ir.Constant(I64, plan.operands[2][3])])
+                          base(1), base(2), ir.Constant(I64, plan.operands[2][3])]
+                   + [base(k) for k in range(3, len(plan.operands))])
         else:
             b.store(b.trunc(count, I32), m_slot)
             b.store(b.trunc(cols, I32), n_slot)
             call_gemm(b, dtype, plan.block_rows, plan.block_cols, plan.k, base(0), (plan.operands[0][3], plan.a_cols),
                       base(1), plan.b_strides, base(2), plan.operands[2][3], m_slot=m_slot, n_slot=n_slot)
-        if plan.epilogue:
+        if plan.epilogue and not packed:  # (the packed GEMM applies it tile by tile)
             block_epilogue(b, plan, [base(k) for k in range(2, len(plan.operands))], count, cols)
+
+
+def tile_epilogue(plan: MatmulPlan) -> Epilogue:
+    """The plan's elementwise chain as the packed GEMM's per-tile epilogue, keyed by what it computes (op
+    names, attributes, wiring, dtypes and strides), so the layers of a model share one GEMM function."""
+    names = {plan.mm: "mm", **{leaf: f"l{i}" for i, leaf in enumerate(plan.leaves)},
+             **{e: f"e{i}" for i, e in enumerate(plan.epilogue)}}
+    parts = [f"{e.op.name}({','.join(names[i] for i in e.inputs)}){sorted(e.attrs.items())!r}{e.dtype}"
+             for e in plan.epilogue]
+    operands = tuple((op[3], op[4], leaf.dtype) for op, leaf in zip(plan.operands[3:], plan.leaves))
+    parts += [repr((plan.operands[2][3], [(rs, cs, str(dt)) for rs, cs, dt in operands]))]
+    key = hashlib.sha1(";".join(parts).encode()).hexdigest()[:12]
+
+    return Epilogue(key, operands, lambda b, ptrs, rows, cols: block_epilogue(b, plan, ptrs, rows, cols))
 
 
 def item_offsets(b: ir.IRBuilder, plan: MatmulPlan, item: ir.Value) -> tuple:
