@@ -41,7 +41,7 @@ from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbedding
 __all__ = ["Token", "tokenize", "SequenceTaggerNetwork", "SequenceTagger", "get_spans_from_bio",
            "viterbi_decode", "TOKEN_BUCKETS"]
 
-TOKEN_BUCKETS = (8, 16, 32, 64, 128, 256, 512)
+TOKEN_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 128, 256, 512)  # fine where sentences are: padding costs time
 START_TAG, STOP_TAG = "<START>", "<STOP>"
 _RNN_TYPES = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 
@@ -67,11 +67,14 @@ class Token:
 
 _ZERO_WIDTH = "\u200c\u200b\ufe0f\ufeff\u2028\u2029"
 _CP1252 = re.compile(r"[\u0080-\u0099]")
+_PROBLEM = re.compile(f"[{_ZERO_WIDTH}\u0080-\u0099]")
 
 
-def _clean(text: str) -> tuple[str, list[int]]:
+def _clean(text: str) -> tuple[str, Sequence[int]]:
     """Flair's ``_handle_problem_characters`` (zero-width characters dropped, C1 controls read as
     Windows-1252), and for every kept character its offset in ``text``."""
+    if _PROBLEM.search(text) is None:  # the common case: nothing to drop or re-read
+        return text, range(len(text))
     out, where = [], []
     for i, ch in enumerate(text):
         if ch in _ZERO_WIDTH:
@@ -135,10 +138,9 @@ def viterbi_decode(emissions: np.ndarray, transitions: np.ndarray, start: np.nda
     path.reverse()
     probs = _softmax(scores)
     confidence = probs.max(axis=1)
-    for t, tag in enumerate(path):  # Flair swaps the chosen tag's probability with the top one
-        top = int(np.argmax(probs[t]))
-        if top != tag:
-            probs[t, tag], probs[t, top] = probs[t, top], probs[t, tag]
+    rows, chosen = np.arange(length), np.array(path)
+    top = probs.argmax(axis=1)  # Flair swaps the chosen tag's probability with the top one
+    probs[rows, top], probs[rows, chosen] = probs[rows, chosen], confidence
     return path, confidence, probs
 
 
@@ -267,19 +269,33 @@ class SequenceTagger:
             vectors = self.network.embeddings.concat(inputs).numpy()[0, :len(tokens)]
         return tokens, vectors.astype(np.float32)
 
-    def _emissions(self, sentences: list[list[Token]]) -> list[np.ndarray]:
+    def _tag_scores(self, sentences: list[list[Token]]) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+        """Per sentence: (best tag ids, confidence per token, distribution (tokens, tags)). Compiled, the
+        network, the Viterbi decoding and the softmax of its scores are one native call per batch."""
         from ..autograd import no_grad
 
         compiled = self.compiled and max(len(s) for s in sentences) <= TOKEN_BUCKETS[-1]
         inputs, mask, _ = self._inputs(sentences, compiled)
-        if compiled:
-            out = self._compiled_emissions(inputs, mask)(inputs, mask)
-        else:
+        if not compiled:
             with no_grad():
                 out = self.network.emissions(inputs, mask).numpy()
-        return [out[b, :len(s)] for b, s in enumerate(sentences)]
+            return [self._decode(out[b, :len(s)]) for b, s in enumerate(sentences)]
+        result = self._compiled_predict(inputs, mask)(inputs, mask)
+        decoded = []
+        for b, s in enumerate(sentences):
+            probs = result["probs"][b, :len(s)].astype(np.float32)
+            confidence = probs.max(axis=1)
+            if "path" not in result:
+                decoded.append((probs.argmax(axis=1).tolist(), confidence, probs))
+                continue
+            path = result["path"][b, :len(s)]
+            rows, top = np.arange(len(s)), probs.argmax(axis=1)  # Flair swaps the chosen tag's probability
+            probs[rows, top], probs[rows, path] = probs[rows, path], confidence   # with the top one
+            decoded.append((path.tolist(), confidence, probs))
+        return decoded
 
-    def _compiled_emissions(self, inputs: dict, mask: np.ndarray):
+    def _compiled_predict(self, inputs: dict, mask: np.ndarray):
+        """The compiled ``{"path", "probs"}`` (with a CRF) or ``{"probs"}`` function for these input shapes."""
         from ..compiler import compile
 
         key = tuple(sorted((k, v.shape) for k, v in inputs.items()))
@@ -288,10 +304,14 @@ class SequenceTagger:
         if fn is None:
             network = self.network
 
-            def emissions(inputs, mask):
-                return network.emissions(inputs, mask)
+            def predict(inputs, mask):
+                e = network.emissions(inputs, mask)
+                if network.crf is None:
+                    return {"probs": ops.softmax(e, axis=-1)}
+                path, scores = network.crf.viterbi(e, mask, with_scores=True)
+                return {"path": path, "probs": ops.softmax(scores, axis=-1)}
 
-            fn = compile(emissions, inputs, mask, name=f"tagger_{mask.shape[0]}x{mask.shape[1]}")
+            fn = compile(predict, inputs, mask, name=f"tagger_{mask.shape[0]}x{mask.shape[1]}")
             with self._lock:
                 self._compiled[key] = fn
         return fn
@@ -312,11 +332,10 @@ class SequenceTagger:
         tags = self.tags
         for begin in range(0, len(todo), self.batch_size):
             batch = todo[begin:begin + self.batch_size]
-            for tokens, e in zip(batch, self._emissions(batch)):
-                path, confidence, probs = self._decode(e)
-                for token, tag, conf, dist in zip(tokens, path, confidence, probs):
-                    token.tag, token.score = tags[tag], float(conf)
-                    token.distribution = {name: float(p) for name, p in zip(tags, dist)}
+            for tokens, (path, confidence, probs) in zip(batch, self._tag_scores(batch)):
+                for token, tag, conf, dist in zip(tokens, path, confidence.tolist(), probs.tolist()):
+                    token.tag, token.score = tags[tag], conf
+                    token.distribution = dict(zip(tags, dist))
         return sentences
 
     def predict(self, text: str | Sequence[str]) -> list[Token] | list[list[Token]]:
