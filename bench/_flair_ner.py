@@ -57,7 +57,8 @@ def main(folder: str) -> None:
     tags = corpus.make_label_dictionary("ner", add_unk=False)
     tagger = SequenceTagger(hidden_size=cfg["hidden_size"], embeddings=StackedEmbeddings(stack),
                             tag_dictionary=tags, tag_type="ner", use_crf=True, reproject_embeddings=True,
-                            dropout=cfg["dropout"], word_dropout=0.0, locked_dropout=0.0)
+                            dropout=cfg["dropout"], word_dropout=cfg["word_dropout"],
+                            locked_dropout=cfg["locked_dropout"])
     optimizer = torch.optim.SGD(tagger.parameters(), lr=cfg["lr"])
     train = list(corpus.train)
     seconds = []

@@ -70,6 +70,8 @@ def main(argv: list | None = None) -> dict:
     p.add_argument("--lm-epochs", type=int, default=1)
     p.add_argument("--lm-hidden", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--word-dropout", type=float, default=0.05, help="both taggers (Flair's default 0.05)")
+    p.add_argument("--locked-dropout", type=float, default=0.5, help="both taggers (Flair's default 0.5)")
     p.add_argument("--flair-python", default=None, help="a Python with flair==0.15.1 (skipped if not given)")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -89,7 +91,8 @@ def main(argv: list | None = None) -> dict:
                              batch_size=32, bptt=64, lr=20.0, compiled=True)
         lms.append(lm.eval())
     config = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.1, hidden_size=args.hidden, char_embedding_dim=25,
-                         hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.1, patience=args.epochs,
+                         hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.0,
+                         word_dropout=args.word_dropout, locked_dropout=args.locked_dropout, patience=args.epochs,
                          compiled=True)
     char_items = ["<unk>"] + sorted({c for w, _ in train for x in w for c in x})  # as build_network makes it
     results: dict = {"train_sentences": len(train), "test_sentences": len(test), "epochs": args.epochs,

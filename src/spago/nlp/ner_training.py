@@ -115,7 +115,9 @@ class TrainConfig:
     hidden_size_char: int = 25
     word_embedding_dim: int = 50
     min_freq: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.0          # Flair's SequenceTagger defaults: no plain dropout,
+    word_dropout: float = 0.05    # whole token vectors zeroed with this probability,
+    locked_dropout: float = 0.5   # one feature mask per sentence (embeddings and BiLSTM outputs)
     reproject_embeddings: bool = True
     patience: int = 3
     compiled: bool = True
@@ -175,7 +177,8 @@ def build_network(train: Sequence[tuple[list[str], list[str]]], config: TrainCon
     parts.append(OneHotEmbeddings(vocab.to_dict(), config.word_embedding_dim))
     return SequenceTaggerNetwork(StackedEmbeddings(parts), tags.to_dict(), hidden_size=config.hidden_size,
                                  rnn_layers=config.rnn_layers, reproject_embeddings=config.reproject_embeddings,
-                                 dropout=config.dropout)
+                                 dropout=config.dropout, word_dropout=config.word_dropout,
+                                 locked_dropout=config.locked_dropout)
 
 
 def _batch_arrays(network: SequenceTaggerNetwork, sentences: list, cache: dict, shape: tuple | None) -> tuple:

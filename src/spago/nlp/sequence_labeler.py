@@ -29,7 +29,7 @@ import numpy as np
 from .. import ops
 from ..errors import SpagoError
 from ..nn.crf import CRF
-from ..nn.dropout import Dropout
+from ..nn.dropout import Dropout, LockedDropout, WordDropout
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.recurrent import GRU, LSTM, RNN
@@ -172,7 +172,7 @@ class SequenceTaggerNetwork(Module):
     def __init__(self, embeddings: StackedEmbeddings, tag_dictionary: Any, hidden_size: int = 256,
                  rnn_layers: int = 1, rnn_type: str = "LSTM", use_rnn: bool = True, use_crf: bool = True,
                  reproject_embeddings: bool = True, tag_format: str = "BIOES", tag_type: str = "ner",
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, word_dropout: float = 0.05, locked_dropout: float = 0.5):
         super().__init__()
         if not isinstance(embeddings, StackedEmbeddings):
             raise SpagoError(f"SequenceTaggerNetwork: expected StackedEmbeddings, got {type(embeddings).__name__}")
@@ -193,18 +193,26 @@ class SequenceTaggerNetwork(Module):
         self.linear = Linear(size, len(self.tag_dictionary))
         self.crf = CRF(len(self.tag_dictionary)) if use_crf else None
         self.dropout = Dropout(dropout) if dropout > 0 else None
+        # Flair drops no words when nothing reads across the sequence (no RNN, no CRF)
+        use_word_dropout = word_dropout > 0 and (use_rnn or use_crf)
+        self.word_dropout = WordDropout(word_dropout) if use_word_dropout else None
+        self.locked_dropout = LockedDropout(locked_dropout) if locked_dropout > 0 else None
 
     def emissions(self, inputs: dict, mask):
-        """Emission scores (B, T, K) from the embeddings' input arrays and the token mask (B, T)."""
+        """Emission scores (B, T, K) from the embeddings' input arrays and the token mask (B, T). Training,
+        the dropouts run where Flair's run: dropout, word dropout and locked dropout on the embeddings,
+        dropout and locked dropout on the RNN's outputs."""
         x = self.embeddings.concat(inputs)
-        if self.dropout is not None:
-            x = self.dropout(x)
+        for drop in (self.dropout, self.word_dropout, self.locked_dropout):
+            if drop is not None:
+                x = drop(x)
         if self.embedding2nn is not None:
             x = self.embedding2nn(x)
         if self.rnn is not None:
             x, _ = self.rnn(x, mask=mask)
-        if self.dropout is not None:
-            x = self.dropout(x)
+        for drop in (self.dropout, self.locked_dropout):
+            if drop is not None:
+                x = drop(x)
         return self.linear(x)
 
     def forward(self, inputs: dict, mask):
@@ -481,7 +489,10 @@ def network_from_flair(state: Any, where: str = "Flair tagger") -> SequenceTagge
                                     rnn_layers=state.get("rnn_layers", 1), rnn_type=rnn_type,
                                     use_rnn=state.get("use_rnn", True), use_crf=state.get("use_crf", True),
                                     reproject_embeddings=bool(state.get("reproject_embeddings", True)),
-                                    tag_format=state.get("tag_format", "BIOES"), tag_type=state.get("tag_type", "ner"))
+                                    tag_format=state.get("tag_format", "BIOES"), tag_type=state.get("tag_type", "ner"),
+                                    dropout=float(state.get("use_dropout", 0.0)),
+                                    word_dropout=float(state.get("use_word_dropout", 0.0)),
+                                    locked_dropout=float(state.get("use_locked_dropout", 0.0)))
     head = {}
     if network.embedding2nn is not None:
         head.update({"embedding2nn.weight": _tensor(sd, "embedding2nn.weight", where),
