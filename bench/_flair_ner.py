@@ -75,6 +75,7 @@ def main(folder: str) -> None:
             optimizer.step()
             store_embeddings(batch, "cpu")
         seconds.append(time.perf_counter() - start)
+        print(f"flair epoch {len(seconds)}: {seconds[-1]:.1f} s", file=sys.stderr, flush=True)  # partial figures
     tagger.eval()
     result = tagger.evaluate(list(corpus.test), gold_label_type="ner", mini_batch_size=32, return_loss=False)
     texts = [s.to_tokenized_string() for s in corpus.test]

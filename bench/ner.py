@@ -100,7 +100,7 @@ def main(argv: list | None = None) -> dict:
     # spago, compiled: the first epoch includes compiling the training step, reported apart
     network = build_network(train, config, lms)
     start = time.perf_counter()
-    compiled = train_tagger(train, dev, test, config, network=network)
+    compiled = train_tagger(train, dev, test, config, network=network, progress=True)
     epochs = [h["seconds"] for h in compiled["history"]]
     results["spago_compiled"] = {"epoch_seconds": epochs, "test_f1": compiled["test"]["f1"],
                                  "total_seconds": time.perf_counter() - start}
@@ -123,9 +123,9 @@ def main(argv: list | None = None) -> dict:
             json.dump({**config.__dict__, "language_models": [], "seed": 0}, f)
         export_lms(lms, char_items, folder)
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_flair_ner.py")
-        out = subprocess.run([args.flair_python, script, folder], capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            raise SystemExit(f"the Flair run failed:\n{out.stderr[-3000:]}")
+        out = subprocess.run([args.flair_python, script, folder], stdout=subprocess.PIPE, text=True, check=False)
+        if out.returncode != 0:  # its stderr (progress, errors) went to ours
+            raise SystemExit(f"the Flair run failed (exit status {out.returncode})")
         results["flair"] = json.loads(out.stdout.strip().splitlines()[-1])
     print(report(results))
     if args.json:
