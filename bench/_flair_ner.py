@@ -57,7 +57,8 @@ def main(folder: str) -> None:
     tags = corpus.make_label_dictionary("ner", add_unk=False)
     tagger = SequenceTagger(hidden_size=cfg["hidden_size"], embeddings=StackedEmbeddings(stack),
                             tag_dictionary=tags, tag_type="ner", use_crf=True, reproject_embeddings=True,
-                            dropout=cfg["dropout"], word_dropout=0.0, locked_dropout=0.0)
+                            dropout=cfg["dropout"], word_dropout=cfg["word_dropout"],
+                            locked_dropout=cfg["locked_dropout"])
     optimizer = torch.optim.SGD(tagger.parameters(), lr=cfg["lr"])
     train = list(corpus.train)
     seconds = []
@@ -74,6 +75,7 @@ def main(folder: str) -> None:
             optimizer.step()
             store_embeddings(batch, "cpu")
         seconds.append(time.perf_counter() - start)
+        print(f"flair epoch {len(seconds)}: {seconds[-1]:.1f} s", file=sys.stderr, flush=True)  # partial figures
     tagger.eval()
     result = tagger.evaluate(list(corpus.test), gold_label_type="ner", mini_batch_size=32, return_loss=False)
     texts = [s.to_tokenized_string() for s in corpus.test]

@@ -50,6 +50,9 @@ def main(argv: list | None = None) -> dict:
     p.add_argument("--lm-hidden", type=int, default=128)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--sentences", type=int, default=None, help="use only this many training tweets")
+    p.add_argument("--word-dropout", type=float, default=0.05, help="Flair's word dropout (default 0.05)")
+    p.add_argument("--locked-dropout", type=float, default=0.5, help="Flair's locked dropout (default 0.5)")
+    p.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better dev F1")
     p.add_argument("--eager", action="store_true", help="eager training steps (default: compiled)")
     p.add_argument("--output", default=None, help="where to save the best tagger")
     p.add_argument("--quiet", action="store_true")
@@ -60,8 +63,9 @@ def main(argv: list | None = None) -> dict:
         train, dev, test = train[:args.sentences], dev[:max(4, args.sentences // 8)], test[:max(4, args.sentences // 8)]
     lms = train_lms(train, args.lm_epochs, args.lm_hidden, not args.eager, not args.quiet)
     config = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.1, hidden_size=args.hidden, char_embedding_dim=25,
-                         hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.1,
-                         compiled=not args.eager, patience=3)
+                         hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.0,
+                         word_dropout=args.word_dropout, locked_dropout=args.locked_dropout,
+                         compiled=not args.eager, patience=args.patience)
     network = build_network(train, config, lms)
     start = time.perf_counter()
     result = train_tagger(train, dev, test, config, output=args.output, network=network, progress=not args.quiet)

@@ -271,7 +271,7 @@ def test_entity_f1_conlleval_rules():
 
 def _small_config(**kw):
     base = dict(epochs=2, batch_size=8, hidden_size=8, char_embedding_dim=4, hidden_size_char=4,
-                word_embedding_dim=8, dropout=0.0, lr=0.05, patience=5)
+                word_embedding_dim=8, dropout=0.0, word_dropout=0.0, locked_dropout=0.0, lr=0.05, patience=5)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -301,6 +301,37 @@ def test_train_ner_compiled_step_matches_eager(tmp_path):
         config = _small_config(epochs=1, batch_size=16, compiled=compiled, min_freq=1)
         losses.append(train_tagger(train, train[:4], None, config)["history"][0]["loss"])
     assert abs(losses[0] - losses[1]) < 1e-3
+
+
+def test_flair_dropouts_in_the_tagger(eager):
+    """Word dropout 0.05 and locked dropout 0.5 as Flair's tagger: read from the Flair file, the defaults of
+    TrainConfig, active only in training (whole token vectors; the same features over a sentence), and in
+    the compiled training step (fresh masks each call, loss still falls)."""
+    from spago.nlp.ner_training import build_network
+
+    net = eager.network
+    assert (net.word_dropout.p, net.locked_dropout.p, net.dropout) == (0.05, 0.5, None)   # the fixture's own
+    words = [["Ann", "met", "Bob", "in", "Rome"], ["Bob", "is", "in", "Rome"], ["Ann", "ran"]] * 4
+    tags = [["B-PER", "O", "B-PER", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC"], ["B-PER", "O"]] * 4
+    train = list(zip(words, tags))
+    config = TrainConfig(epochs=3, batch_size=12, hidden_size=8, char_embedding_dim=4, hidden_size_char=4,
+                         word_embedding_dim=8, min_freq=1, lr=0.05, patience=5)
+    assert (config.dropout, config.word_dropout, config.locked_dropout) == (0.0, 0.05, 0.5)
+    network = build_network(train, config)
+    assert (network.word_dropout.p, network.locked_dropout.p) == (0.05, 0.5)
+    tagger = SequenceTagger(network, compiled=False)
+    tokens = [tagger.tokenize(" ".join(w)) for w in words[:3]]
+    inputs, mask, _ = tagger._inputs(tokens, compiled=False)
+    network.eval()
+    a, b = (network.emissions(inputs, mask).numpy() for _ in range(2))
+    np.testing.assert_array_equal(a, b)                                   # inference: no dropout
+    network.train()
+    c, d = (network.emissions(inputs, mask).numpy() for _ in range(2))
+    assert not np.allclose(c, d) and not np.allclose(c, a)                 # training: a new draw each call
+    network.eval()
+    result = train_tagger(train, train[:3], None, config, network=network)   # compiled steps with dropouts
+    losses = [h["loss"] for h in result["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
 
 
 def test_train_ner_command(tmp_path):

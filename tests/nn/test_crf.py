@@ -76,6 +76,29 @@ def test_viterbi_equals_brute_force_argmax(case):
     assert [len(p) for p in decoded] == lengths
 
 
+def test_viterbi_scores_are_best_prefix_scores(case):
+    """``with_scores``: at step t, tag k's score is the best score of any path over steps 1..t ending in k
+    (held over padding), the same path as without scores, eager and compiled."""
+    crf, emissions, _, mask, lengths = case
+    path, scores = crf.viterbi(emissions, mask, with_scores=True)
+    np.testing.assert_array_equal(path.numpy(), crf.viterbi(emissions, mask).numpy())
+    for b, n in enumerate(lengths):
+        for t in range(T):
+            upto = min(t, n - 1) + 1
+            paths = list(itertools.product(range(K), repeat=upto))
+            best = np.full(K, -np.inf)
+            for p in paths:  # a prefix's score: start + emissions + transitions, no end score
+                s = path_score(crf, emissions[b, :upto], p) - crf.end.numpy()[p[-1]]
+                best[p[-1]] = max(best[p[-1]], s)
+            np.testing.assert_allclose(scores.numpy()[b, t], best, rtol=1e-10)
+    crf.float()
+    e, m = emissions.astype(np.float32), mask.astype(np.float32)
+    got = spago.compile(lambda e, m: crf.viterbi(e, m, with_scores=True), e, m)(e, m)
+    want = crf.viterbi(e, m, with_scores=True)
+    np.testing.assert_array_equal(got[0], want[0].numpy())
+    np.testing.assert_allclose(got[1], want[1].numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_nll_gradient(case):
     crf, emissions, tags, mask, _ = case
     check_module_grad(crf, emissions, tags, mask)

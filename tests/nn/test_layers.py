@@ -203,3 +203,42 @@ def test_dropout_training_mode_gradient_and_compiled_parity():
     assert_compiled_matches_eager(with_seed, seed, x, rtol=0, atol=0)
     assert not np.array_equal(with_seed(spago.tensor(seed), x).numpy(),
                               with_seed(spago.tensor(np.asarray(8, np.int64)), x).numpy())
+
+
+def test_locked_dropout_one_mask_per_sequence_over_time():
+    """Flair's LockedDropout: mask (B, 1, D), the same features dropped at every step, rescaled by 1/(1 − p)."""
+    drop = nn.LockedDropout(0.5, generator=Generator(3))
+    y = drop(np.ones((8, 6, 40), np.float32)).numpy()
+    kept = y != 0
+    assert (kept == kept[:, :1, :]).all()                      # constant over time
+    assert not (kept == kept[:1]).all()                        # one mask per sequence
+    np.testing.assert_allclose(y[kept], 2.0, rtol=1e-6)
+    assert 0.3 < 1 - kept.mean() < 0.7
+    np.testing.assert_array_equal(drop.eval()(y).numpy(), y)   # eval: the identity
+    with pytest.raises(SpagoError, match=r"LockedDropout: expected a batch-first \(batch, time, features\)"):
+        nn.LockedDropout(0.5)(np.ones((3, 4), np.float32))
+
+
+def test_word_dropout_zeroes_whole_token_vectors_unscaled():
+    """Flair's WordDropout: mask (B, T, 1), a token's whole vector zeroed, the kept ones unchanged."""
+    drop = nn.WordDropout(0.3, generator=Generator(4))
+    x = rand(16, 12, 7, dtype=np.float32) + 1.0
+    y = drop(x).numpy()
+    dropped = (y == 0).all(axis=-1)
+    np.testing.assert_array_equal(y[~dropped], x[~dropped])   # not rescaled
+    assert ((y == 0).any(axis=-1) == dropped).all()          # whole vectors or nothing
+    assert 0.15 < dropped.mean() < 0.45
+    with pytest.raises(SpagoError, match="noise_shape"):
+        spago.ops.dropout(x, 0.5, noise_shape=(16, 3, 1))
+
+
+def test_locked_and_word_dropout_compiled_with_a_seed_offset():
+    """In a compiled step (a seed offset per call) both draw the eager masks, new ones for a new offset."""
+    def step(seed, x):
+        with seed_offset(seed):
+            return nn.LockedDropout(0.5, generator=Generator(1))(nn.WordDropout(0.2, generator=Generator(2))(x))
+
+    x = rand(4, 5, 6, dtype=np.float32) + 1.0
+    seed = np.asarray(3, np.int64)
+    assert_compiled_matches_eager(step, seed, x, rtol=0, atol=0)
+    assert not np.array_equal(step(spago.tensor(seed), x).numpy(), step(spago.tensor(np.asarray(4, np.int64)), x).numpy())

@@ -36,7 +36,7 @@ from .flair_format import Dictionary, read_flair_file
 __all__ = ["LanguageModel", "LMTrainingResult", "train_language_model", "torch_rnn_state",
            "CHAR_BUCKETS", "as_dictionary"]
 
-CHAR_BUCKETS = (64, 128, 256, 512)
+CHAR_BUCKETS = (64, 96, 128, 160, 192, 256, 384, 512)  # fine below 256: an LSTM step per padded character
 _RNNS = {"LSTM": LSTM, "GRU": GRU}
 
 
@@ -153,7 +153,7 @@ class LanguageModel(Module):
             out, *flat_state = self._compiled_run(batch, size)(piece, *flat_state)
             state = tuple(flat_state) if len(flat_state) > 1 else flat_state[0]
             parts.append(out[:, :min(chunk, length - begin)])
-        return np.concatenate(parts, axis=1)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def _compiled_run(self, batch: int, size: int):
         from ..compiler import compile
@@ -184,11 +184,13 @@ class LanguageModel(Module):
             raise SpagoError("LanguageModel.representation: no strings")
         longest = max(len(s) for s in strings) + len(start_marker) + len(end_marker)
         pad = self.dictionary.get_idx_for_item(" ")
-        ids = np.full((len(strings), longest), pad, np.int64)
+        # compiled, the ids are padded to their bucket here (`run` then has nothing to pad)
+        width = next((b for b in CHAR_BUCKETS if b >= longest), longest) if compiled else longest
+        ids = np.full((len(strings), width), pad, np.int64)
         for b, s in enumerate(strings):
             text = start_marker + (s if self.is_forward_lm else s[::-1]) + end_marker
             ids[b, :len(text)] = self.encode(text)
-        return self.run(ids, compiled)
+        return self.run(ids, compiled)[:, :longest]
 
     # -- generation and perplexity --------------------------------------------------------------------
     def generate_text(self, prefix: str = "\n", number_of_characters: int = 1000, temperature: float = 1.0,

@@ -49,6 +49,9 @@ class Dictionary:
         raise SpagoError(f"{item!r} is not in the dictionary and it has no <unk> item")
 
     def get_idx_for_items(self, items: Iterable[str]) -> list[int]:
+        if self.add_unk:  # the common case in one pass (unknown items -> <unk> = 0)
+            get = self.item2idx.get
+            return [get(item, 0) for item in items]
         return [self.get_idx_for_item(item) for item in items]
 
     def get_item_for_index(self, idx: int) -> str:

@@ -33,7 +33,11 @@ from .sequence_labeler import TOKEN_BUCKETS, SequenceTagger, SequenceTaggerNetwo
 from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbeddings, OneHotEmbeddings,
                                StackedEmbeddings, WordStoreEmbeddings, _bucket)
 
-SHORT_WORDS = 32  # characters per word of most compiled training batches
+# Compiled training pads a batch to the first of these that holds it (else to the longest training
+# sentence / word): few shapes (each compiles once), little padding (the character BiLSTM's work grows with
+# tokens x characters per word)
+TRAIN_TOKENS = (24,)
+TRAIN_WORD_WIDTHS = (16, 32)
 
 __all__ = ["read_conll", "write_conll", "to_bioes", "wnut16_split", "TrainConfig", "build_network",
            "train_tagger", "evaluate"]
@@ -115,7 +119,9 @@ class TrainConfig:
     hidden_size_char: int = 25
     word_embedding_dim: int = 50
     min_freq: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.0          # Flair's SequenceTagger defaults: no plain dropout,
+    word_dropout: float = 0.05    # whole token vectors zeroed with this probability,
+    locked_dropout: float = 0.5   # one feature mask per sentence (embeddings and BiLSTM outputs)
     reproject_embeddings: bool = True
     patience: int = 3
     compiled: bool = True
@@ -175,7 +181,8 @@ def build_network(train: Sequence[tuple[list[str], list[str]]], config: TrainCon
     parts.append(OneHotEmbeddings(vocab.to_dict(), config.word_embedding_dim))
     return SequenceTaggerNetwork(StackedEmbeddings(parts), tags.to_dict(), hidden_size=config.hidden_size,
                                  rnn_layers=config.rnn_layers, reproject_embeddings=config.reproject_embeddings,
-                                 dropout=config.dropout)
+                                 dropout=config.dropout, word_dropout=config.word_dropout,
+                                 locked_dropout=config.locked_dropout)
 
 
 def _batch_arrays(network: SequenceTaggerNetwork, sentences: list, cache: dict, shape: tuple | None) -> tuple:
@@ -247,16 +254,22 @@ def train_tagger(train: list, dev: list, test: list | None, config: TrainConfig,
     tagger = SequenceTagger(network, compiled=False)  # dev evaluation: eager, no compilation per bucket
     cache: dict = {}
     longest_word = max(len(x) for w, _ in train for x in w)
-    short = min(SHORT_WORDS, longest_word)
+    longest_sentence = max(len(w) for w, _ in train)
+
+    def fit(n: int, sizes: Sequence[int], most: int) -> int:
+        return next((k for k in sizes if n <= k < most), most)
+
+    def width_of(i: int) -> int:
+        return fit(max(len(x) for x in train[i][0]), TRAIN_WORD_WIDTHS, longest_word)
 
     def shape_of(batch: list) -> tuple | None:
-        """Compiled: every batch padded to the longest training sentence, and to ``SHORT_WORDS`` characters
-        per word unless it holds a longer word (then to the longest training word): two shapes, two
-        compilations of the step."""
+        """Compiled: a batch padded to the first of `TRAIN_TOKENS` holding its longest sentence (else to the
+        longest training sentence), and to the first of `TRAIN_WORD_WIDTHS` holding its longest word (else
+        to the longest training word); at most six shapes, six compilations of the step."""
         if not config.compiled:
             return None
-        width = short if max(len(x) for w, _ in batch for x in w) <= short else longest_word
-        return max(len(w) for w, _ in train), width
+        return (fit(max(len(w) for w, _ in batch), TRAIN_TOKENS, longest_sentence),
+                fit(max(len(x) for w, _ in batch for x in w), TRAIN_WORD_WIDTHS, longest_word))
 
     _precompute_static(network, train, cache)
     history, best, best_state, waited = [], -1.0, None, 0
@@ -264,9 +277,8 @@ def train_tagger(train: list, dev: list, test: list | None, config: TrainConfig,
         start = time.perf_counter()
         order = rng.permutation(len(train))
         chunks = [order[i:i + 50 * config.batch_size] for i in range(0, len(order), 50 * config.batch_size)]
-        # sentences of similar length share a batch; those with a long word are batched together
-        ordered = [i for chunk in chunks
-                   for i in sorted(chunk, key=lambda i: (max(len(x) for x in train[i][0]) > short, len(train[i][0])))]
+        # sentences of similar length share a batch; those with words of a similar length are batched together
+        ordered = [i for chunk in chunks for i in sorted(chunk, key=lambda i: (width_of(i), len(train[i][0])))]
         if config.compiled and len(ordered) % config.batch_size and len(ordered) > config.batch_size:
             # the last batch is filled up with other sentences, so every batch has one batch size
             ordered += list(rng.choice(ordered[:-(len(ordered) % config.batch_size)],

@@ -29,7 +29,7 @@ import numpy as np
 from .. import ops
 from ..errors import SpagoError
 from ..nn.crf import CRF
-from ..nn.dropout import Dropout
+from ..nn.dropout import Dropout, LockedDropout, WordDropout
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.recurrent import GRU, LSTM, RNN
@@ -41,7 +41,7 @@ from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbedding
 __all__ = ["Token", "tokenize", "SequenceTaggerNetwork", "SequenceTagger", "get_spans_from_bio",
            "viterbi_decode", "TOKEN_BUCKETS"]
 
-TOKEN_BUCKETS = (8, 16, 32, 64, 128, 256, 512)
+TOKEN_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 128, 256, 512)  # fine where sentences are: padding costs time
 START_TAG, STOP_TAG = "<START>", "<STOP>"
 _RNN_TYPES = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 
@@ -67,11 +67,14 @@ class Token:
 
 _ZERO_WIDTH = "\u200c\u200b\ufe0f\ufeff\u2028\u2029"
 _CP1252 = re.compile(r"[\u0080-\u0099]")
+_PROBLEM = re.compile(f"[{_ZERO_WIDTH}\u0080-\u0099]")
 
 
-def _clean(text: str) -> tuple[str, list[int]]:
+def _clean(text: str) -> tuple[str, Sequence[int]]:
     """Flair's ``_handle_problem_characters`` (zero-width characters dropped, C1 controls read as
     Windows-1252), and for every kept character its offset in ``text``."""
+    if _PROBLEM.search(text) is None:  # the common case: nothing to drop or re-read
+        return text, range(len(text))
     out, where = [], []
     for i, ch in enumerate(text):
         if ch in _ZERO_WIDTH:
@@ -135,10 +138,9 @@ def viterbi_decode(emissions: np.ndarray, transitions: np.ndarray, start: np.nda
     path.reverse()
     probs = _softmax(scores)
     confidence = probs.max(axis=1)
-    for t, tag in enumerate(path):  # Flair swaps the chosen tag's probability with the top one
-        top = int(np.argmax(probs[t]))
-        if top != tag:
-            probs[t, tag], probs[t, top] = probs[t, top], probs[t, tag]
+    rows, chosen = np.arange(length), np.array(path)
+    top = probs.argmax(axis=1)  # Flair swaps the chosen tag's probability with the top one
+    probs[rows, top], probs[rows, chosen] = probs[rows, chosen], confidence
     return path, confidence, probs
 
 
@@ -170,7 +172,7 @@ class SequenceTaggerNetwork(Module):
     def __init__(self, embeddings: StackedEmbeddings, tag_dictionary: Any, hidden_size: int = 256,
                  rnn_layers: int = 1, rnn_type: str = "LSTM", use_rnn: bool = True, use_crf: bool = True,
                  reproject_embeddings: bool = True, tag_format: str = "BIOES", tag_type: str = "ner",
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, word_dropout: float = 0.05, locked_dropout: float = 0.5):
         super().__init__()
         if not isinstance(embeddings, StackedEmbeddings):
             raise SpagoError(f"SequenceTaggerNetwork: expected StackedEmbeddings, got {type(embeddings).__name__}")
@@ -191,18 +193,26 @@ class SequenceTaggerNetwork(Module):
         self.linear = Linear(size, len(self.tag_dictionary))
         self.crf = CRF(len(self.tag_dictionary)) if use_crf else None
         self.dropout = Dropout(dropout) if dropout > 0 else None
+        # Flair drops no words when nothing reads across the sequence (no RNN, no CRF)
+        use_word_dropout = word_dropout > 0 and (use_rnn or use_crf)
+        self.word_dropout = WordDropout(word_dropout) if use_word_dropout else None
+        self.locked_dropout = LockedDropout(locked_dropout) if locked_dropout > 0 else None
 
     def emissions(self, inputs: dict, mask):
-        """Emission scores (B, T, K) from the embeddings' input arrays and the token mask (B, T)."""
+        """Emission scores (B, T, K) from the embeddings' input arrays and the token mask (B, T). Training,
+        the dropouts run where Flair's run: dropout, word dropout and locked dropout on the embeddings,
+        dropout and locked dropout on the RNN's outputs."""
         x = self.embeddings.concat(inputs)
-        if self.dropout is not None:
-            x = self.dropout(x)
+        for drop in (self.dropout, self.word_dropout, self.locked_dropout):
+            if drop is not None:
+                x = drop(x)
         if self.embedding2nn is not None:
             x = self.embedding2nn(x)
         if self.rnn is not None:
             x, _ = self.rnn(x, mask=mask)
-        if self.dropout is not None:
-            x = self.dropout(x)
+        for drop in (self.dropout, self.locked_dropout):
+            if drop is not None:
+                x = drop(x)
         return self.linear(x)
 
     def forward(self, inputs: dict, mask):
@@ -267,19 +277,33 @@ class SequenceTagger:
             vectors = self.network.embeddings.concat(inputs).numpy()[0, :len(tokens)]
         return tokens, vectors.astype(np.float32)
 
-    def _emissions(self, sentences: list[list[Token]]) -> list[np.ndarray]:
+    def _tag_scores(self, sentences: list[list[Token]]) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+        """Per sentence: (best tag ids, confidence per token, distribution (tokens, tags)). Compiled, the
+        network, the Viterbi decoding and the softmax of its scores are one native call per batch."""
         from ..autograd import no_grad
 
         compiled = self.compiled and max(len(s) for s in sentences) <= TOKEN_BUCKETS[-1]
         inputs, mask, _ = self._inputs(sentences, compiled)
-        if compiled:
-            out = self._compiled_emissions(inputs, mask)(inputs, mask)
-        else:
+        if not compiled:
             with no_grad():
                 out = self.network.emissions(inputs, mask).numpy()
-        return [out[b, :len(s)] for b, s in enumerate(sentences)]
+            return [self._decode(out[b, :len(s)]) for b, s in enumerate(sentences)]
+        result = self._compiled_predict(inputs, mask)(inputs, mask)
+        decoded = []
+        for b, s in enumerate(sentences):
+            probs = result["probs"][b, :len(s)].astype(np.float32)
+            confidence = probs.max(axis=1)
+            if "path" not in result:
+                decoded.append((probs.argmax(axis=1).tolist(), confidence, probs))
+                continue
+            path = result["path"][b, :len(s)]
+            rows, top = np.arange(len(s)), probs.argmax(axis=1)  # Flair swaps the chosen tag's probability
+            probs[rows, top], probs[rows, path] = probs[rows, path], confidence   # with the top one
+            decoded.append((path.tolist(), confidence, probs))
+        return decoded
 
-    def _compiled_emissions(self, inputs: dict, mask: np.ndarray):
+    def _compiled_predict(self, inputs: dict, mask: np.ndarray):
+        """The compiled ``{"path", "probs"}`` (with a CRF) or ``{"probs"}`` function for these input shapes."""
         from ..compiler import compile
 
         key = tuple(sorted((k, v.shape) for k, v in inputs.items()))
@@ -288,10 +312,14 @@ class SequenceTagger:
         if fn is None:
             network = self.network
 
-            def emissions(inputs, mask):
-                return network.emissions(inputs, mask)
+            def predict(inputs, mask):
+                e = network.emissions(inputs, mask)
+                if network.crf is None:
+                    return {"probs": ops.softmax(e, axis=-1)}
+                path, scores = network.crf.viterbi(e, mask, with_scores=True)
+                return {"path": path, "probs": ops.softmax(scores, axis=-1)}
 
-            fn = compile(emissions, inputs, mask, name=f"tagger_{mask.shape[0]}x{mask.shape[1]}")
+            fn = compile(predict, inputs, mask, name=f"tagger_{mask.shape[0]}x{mask.shape[1]}")
             with self._lock:
                 self._compiled[key] = fn
         return fn
@@ -312,11 +340,10 @@ class SequenceTagger:
         tags = self.tags
         for begin in range(0, len(todo), self.batch_size):
             batch = todo[begin:begin + self.batch_size]
-            for tokens, e in zip(batch, self._emissions(batch)):
-                path, confidence, probs = self._decode(e)
-                for token, tag, conf, dist in zip(tokens, path, confidence, probs):
-                    token.tag, token.score = tags[tag], float(conf)
-                    token.distribution = {name: float(p) for name, p in zip(tags, dist)}
+            for tokens, (path, confidence, probs) in zip(batch, self._tag_scores(batch)):
+                for token, tag, conf, dist in zip(tokens, path, confidence.tolist(), probs.tolist()):
+                    token.tag, token.score = tags[tag], conf
+                    token.distribution = dict(zip(tags, dist))
         return sentences
 
     def predict(self, text: str | Sequence[str]) -> list[Token] | list[list[Token]]:
@@ -462,7 +489,10 @@ def network_from_flair(state: Any, where: str = "Flair tagger") -> SequenceTagge
                                     rnn_layers=state.get("rnn_layers", 1), rnn_type=rnn_type,
                                     use_rnn=state.get("use_rnn", True), use_crf=state.get("use_crf", True),
                                     reproject_embeddings=bool(state.get("reproject_embeddings", True)),
-                                    tag_format=state.get("tag_format", "BIOES"), tag_type=state.get("tag_type", "ner"))
+                                    tag_format=state.get("tag_format", "BIOES"), tag_type=state.get("tag_type", "ner"),
+                                    dropout=float(state.get("use_dropout", 0.0)),
+                                    word_dropout=float(state.get("use_word_dropout", 0.0)),
+                                    locked_dropout=float(state.get("use_locked_dropout", 0.0)))
     head = {}
     if network.embedding2nn is not None:
         head.update({"embedding2nn.weight": _tensor(sd, "embedding2nn.weight", where),

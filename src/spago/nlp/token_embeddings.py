@@ -36,7 +36,7 @@ from .charlm import LanguageModel, as_dictionary
 __all__ = ["TokenEmbeddings", "FlairEmbeddings", "PooledFlairEmbeddings", "CharacterEmbeddings",
            "OneHotEmbeddings", "WordStoreEmbeddings", "StackedEmbeddings", "WORD_BUCKETS"]
 
-WORD_BUCKETS = (16, 32, 64)
+WORD_BUCKETS = (12, 16, 24, 32, 64)  # the longest word of most sentences has 8-20 characters
 
 
 def _bucket(n: int, buckets: Sequence[int] | None) -> int:
@@ -206,7 +206,7 @@ class CharacterEmbeddings(TokenEmbeddings):
 
     def _char_ids(self, word: str) -> list[int]:
         try:
-            return [self.char_dictionary.get_idx_for_item(c) for c in word]
+            return self.char_dictionary.get_idx_for_items(word)
         except SpagoError as exc:
             raise SpagoError(f"CharacterEmbeddings: {exc}") from None
 

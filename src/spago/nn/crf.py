@@ -124,10 +124,12 @@ class CRF(Module):
         steps = ops.swapaxes(e[:, 1:], 0, 1)
         return steps, None if m is None else ops.expand_dims(ops.swapaxes(m[:, 1:], 0, 1), -1)
 
-    def viterbi(self, emissions, mask=None):
+    def viterbi(self, emissions, mask=None, with_scores: bool = False):
         """The best tag path of each sequence as a (B, T) int64 tensor, with ops (so it compiles): a scan
         keeps the best score per tag and its back-pointers, a reverse scan follows them. Padded positions
-        repeat the sequence's last tag; `decode` gives the same paths as lists of their true lengths."""
+        repeat the sequence's last tag; `decode` gives the same paths as lists of their true lengths.
+        ``with_scores`` also returns the best score of each tag at each step (B, T, K), held over padding
+        (a tagger's confidences are their softmax)."""
         e, _, m = self._check(emissions, None, mask)
         k = self.num_tags
         trans = ops.expand_dims(self.transitions, 0)
@@ -138,10 +140,10 @@ class CRF(Module):
             cand = ops.expand_dims(score, -1) + trans                      # cand[b, i, j]: from i to j
             back = ops.argmax(cand, axis=1)                                # (B, K) int64
             nxt = ops.max(cand, axis=1) + e_t
-            if m_t is None:
-                return nxt, back
-            keep = ops.cast(m_t, "int64")                                  # a padded step points to itself
-            return score + m_t * (nxt - score), back * keep + stay * (1 - keep)
+            if m_t is not None:
+                keep = ops.cast(m_t, "int64")                              # a padded step points to itself
+                nxt, back = score + m_t * (nxt - score), back * keep + stay * (1 - keep)
+            return nxt, ((back, nxt) if with_scores else back)
 
         def backward(tag, back):
             prev = ops.sum(back * ops.one_hot(tag, k, dtype="int64"), axis=-1)
@@ -149,11 +151,18 @@ class CRF(Module):
 
         score = self.start + e[:, 0]
         if e.shape[1] == 1:
-            return ops.expand_dims(ops.argmax(score + self.end, axis=-1), 1)
+            path = ops.expand_dims(ops.argmax(score + self.end, axis=-1), 1)
+            return (path, ops.expand_dims(score, 1)) if with_scores else path
+        first_score = score
         score, backs = ops.scan(forward, score, self._later_steps(e, m), unroll=self.unroll)
+        if with_scores:
+            backs, steps = backs
         last = ops.argmax(score + self.end, axis=-1)                       # (B,)
         first, tags = ops.scan(backward, last, backs, reverse=True, unroll=self.unroll)
-        return ops.concat([ops.expand_dims(first, 1), ops.swapaxes(tags, 0, 1)], axis=1)
+        path = ops.concat([ops.expand_dims(first, 1), ops.swapaxes(tags, 0, 1)], axis=1)
+        if not with_scores:
+            return path
+        return path, ops.concat([ops.expand_dims(first_score, 1), ops.swapaxes(steps, 0, 1)], axis=1)
 
     def nll(self, emissions, tags, mask=None, reduction: str = "mean"):
         """Negative log-likelihood −log p(tags | emissions) = log Z − s(tags), averaged over the batch

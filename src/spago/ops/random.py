@@ -119,8 +119,13 @@ def _current_offset():
     return stack[-1] if stack else None
 
 
-def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
-    """Zero each entry with probability ``p`` and scale the rest by 1/(1−p); the identity when not training."""
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Generator | None = None,
+            noise_shape: tuple | None = None, scale: bool = True) -> Tensor:
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1−p); the identity when not training.
+
+    ``noise_shape`` draws the mask at that shape (1 on the axes it is shared along) and broadcasts it:
+    (B, 1, D) drops the same features at every step of a sequence (locked dropout), (B, T, 1) whole token
+    vectors (word dropout). ``scale=False`` leaves the kept entries as they are (Flair's word dropout)."""
     from .elementwise import _t
 
     x = _t(x)
@@ -128,6 +133,10 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Gen
         raise SpagoError(f"dropout: p must be in [0, 1], got {p}")
     if not dtypes.is_float(x.dtype):
         raise SpagoError(f"dropout: expected a floating tensor, got {x.dtype.name}")
+    shape = tuple(x.shape) if noise_shape is None else tuple(int(n) for n in noise_shape)
+    if len(shape) != len(x.shape) or any(n not in (1, d) for n, d in zip(shape, x.shape)):
+        raise SpagoError(f"dropout: noise_shape {noise_shape} does not broadcast to the input's shape {x.shape} "
+                         "(each axis its size or 1)")
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -135,5 +144,5 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True, generator: Gen
     seed = (generator or default_generator).next_seed()
     offset = _current_offset()
     mask = bind(keep_mask_op, [] if offset is None else [_t(offset)],
-                {"shape": x.shape, "keep": 1.0 - p, "seed": seed, "dtype": x.dtype})
-    return x * mask * (1.0 / (1.0 - p))
+                {"shape": shape, "keep": 1.0 - p, "seed": seed, "dtype": x.dtype})
+    return x * mask * (1.0 / (1.0 - p)) if scale else x * mask
