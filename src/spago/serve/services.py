@@ -249,22 +249,24 @@ def _transformer_service(kind: str, model, compiled: bool, max_batch: int, warm_
                    plan_by_cost(len, cost, max_batch), warm_up, max_batch, info)
 
 
-def _call_overhead(model, shapes: list[tuple[int, int]], reps: int = 2, most_tokens: int = 1024) -> float:
+def _call_overhead(model, shapes: list[tuple[int, int]], reps: int = 3) -> float:
     """What one call of the compiled model costs beyond its tokens, in tokens: the intercept over the slope of a
-    line fitted to the time of the warmed shapes (the fastest of `reps` calls each; shapes of up to
-    `most_tokens` tokens) against their token count. Mostly the weights read once per call: a call of one short
-    row costs nearly as much as one of several, so rows are worth batching even when padded."""
+    line fitted to the time of a call (the fastest of `reps`, through the model's own checks and padding)
+    against its tokens, over the warmed batch sizes at the two shortest lengths (where attention's cost, square
+    in the length, does not bend the line). Mostly the weights read once per call: a call of one short row
+    costs nearly as much as one of several, so rows are worth batching even when padded."""
+    lengths = sorted({n for _, n in shapes})[:2]
     points = []
     for b, n in shapes:
-        if b * n > most_tokens:
+        if n not in lengths:
             continue
-        fn, ids = model.compiled_function(b, n), np.zeros((b, n), np.int64)
+        ids = np.zeros((b, n), np.int64)
         mask = np.ones_like(ids)
-        fn(ids, mask, ids)
+        model(ids, mask, ids)
         times = []
         for _ in range(reps):
             start = time.perf_counter()
-            fn(ids, mask, ids)
+            model(ids, mask, ids)
             times.append(time.perf_counter() - start)
         points.append((b * n, min(times)))
     if len({tokens for tokens, _ in points}) < 2:
