@@ -89,14 +89,14 @@ def test_an_idle_worker_waits_only_for_announced_requests():
     batcher = MicroBatcher(lambda rows: calls.append(list(rows)) or rows, max_batch=4, wait_ms=60_000)
     # nobody announced: a lone request runs at once (were it to wait the minute, result(5) would time out)
     assert batcher.submit(["alone"]).future.result(5) == ["alone"]
+    batcher.expect()
+    batcher.unexpect()  # it had bad input: nothing to wait for
+    assert batcher.submit(["c"]).future.result(5) == ["c"]
     batcher.expect()  # a request is being parsed: the worker keeps the next row waiting for it
     first = batcher.submit(["a"])
     late = batcher.submit(["b"], expected=True)
     assert first.future.result(5) == ["a"] and late.future.result(5) == ["b"]
-    assert calls == [["alone"], ["a", "b"]]
-    batcher.expect()
-    batcher.unexpect()  # it had bad input: nothing to wait for
-    assert batcher.submit(["c"]).future.result(5) == ["c"]
+    assert calls == [["alone"], ["c"], ["a", "b"]]
     batcher.close()
 
 
@@ -130,3 +130,25 @@ def test_a_plan_decides_the_calls_and_a_broken_plan_fails_its_rows():
     with pytest.raises(SpagoError, match="does not cover"):
         broken.submit(["a", "b"]).future.result(5)
     broken.close()
+
+
+def test_an_idle_worker_waits_for_as_many_rows_as_were_in_flight_lately():
+    gate, calls = threading.Event(), []
+
+    def run(rows):
+        gate.wait(5)
+        calls.append(list(rows))
+        return rows
+
+    batcher = MicroBatcher(run, max_batch=8, wait_ms=60_000)
+    first = batcher.submit(["x"])  # runs alone at once: nothing was in flight before
+    drained(batcher)
+    waiting = [batcher.submit([r]) for r in "abc"]  # queued while the model is busy: 4 rows in flight
+    gate.set()
+    assert first.future.result(5) == ["x"]
+    time.sleep(0.05)
+    assert batcher.queued == 3  # the idle worker waits for a fourth row (the client of "x" coming back)
+    last = batcher.submit(["d"])
+    assert [s.future.result(5) for s in waiting + [last]] == [["a"], ["b"], ["c"], ["d"]]
+    assert calls == [["x"], ["a", "b", "c", "d"]]
+    batcher.close()

@@ -5,8 +5,11 @@ worker thread takes the rows waiting in the queue, splits them into calls with t
 rows of equal key, e.g. the padded length bucket of a compiled model; `plan_by_cost` finds the cheapest split
 for a runner that pads every call to its longest row), and makes one call per group of at most `max_batch`
 rows; each submission is finished when all its rows are. Batches form by themselves while the model is busy (requests queue up meanwhile). When it is
-idle, the worker waits (at most `wait_ms`) only for requests announced with `expect()` that have not submitted
-yet (being parsed and tokenized), so a lone request never waits for company that is not coming. A submission given up by its
+idle, the worker waits (at most `wait_ms`) for requests announced with `expect()` that have not submitted yet
+(being parsed and tokenized), and for as many rows as were in flight lately (the rows of each of the last
+calls plus those queued when it ended): N clients whose answers just went out come back at once, and without
+that wait the first few of them would start a call alone and the rest queue behind it, halving every batch
+from then on. A lone request never waits for company that is not coming. A submission given up by its
 request (a timeout) is dropped before its rows run. The worker never dies of a failing call: the error goes to
 the submissions of that call.
 """
@@ -125,6 +128,7 @@ class MicroBatcher:
         self.observe = observe
         self._queue: collections.deque = collections.deque()  # (submission, row index)
         self._expected = 0  # requests announced by expect() that have not submitted (or given up) yet
+        self._in_flight: collections.deque = collections.deque(maxlen=8)  # rows in flight at the last calls
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -176,7 +180,9 @@ class MicroBatcher:
             if not self._queue:
                 return None
             deadline = time.monotonic() + self.wait
-            while len(self._queue) < self.max_batch and self._expected > 0 and not self._closed:
+            lately = min(max(self._in_flight, default=1), self.max_batch)
+            while (len(self._queue) < self.max_batch and (self._expected > 0 or len(self._queue) < lately)
+                   and not self._closed):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -200,6 +206,7 @@ class MicroBatcher:
             for group in groups:
                 for start in range(0, len(group), self.max_batch):
                     self._call([live[j] for j in group[start:start + self.max_batch]])
+            self._in_flight.append(len(live) + len(self._queue))
 
     def _call(self, members: list[tuple[Submission, int]]) -> None:
         members = [(sub, i) for sub, i in members if not sub.abandoned]
