@@ -15,7 +15,7 @@ threads (SPAGO_NUM_THREADS: the batching thread plus its thread pool's workers) 
 the peer's PyTorch uses that many intra-op threads (torch.set_num_threads) in each of FastAPI's request threads
 (a sync endpoint runs in its thread pool of 40, so concurrent requests run concurrent forwards).
 
-Run: python bench/serve.py [--clients 1,8,32] [--seconds 10] [--cases qa,encode] [--max-batch 16]
+Run: python bench/serve.py [--clients 1,8,32] [--seconds 10] [--cases qa,encode] [--max-batch 8]
      [--batch-wait-ms 2] [--threads N]
 (internally also: python bench/serve.py --peer qa|encode --port P --threads N, the peer server)
 """
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     parser.add_argument("--cases", default="qa,encode")
-    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="compute threads of either server (spago's kernels, PyTorch's intra-op)")
