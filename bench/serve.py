@@ -7,12 +7,17 @@ errors (must be 0), the server's resident memory before and after the load (grow
 spago's requests/s over the peer's. The peer is what one would write with transformers: its model class's
 forward under torch.inference_mode in a FastAPI endpoint, the fast tokenizer, and the same answer-span decoding
 (spago.nlp.pipelines.decoding.best_spans; transformers 5 has no question-answering pipeline) or the
-sentence-transformers pooling (mean over real tokens, L2-normalised). Target: spago >= 3x the peer's
-requests/s at equal (or lower) p99.
+sentence-transformers pooling (mean over real tokens, L2-normalised), padding each request to its own length.
+Target: spago >= 3x the peer's requests/s at equal (or lower) p99.
+
+Threads, the same compute budget for both (`--threads`, default: the cores): spago's kernels use that many
+threads (SPAGO_NUM_THREADS: the batching thread plus its thread pool's workers) beside uvicorn's event loop;
+the peer's PyTorch uses that many intra-op threads (torch.set_num_threads) in each of FastAPI's request threads
+(a sync endpoint runs in its thread pool of 40, so concurrent requests run concurrent forwards).
 
 Run: python bench/serve.py [--clients 1,8,32] [--seconds 10] [--cases qa,encode] [--max-batch 8]
-     [--batch-wait-ms 2]
-(internally also: python bench/serve.py --peer qa|encode --port P, the peer server)
+     [--batch-wait-ms 2] [--threads N]
+(internally also: python bench/serve.py --peer qa|encode --port P --threads N, the peer server)
 """
 
 import argparse
@@ -20,7 +25,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -65,7 +69,7 @@ CASES = {"qa": ("/answer", QA_BODIES, fixture_qa), "encode": ("/encode", ENCODE_
 
 # -- the peer: PyTorch + transformers behind FastAPI -------------------------------------------------------------
 
-def peer_app(case: str):
+def peer_app(case: str, threads: int):
     import numpy as np
     import torch
     from fastapi import FastAPI
@@ -75,6 +79,7 @@ def peer_app(case: str):
     from spago.nlp.pipelines.decoding import best_spans
     from spago.serve.schemas import AnswerRequest, EncodeRequest
 
+    torch.set_num_threads(threads)
     folder = CASES[case][2]()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = (AutoModelForQuestionAnswering if case == "qa" else AutoModel).from_pretrained(
@@ -129,10 +134,10 @@ def peer_app(case: str):
     return app
 
 
-def run_peer(case: str, port: int) -> None:
+def run_peer(case: str, port: int, threads: int) -> None:
     import uvicorn
 
-    uvicorn.run(peer_app(case), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(peer_app(case, threads), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # -- load generation ---------------------------------------------------------------------------------------------
@@ -204,13 +209,15 @@ def free_port() -> int:
 
 def start_server(kind: str, case: str, args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "SPAGO_NUM_THREADS": str(args.threads)}
     if kind == "spago":
         command = [sys.executable, "-m", "spago.cli", "serve", "bert", "--model", CASES[case][2](),
                    "--address", f"127.0.0.1:{port}", "--tls-disable", "--max-batch", str(args.max_batch),
                    "--batch-wait-ms", str(args.batch_wait_ms), "--warm-length", "32"]
     else:
-        command = [sys.executable, os.path.abspath(__file__), "--peer", case, "--port", str(port)]
+        command = [sys.executable, os.path.abspath(__file__), "--peer", case, "--port", str(port), "--threads",
+                   str(args.threads)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import httpx
 
@@ -270,14 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="qa,encode")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="compute threads of either server (spago's kernels, PyTorch's intra-op)")
     parser.add_argument("--peer", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer:
-        run_peer(args.peer, args.port)
+        run_peer(args.peer, args.port, args.threads)
         return 0
     clients = [int(c) for c in args.clients.split(",")]
     rows, failures = [], []
+    load_before = os.getloadavg()[0]  # the machine may be shared: its load says how far to trust the figures
     for case in args.cases.split(","):
         path, bodies, _ = CASES[case]
         results, samples = {}, {}
@@ -313,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 if growth > 10:
                     failures.append(f"{kind} {case}: resident memory grew {growth:.1f}%")
     print(table(f"HTTP load, {args.seconds:g} s per run, loopback, plain HTTP (spago: --max-batch {args.max_batch}"
-                f" --batch-wait-ms {args.batch_wait_ms:g})", rows,
+                f" --batch-wait-ms {args.batch_wait_ms:g}; {args.threads} compute threads each; load average "
+                f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after)", rows,
                 ("endpoint", "clients", "server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req",
                  "RSS start MB", "RSS end MB", "RSS growth", "req/s vs peer", "CPU/req: peer/spago")))
     for failure in failures:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 
 import numpy as np
@@ -266,30 +265,98 @@ def test_a_flair_tagger_file_behind_analyze(tmp_path):
         load_service("bert", str(tmp_path / "nothing"), log=None)
 
 
-def test_concurrent_requests_share_model_calls_and_metrics_count_them():
+def batch_size_counts(app) -> dict[str, float]:
+    """The cumulative counts of the /metrics batch-size histogram, by upper bound ("1.0", ..., "+Inf")."""
+    metrics = client(app).get("/metrics").text
+    return {line.split("le=")[1].split("}")[0].strip('"'): float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines() if line.startswith("spago_batch_size_bucket")}
+
+
+def concurrently(app, path: str, bodies: list) -> list:
+    """The answers (without `took`) to requests posted all at once."""
     import httpx
 
+    async def post_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await asyncio.gather(*[http.post(path, json=body) for body in bodies])
+
+    replies = [r.json() for r in asyncio.run(post_all())]
+    for reply in replies:
+        assert reply.pop("took") >= 0
+    return replies
+
+
+def test_concurrent_analyze_requests_share_tagger_calls():
+    from spago.serve.app import build_app
+
+    pytest.importorskip("spago.nlp.sequence_labeler", reason="no spago.nlp.sequence_labeler")
+    app = build_app("ner", fixture("flair/tagger.pt"), compiled=False, max_batch=8, batch_wait_ms=100, log=None)
+    texts = ["George Washington went to Washington with Apple .", "Mary lives in Paris .", "  ",
+             "John Smith works for Google in London and in Paris , far from the sea and the mountains .", "x"]
+    bodies = [{"text": t, "options": {"mergeEntities": m, "filterNotEntities": f}}
+              for t in texts for m in (True, False) for f in (True, False)]
+    calls_before = batch_size_counts(app)["+Inf"]  # the warm-up's
+    replies = concurrently(app, "/analyze", bodies)
+    sizes = batch_size_counts(app)
+    assert sizes["+Inf"] - calls_before < len(bodies) and sizes["1.0"] < sizes["+Inf"]  # batches of > 1 row
+    alone = [served(app, "/analyze", body) for body in bodies]
+    for reply, expected in zip(replies, alone):  # labels and spans identical, scores to float32 rounding
+        assert same(reply, expected, tol=1e-6), (reply, expected)
+
+
+class RecordingTagger:
+    """The batched interface of a compiled `SequenceTagger` (tokenize, predict_tokens, analyze_tokens),
+    recording the batches it is given."""
+
+    source, compiled = "recording-tagger", True
+
+    def __init__(self):
+        self.batches = []
+
+    def tokenize(self, text):
+        return text.split()
+
+    def predict_tokens(self, sentences):
+        self.batches.append([list(s) for s in sentences])
+        return [[(w, "B-PER" if w.istitle() else "O") for w in s] for s in sentences]
+
+    def analyze_tokens(self, text, tokens, merge_entities=True, filter_not_entities=True):
+        return {"tokens": [{"text": w, "label": tag} for w, tag in tokens if tag != "O" or not filter_not_entities]}
+
+    def analyze(self, text, merge_entities=True, filter_not_entities=True):
+        return self.analyze_tokens(text, self.predict_tokens([self.tokenize(text)])[0], merge_entities,
+                                   filter_not_entities)
+
+
+def test_a_compiled_tagger_gets_batches_of_few_sizes_bucketed_by_length():
+    from spago.serve.services import load_service
+
+    tagger = RecordingTagger()
+    service = load_service("ner", tagger, max_batch=8, log=None)
+    assert service.warm_up() == 4 and [len(b) for b in tagger.batches] == [1, 2, 4, 8]
+    tagger.batches.clear()
+    rows = [(t, tagger.tokenize(t), True, f) for t, f in [("Ann met Bob", True), ("a b", False), ("Eve", True)]]
+    assert service.run(rows) == [{"tokens": [{"text": "Ann", "label": "B-PER"}, {"text": "Bob", "label": "B-PER"}]},
+                                 {"tokens": [{"text": "a", "label": "O"}, {"text": "b", "label": "O"}]},
+                                 {"tokens": [{"text": "Eve", "label": "B-PER"}]}]
+    assert tagger.batches[0][:3] == [["Ann", "met", "Bob"], ["a", "b"], ["Eve"]] and len(tagger.batches[0]) == 4
+    long_rows = [("w " * n, ["w"] * n, True, True) for n in (3, 7, 9, 600)]
+    assert service.plan(long_rows) == [[0, 1], [2], [3]]  # token buckets 8, 16 and past the last one
+
+
+def test_concurrent_requests_share_model_calls_and_metrics_count_them():
     from spago.serve.app import build_app
 
     app = build_app("bert", fixture("tiny-bert/qa"), max_batch=8, batch_wait_ms=100, warm_up=False, log=None)
     qa = QuestionAnswering(_model_of(app))
     questions = [f"who works for {w}?" for w in ("google", "paris", "london", "john", "mary", "smith")]
-
-    async def ask_all():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            replies = await asyncio.gather(*[http.post("/answer", json={"question": q, "passage": PASSAGE})
-                                             for q in questions])
-        return [r.json() for r in replies]
-
-    replies = asyncio.run(ask_all())
+    replies = concurrently(app, "/answer", [{"question": q, "passage": PASSAGE} for q in questions])
     for q, reply in zip(questions, replies):
-        reply.pop("took")
         assert same(reply, qa(q, PASSAGE))
-    metrics = client(app).get("/metrics").text
-    sizes = {line.split("le=")[1].split("}")[0].strip('"'): float(line.rsplit(" ", 1)[1])
-             for line in metrics.splitlines() if line.startswith("spago_batch_size_bucket")}
+    sizes = batch_size_counts(app)
     assert sizes["1.0"] < 6 and sizes["+Inf"] < 6  # fewer calls than requests: some ran together
+    metrics = client(app).get("/metrics").text
     assert 'spago_requests_total{endpoint="/answer",method="POST",status="200"} 6.0' in metrics
     assert 'spago_request_duration_seconds_count{endpoint="/answer"} 6.0' in metrics
     assert "spago_queued_rows 0.0" in metrics
@@ -313,4 +380,5 @@ def test_the_progress_lines_of_start_up():
     build_app("bert", fixture("tiny-bert/qa"), max_batch=2, warm_length=16, log=lines.append)
     assert [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]", "compi"]
     assert "328 word pieces" in lines[1] and "BertForQuestionAnswering" in lines[2]
-    assert lines[3].startswith("compiled 2 shape(s)")  # batch 1 and 2 at 16 tokens
+    assert lines[3].startswith("compiled 4 shape(s)")  # batch 1 and 2 at 8 and 16 tokens
+    assert "a model call costs as much as" in lines[3]

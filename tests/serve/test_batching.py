@@ -1,5 +1,5 @@
-"""The micro-batcher on its own: rows of concurrent submissions share calls, grouped by key and cut at
-max_batch; an abandoned submission is skipped; a failing call fails only its own submissions."""
+"""The micro-batcher on its own: rows of concurrent submissions share calls, grouped by key (or by a plan, e.g.
+the cheapest split by cost) and cut at max_batch; an abandoned submission is skipped; a failing call fails only its own submissions."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from spago.errors import SpagoError
-from spago.serve.batching import MicroBatcher, batch_sizes
+from spago.serve.batching import MicroBatcher, batch_sizes, plan_by_cost
 
 
 def drained(batcher: MicroBatcher, seconds: float = 5.0) -> None:
@@ -89,12 +89,66 @@ def test_an_idle_worker_waits_only_for_announced_requests():
     batcher = MicroBatcher(lambda rows: calls.append(list(rows)) or rows, max_batch=4, wait_ms=60_000)
     # nobody announced: a lone request runs at once (were it to wait the minute, result(5) would time out)
     assert batcher.submit(["alone"]).future.result(5) == ["alone"]
+    batcher.expect()
+    batcher.unexpect()  # it had bad input: nothing to wait for
+    assert batcher.submit(["c"]).future.result(5) == ["c"]
     batcher.expect()  # a request is being parsed: the worker keeps the next row waiting for it
     first = batcher.submit(["a"])
     late = batcher.submit(["b"], expected=True)
     assert first.future.result(5) == ["a"] and late.future.result(5) == ["b"]
-    assert calls == [["alone"], ["a", "b"]]
-    batcher.expect()
-    batcher.unexpect()  # it had bad input: nothing to wait for
-    assert batcher.submit(["c"]).future.result(5) == ["c"]
+    assert calls == [["alone"], ["c"], ["a", "b"]]
+    batcher.close()
+
+
+def test_plan_by_cost_splits_rows_where_padding_costs_more_than_a_call():
+    lengths = [30, 5, 6, 31, 7, "bad"]
+
+    def length(row):
+        if not isinstance(row, int):
+            raise TypeError("not a length")
+        return row
+
+    def plan(overhead, max_batch=8):
+        return plan_by_cost(length, lambda count, longest: overhead + count * longest, max_batch)(lengths)
+
+    # a cheap call: the short rows are not padded to 31 (3 x 7 + 2 x 31 + 2 calls < 5 x 31 + 1 call), nor split
+    # further (5 + 2 x 7 + 3 calls > 3 x 7 + 2 calls)
+    assert plan(5.0) == [[1, 2, 4], [0, 3], [5]]
+    assert plan(1000.0) == [[1, 2, 4, 0, 3], [5]]  # a dear call: everything at once (the bad row alone)
+    assert plan(1000.0, max_batch=2) == [[1], [2, 4], [0, 3], [5]]  # at most 2 rows a call
+    assert plan_by_cost(len, lambda c, n: 1.0, 4)([]) == []
+
+
+def test_a_plan_decides_the_calls_and_a_broken_plan_fails_its_rows():
+    calls = []
+    batcher = MicroBatcher(lambda rows: calls.append(list(rows)) or rows, max_batch=4, wait_ms=0,
+                           plan=lambda rows: [list(range(len(rows)))[::-1]])
+    assert batcher.submit(["a", "b"]).future.result(5) == ["a", "b"]  # outputs in request order all the same
+    assert calls == [["b", "a"]]
+    batcher.close()
+    broken = MicroBatcher(lambda rows: rows, max_batch=4, wait_ms=0, plan=lambda rows: [[0, 0]])
+    with pytest.raises(SpagoError, match="does not cover"):
+        broken.submit(["a", "b"]).future.result(5)
+    broken.close()
+
+
+def test_an_idle_worker_waits_for_as_many_rows_as_were_in_flight_lately():
+    gate, calls = threading.Event(), []
+
+    def run(rows):
+        gate.wait(5)
+        calls.append(list(rows))
+        return rows
+
+    batcher = MicroBatcher(run, max_batch=8, wait_ms=60_000)
+    first = batcher.submit(["x"])  # runs alone at once: nothing was in flight before
+    drained(batcher)
+    waiting = [batcher.submit([r]) for r in "abc"]  # queued while the model is busy: 4 rows in flight
+    gate.set()
+    assert first.future.result(5) == ["x"]
+    time.sleep(0.05)
+    assert batcher.queued == 3  # the idle worker waits for a fourth row (the client of "x" coming back)
+    last = batcher.submit(["d"])
+    assert [s.future.result(5) for s in waiting + [last]] == [["a"], ["b"], ["c"], ["d"]]
+    assert calls == [["x"], ["a", "b", "c", "d"]]
     batcher.close()

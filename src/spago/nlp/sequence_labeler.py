@@ -370,7 +370,12 @@ class SequenceTagger:
         """The Go spaGO's response: ``{"tokens": [{"text", "start", "end", "label", "score"}]}``; with
         ``merge_entities`` an entity's tokens become one item labelled with its type, with
         ``filter_not_entities`` tokens outside entities are left out."""
-        tokens = self.predict(text)
+        return self.analyze_tokens(text, self.predict(text), merge_entities, filter_not_entities)
+
+    def analyze_tokens(self, text: str, tokens: Sequence[Token], merge_entities: bool = True,
+                       filter_not_entities: bool = True) -> dict:
+        """`analyze`'s response from the tokens of ``text`` already predicted (e.g. by one `predict_tokens`
+        call over the texts of several requests)."""
         items = []
         if merge_entities:
             covered = {}

@@ -78,10 +78,12 @@ def build_app(kind: str, model: Any, **options: Any) -> FastAPI:
     if opts["warm_up"]:
         start = time.perf_counter()
         count = service.warm_up()
-        log(f"compiled {count} shape(s) in {time.perf_counter() - start:.1f} s")
+        overhead = service.info.get("call_overhead_tokens")
+        log(f"compiled {count} shape(s) in {time.perf_counter() - start:.1f} s"
+            + (f"; a model call costs as much as {overhead:.0f} more tokens" if overhead is not None else ""))
     metrics = Metrics(sorted(service.endpoints) + ["/health", "/metrics", "/"])
-    batcher = MicroBatcher(service.run, service.key, int(opts["max_batch"]), float(opts["batch_wait_ms"]),
-                           observe=metrics.batch_size.observe, name=f"spago-{kind}-batcher")
+    batcher = MicroBatcher(service.run, max_batch=int(opts["max_batch"]), wait_ms=float(opts["batch_wait_ms"]),
+                           observe=metrics.batch_size.observe, name=f"spago-{kind}-batcher", plan=service.plan)
     metrics.watch_queue(lambda: batcher.queued)
 
     @contextlib.asynccontextmanager

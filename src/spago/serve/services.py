@@ -13,6 +13,7 @@ else that speaks ASGI (uvicorn, Ray Serve) can host that app. Models:
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -28,11 +29,16 @@ from ..nlp.pipelines import (
 )
 from ..nlp.pipelines.base import Job, Pipeline
 from . import schemas
-from .batching import batch_sizes
+from .batching import Plan, batch_sizes, plan_by_cost, plan_by_key
 
 __all__ = ["Endpoint", "Service", "load_service", "read_corpus", "KINDS"]
 
 KINDS = ("ner", "bert")
+# Padded lengths a served transformer runs at: finer than the library's (16, 32, 64 ...) among short texts,
+# where a request padded to the next power of two would cost up to twice its own length.
+SERVE_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+# What one model call costs beyond its tokens, in tokens, until warm-up has measured it.
+DEFAULT_CALL_OVERHEAD = 32.0
 Log = Callable[[str], None]
 
 
@@ -53,15 +59,16 @@ class Endpoint:
 
 @dataclass
 class Service:
-    """A loaded model behind its endpoints: `run(rows) -> outputs` runs one batch of rows with equal `key`,
-    `warm_up()` compiles the shapes requests will need (returns how many)."""
+    """A loaded model behind its endpoints: `run(rows) -> outputs` runs one batch of rows, `plan(rows)` splits
+    the rows waiting into such batches (see `spago.serve.batching`), `warm_up()` compiles the shapes requests
+    will need (returns how many)."""
 
     kind: str
     source: str
     architecture: str
     endpoints: dict[str, Endpoint]
     run: Callable[[list], list]
-    key: Callable[[Any], Hashable]
+    plan: Plan
     warm_up: Callable[[], int]
     max_batch: int
     info: dict = field(default_factory=dict)
@@ -122,7 +129,7 @@ def _load_transformer(folder: str, compiled: bool, log: Log):
         log(f"[2/3] vocabulary: {BertTokenizer.from_pretrained(folder).vocab_size} word pieces")
     else:
         raise SpagoError(f"{folder}: no vocabulary (vocab.txt or tokenizer.json); the server needs one")
-    model = from_pretrained(folder, compiled=compiled)
+    model = from_pretrained(folder, compiled=compiled, buckets=SERVE_BUCKETS)
     log(f"[3/3] weights: {model.encoder.num_parameters():,} parameters, {model.architecture}"
         f"{' + pooling ' + '+'.join(model.pooling.modes) if model.pooling else ''} "
         f"({time.perf_counter() - start:.1f} s)")
@@ -215,6 +222,7 @@ def _transformer_service(kind: str, model, compiled: bool, max_batch: int, warm_
         raise SpagoError(f"{model.source}: no endpoint serves {architecture}")
     runner = Pipeline(model)  # the bare pipeline (any head): its `run_rows` runs a batch
     sizes = batch_sizes(max_batch)
+    info: dict = {"buckets": list(model.buckets) if compiled else [], "call_overhead_tokens": DEFAULT_CALL_OVERHEAD}
 
     def padded(n: int) -> int:
         return next(s for s in sizes if s >= n)
@@ -222,17 +230,51 @@ def _transformer_service(kind: str, model, compiled: bool, max_batch: int, warm_
     def run(encodings: list) -> list:
         return runner.run_rows(encodings, padded(len(encodings)) if compiled else None)
 
+    def cost(count: int, longest: int) -> float:
+        """A call's time in tokens: the padded (batch x length) it computes plus a call's own cost."""
+        if compiled:
+            count, longest = padded(count), model.bucket(longest)
+        return info["call_overhead_tokens"] + count * longest
+
     def warm_up() -> int:
         if not compiled:
             return 0
         shapes = [(b, n) for n in model.buckets if n <= max(warm_length, model.buckets[0]) for b in sizes]
         for b, n in shapes:
             model.compiled_function(b, n)
+        info["call_overhead_tokens"] = _call_overhead(model, shapes)
         return len(shapes)
 
     return Service(kind, model.source, architecture, {e.path: e for e in endpoints}, run,
-                   (lambda enc: model.bucket(len(enc))) if compiled else (lambda enc: 0), warm_up, max_batch,
-                   {"buckets": list(model.buckets) if compiled else []})
+                   plan_by_cost(len, cost, max_batch), warm_up, max_batch, info)
+
+
+def _call_overhead(model, shapes: list[tuple[int, int]], reps: int = 3) -> float:
+    """What one call of the compiled model costs beyond its tokens, in tokens: the intercept over the slope of a
+    line fitted to the time of a call (the fastest of `reps`, through the model's own checks and padding)
+    against its tokens, over the warmed batch sizes at the two shortest lengths (where attention's cost, square
+    in the length, does not bend the line). Mostly the weights read once per call: a call of one short row
+    costs nearly as much as one of several, so rows are worth batching even when padded."""
+    lengths = sorted({n for _, n in shapes})[:2]
+    points = []
+    for b, n in shapes:
+        if n not in lengths:
+            continue
+        ids = np.zeros((b, n), np.int64)
+        mask = np.ones_like(ids)
+        model(ids, mask, ids)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            model(ids, mask, ids)
+            times.append(time.perf_counter() - start)
+        points.append((b * n, min(times)))
+    if len({tokens for tokens, _ in points}) < 2:
+        return DEFAULT_CALL_OVERHEAD
+    slope, intercept = np.polyfit([p[0] for p in points], [p[1] for p in points], 1)
+    if slope <= 0:
+        return DEFAULT_CALL_OVERHEAD
+    return float(np.clip(intercept / slope, 0.0, 8192.0))
 
 
 # -- sequence taggers (Flair) ---------------------------------------------------------------------------------
@@ -252,19 +294,46 @@ def _load_tagger(path: str, compiled: bool, log: Log):
 
 
 def _tagger_service(tagger, source: str, max_batch: int) -> Service:
-    """/analyze through ``tagger.analyze``; each row is (text, merge_entities, filter_not_entities)."""
+    """/analyze through the tagger. A `SequenceTagger` (one with ``tokenize``, ``predict_tokens`` and
+    ``analyze_tokens``) is micro-batched: each row is (text, tokens, merge_entities, filter_not_entities), the
+    text tokenized by the request, and rows of one token-length bucket (the tagger's padded length) are tagged by
+    one ``predict_tokens`` call, made up to a batch size of `batch_sizes` with copies of a row so a compiled
+    tagger sees few shapes. Any other tagger-like object with ``analyze(text, merge_entities=,
+    filter_not_entities=)`` gets one call per request."""
+    batched = all(callable(getattr(tagger, name, None)) for name in ("tokenize", "predict_tokens", "analyze_tokens"))
+    sizes = batch_sizes(max_batch)
+    if batched:
+        from ..nlp.sequence_labeler import TOKEN_BUCKETS
 
     def analyze(req: schemas.AnalyzeRequest) -> Job:
-        return Job([(req.text, req.options.mergeEntities, req.options.filterNotEntities)], lambda rows: rows[0])
+        tokens = tagger.tokenize(req.text) if batched else None
+        return Job([(req.text, tokens, req.options.mergeEntities, req.options.filterNotEntities)],
+                   lambda rows: rows[0])
 
     def run(rows: list) -> list:
-        return [tagger.analyze(text, merge_entities=m, filter_not_entities=f) for text, m, f in rows]
+        if not batched:
+            return [tagger.analyze(text, merge_entities=m, filter_not_entities=f) for text, _, m, f in rows]
+        sentences = [copy.deepcopy(tokens) for _, tokens, _, _ in rows]  # predict_tokens fills them in
+        tagged = [s for s in sentences if s]
+        if tagged and getattr(tagger, "compiled", False):
+            filler = next(n for n in sizes + [len(tagged)] if n >= len(tagged)) - len(tagged)
+            sentences += [copy.deepcopy(tagged[0]) for _ in range(filler)]
+        predicted = tagger.predict_tokens(sentences)
+        return [tagger.analyze_tokens(text, tokens, m, f) for (text, _, m, f), tokens in zip(rows, predicted)]
 
     def warm_up() -> int:
-        tagger.analyze("spago compiles the tagger before serving .", merge_entities=True, filter_not_entities=True)
-        return 1
+        text = "spago compiles the tagger before serving ."
+        rows = [(text, tagger.tokenize(text) if batched else None, True, True)]
+        shapes = sizes if batched and getattr(tagger, "compiled", False) else [1]
+        for n in shapes:
+            run(rows * n)
+        return len(shapes)
+
+    def length_bucket(row: tuple) -> Hashable:
+        n = len(row[1])
+        return next((b for b in TOKEN_BUCKETS if b >= n), n)  # longer ones run eagerly, one length each
 
     endpoint = Endpoint("/analyze", "Named entities of a text (sequence tagger)", schemas.AnalyzeRequest,
                         schemas.TokensResponse, analyze)
-    return Service("ner", str(source), type(tagger).__name__, {"/analyze": endpoint}, run, lambda row: 0, warm_up,
-                   max_batch)
+    return Service("ner", str(source), type(tagger).__name__, {"/analyze": endpoint}, run,
+                   plan_by_key(length_bucket if batched else (lambda row: 0)), warm_up, max_batch)
