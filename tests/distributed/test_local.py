@@ -203,6 +203,8 @@ def test_cli_serves_two_replicas_over_tls(cluster, tmp_path, capsys):
             assert bad.status_code == 422 and bad.json()["field"] == "passage"
         with pytest.raises(httpx.TransportError):  # plain HTTP is not served
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).raise_for_status()
+        with pytest.raises(SpagoError, match="Ray Serve already runs on this cluster"):
+            sd.deploy("bert", model, port=free_port())  # would keep the running proxy's address and TLS
     finally:
         server.send_signal(signal.SIGTERM)
         try:
