@@ -79,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     results = {"sentences": args.sentences, "batch_size": args.batch_size, "cpus": os.cpu_count(),
                "load": os.getloadavg()}
     results["in_process_s"] = in_process(model, texts, warm)
+    results["load_after_in_process"] = os.getloadavg()  # the machine may be shared: say how loaded it was
     print(f"in-process: {args.sentences / results['in_process_s']:.1f} sentences/s", file=sys.stderr)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              _temp_dir=tempfile.mkdtemp(prefix="spago-bench-ray-"), configure_logging=False, log_to_driver=False)
     try:
         for actors in (1, 2):
             results[f"ray_{actors}_s"] = on_ray(model, texts, warm, actors, args.batch_size)
+            results[f"load_after_ray_{actors}"] = os.getloadavg()
             print(f"ray, {actors} actor(s): {args.sentences / results[f'ray_{actors}_s']:.1f} sentences/s",
                   file=sys.stderr)
         overhead = [on_ray(model, warm[:64], warm[:64], 1, args.batch_size) for _ in range(3)]
@@ -104,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['ray_64_sentence_job_s']:.2f} s (median of 3); load average {results['load']} -> "
           f"{results['load_after']}")
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from spago.files import atomic_write
+
+        atomic_write(args.json, json.dumps(results, indent=2).encode())
     return 0
 
 

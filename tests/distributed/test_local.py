@@ -1,6 +1,6 @@
 """spago.distributed on a local Ray cluster (2 CPUs on 127.0.0.1, started here once for the module): results
-equal the in-process pipelines, the CLI writes Parquet, bad arguments get spago errors, and the serve app runs as
-a Ray Serve deployment with two replicas."""
+equal the in-process pipelines, the CLI writes Parquet, bad arguments get spago errors, and `spago serve --ray`
+runs the serve app as a Ray Serve deployment with two replicas behind TLS."""
 from __future__ import annotations
 
 import os
@@ -57,7 +57,7 @@ def test_answer_equals_in_process_from_csv(cluster, tmp_path):
     assert_same_answers([r["answers"] for r in rows], reference_answers(model, QUESTIONS, PASSAGES))
 
 
-def test_tag_equals_in_process_from_parquet(cluster, tmp_path):
+def test_compiled_tag_equals_in_process_from_parquet(cluster, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -65,15 +65,19 @@ def test_tag_equals_in_process_from_parquet(cluster, tmp_path):
 
     tagger_path = fixture("flair/tagger.pt")
     pq.write_table(pa.table({"sentence": TEXTS, "id": list(range(len(TEXTS)))}), tmp_path / "in.parquet")
-    # eager: compiling this tagger's shapes takes minutes cold; the compiled runner is compared in test_runners
-    ds = sd.tag(str(tmp_path / "*.parquet"), tagger_path, column="sentence", batch_size=4, num_actors=1,
-                compiled=False)
+    # compiled, in this process: the actor's one batch of 15 rows has the same shape, found in the disk cache
+    tagger = load_tagger(tagger_path)
+    assert tagger.compiled
+    want = [tagger.spans(tokens) for tokens in tagger.predict(TEXTS)]
+    ds = sd.tag(str(tmp_path / "*.parquet"), tagger_path, column="sentence", batch_size=16, num_actors=1)
     rows = sorted(ds.take_all(), key=lambda r: r["id"])
-    tagger = load_tagger(tagger_path, compiled=False)
-    want = [[{k: s[k] for k in ("text", "start", "end", "label", "score")} for s in tagger.spans(tokens)]
-            for tokens in tagger.predict(TEXTS)]
-    assert [r["entities"] for r in rows] == want
-    assert any(want), "the fixture tagger should find some entity in these texts"
+    got = [r["entities"] for r in rows]
+    assert [[(s["text"], s["start"], s["end"], s["label"]) for s in g] for g in got] == \
+           [[(s["text"], s["start"], s["end"], s["label"]) for s in w] for w in want]
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            assert abs(a["score"] - b["score"]) < 1e-5
+    assert sum(map(len, want)) >= 3, "the fixture tagger should find entities in these texts"
 
 
 def test_cli_writes_parquet(cluster, tmp_path, capsys):
@@ -126,28 +130,68 @@ def test_bad_arguments_get_spago_errors(cluster, tmp_path):
         sd.read(42)
 
 
-def test_serve_two_replicas_same_json(cluster):
+def test_cli_serves_two_replicas_over_tls(cluster, tmp_path, capsys):
+    """`spago serve bert --ray --replicas 2` as a process on the module's cluster: TLS with a certificate made
+    here, the plain server's endpoints and JSON, and SIGTERM takes the deployment down."""
+    import queue
+    import signal
+    import socket
+    import ssl
+    import threading
+
     import httpx
+    from fastapi.testclient import TestClient
     from ray import serve
 
+    from spago.cli import main
     from spago.serve.app import build_app
 
-    model = fixture("tiny-bert/qa")
-    port = free_port()
-    url = sd.deploy("bert", model, replicas=2, port=port, max_batch=4, warm_length=16)
-    try:
-        status = serve.status().applications["spago"]
-        assert status.status == "RUNNING"
-        replicas = status.deployments["spago-bert"].replica_states
-        assert replicas.get("RUNNING") == 2
-        body = {"question": QUESTIONS[0], "passage": PASSAGES[0]}
-        local = build_app("bert", model, max_batch=4, warm_length=16, log=None)
-        from fastapi.testclient import TestClient
+    from ..serve.test_cli import make_certificate
 
-        with TestClient(local) as client:
-            want = client.post("/answer", json=body).json()
-            want_health = client.get("/health").json()
-        with httpx.Client(base_url=url, timeout=60) as http:
+    model = fixture("tiny-bert/qa")
+    assert main(["serve", "bert", "--model", model, "--ray", "--tls-cert-file", str(tmp_path / "no.crt"),
+                 "--tls-key-file", str(tmp_path / "no.key")]) == 2
+    assert "TLS is on by default" in capsys.readouterr().err  # checked before Ray is reached
+    cert, key = make_certificate(str(tmp_path))
+    port = free_port()
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spago.cli", "serve", "bert", "--model", model, "--ray", "--replicas", "2",
+         "--ray-address", cluster.get_runtime_context().gcs_address, "--address", f"127.0.0.1:{port}",
+         "--tls-cert-file", cert, "--tls-key-file", key, "--max-batch", "4", "--warm-length", "16"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.path.abspath(root) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()
+
+    def wait_for(prefix: str, seconds: float) -> str:
+        seen = []
+        try:
+            while True:
+                line = lines.get(timeout=seconds)
+                seen.append(line)
+                if line.startswith(prefix):
+                    return line.strip()
+        except queue.Empty:
+            raise AssertionError(f"no {prefix!r} line in {seconds} s; the server wrote:\n{''.join(seen)}") from None
+
+    url = f"https://127.0.0.1:{port}"
+    try:
+        assert wait_for("serving", 300) == \
+            f"serving bert on {url} with 2 Ray Serve replica(s) (OpenAPI at /docs)"
+        assert serve.status().applications["spago"].deployments["spago-bert"].replica_states.get("RUNNING") == 2
+        context = ssl.create_default_context(cafile=cert)  # the handshake verifies the test certificate
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+                assert tls.getpeercert()["subject"] == ((("commonName", "127.0.0.1"),),)
+        body = {"question": QUESTIONS[0], "passage": PASSAGES[0]}
+        with TestClient(build_app("bert", model, max_batch=4, warm_length=16, log=None)) as local:
+            want = local.post("/answer", json=body).json()
+            want_health = local.get("/health").json()
+            want_paths = sorted(local.get("/openapi.json").json()["paths"])
+        with httpx.Client(base_url=url, verify=context, timeout=60) as http:
+            assert sorted(http.get("/openapi.json").json()["paths"]) == want_paths
             for _ in range(4):  # requests spread over both replicas
                 got = http.post("/answer", json=body)
                 assert got.status_code == 200
@@ -157,8 +201,21 @@ def test_serve_two_replicas_same_json(cluster):
             assert http.get("/health").json() == want_health
             bad = http.post("/answer", json={"question": "x"})
             assert bad.status_code == 422 and bad.json()["field"] == "passage"
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).raise_for_status()
+        with pytest.raises(SpagoError, match="Ray Serve already runs on this cluster"):
+            sd.deploy("bert", model, port=free_port())  # would keep the running proxy's address and TLS
     finally:
-        serve.shutdown()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(30)
+    assert server.returncode == 0
+    assert wait_for("stopped", 10) == "stopped"
+    with pytest.raises(OSError):  # the proxy went down with the deployment
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_clear_error_without_ray():

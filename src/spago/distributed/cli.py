@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +81,9 @@ def serve_on_ray(args: argparse.Namespace, options: dict, tls: dict) -> int:
     url = deploy(args.kind, args.model, args.replicas, host=host, port=port, tls=tls, **options)
     print(f"serving {args.kind} on {url} with {args.replicas} Ray Serve replica(s) (OpenAPI at /docs)",
           file=sys.stderr, flush=True)
+    # SIGTERM (a service manager's stop) takes the deployment down as Ctrl-C does: the replicas and the proxy
+    # are detached Ray actors that would otherwise outlive this process
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)
@@ -87,6 +91,7 @@ def serve_on_ray(args: argparse.Namespace, options: dict, tls: dict) -> int:
         pass
     finally:
         serve.shutdown()
+    print("stopped", file=sys.stderr, flush=True)
     return 0
 
 

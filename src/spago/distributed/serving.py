@@ -43,6 +43,11 @@ def deploy(kind: str, model: str, replicas: int = 1, host: str = "127.0.0.1", po
     options.setdefault("log", None)  # replicas log through Ray, not to a terminal
     if not ray.is_initialized():
         ray.init()
+    running = serve.status()
+    if running.proxies or running.applications:
+        # serve.start would keep the running proxy's address and TLS settings, with only a warning in the log
+        raise SpagoError("Ray Serve already runs on this cluster, and its HTTP proxy's address and TLS settings "
+                         "are fixed when it starts; stop it (`serve shutdown`) before deploying spago on it")
     serve.start(http_options={"host": host, "port": port, **(tls or {})})
     deployment = serve.deployment(SpagoApp, name=f"spago-{kind}", num_replicas=replicas,
                                   ray_actor_options={"num_cpus": num_cpus})
