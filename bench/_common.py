@@ -7,10 +7,14 @@ from typing import Callable
 
 
 def measure(contenders: dict[str, Callable[[], object]], repeats: int = 20, warmup: int = 3,
-            min_seconds: float = 0.0, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+            min_seconds: float = 0.0, clock: Callable[[], float] = time.perf_counter,
+            block: int = 1, settle: float = 0.0) -> dict[str, float]:
     """Median seconds per call of each contender, measured round-robin so machine noise hits all alike
     (``clock``: e.g. ``time.thread_time`` for single-threaded calls on a shared machine, which leaves out
-    the time the calling thread spent preempted)."""
+    the time the calling thread spent preempted). ``block`` calls of a contender follow each other in a
+    round, the first left out: multi-threaded runtimes keep their workers spinning for a while after a
+    call, and round-robin single calls would time each contender against the others' spinning threads;
+    ``settle`` seconds of pause before each block let those threads go to sleep."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
@@ -19,9 +23,13 @@ def measure(contenders: dict[str, Callable[[], object]], repeats: int = 20, warm
     rounds = 0
     while rounds < repeats or time.perf_counter() - start < min_seconds:
         for name, fn in contenders.items():
-            t = clock()
-            fn()
-            samples[name].append(clock() - t)
+            if settle:
+                time.sleep(settle)
+            for k in range(block + (block > 1)):
+                t = clock()
+                fn()
+                if k or block == 1:
+                    samples[name].append(clock() - t)
         rounds += 1
     return {name: statistics.median(s) for name, s in samples.items()}
 

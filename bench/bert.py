@@ -1,11 +1,15 @@
 """BERT inference benchmark: all-MiniLM-L6-v2 forward to ``last_hidden_state``, float32.
 
-Contenders, measured in the same run, alternating call by call: spago compiled, spago eager and — when
+Contenders, measured in the same run, alternating in short blocks: spago compiled, spago eager and — when
 installed (``pip install spago[bench]``) — PyTorch eager (``torch.inference_mode``) and ONNX Runtime
 (``ORT_ENABLE_ALL``, on an ONNX file exported from the same checkpoint). Each contender lives in its
 own child process, so its peak resident memory is its own; the parent tells the children in turn to run
-one call and collects the times. Thread counts are set for every runtime (environment variables before
-start, then ``torch.set_num_threads``, ORT's ``intra_op_num_threads``, ``threadpoolctl``).
+a block of calls and collects the times. Thread counts are set for every runtime (environment variables
+before start, then ``torch.set_num_threads``, ORT's ``intra_op_num_threads``, ``threadpoolctl``). A block
+starts after a pause and its first call is left out: ONNX Runtime, PyTorch's OpenMP and spago keep their
+worker threads spinning for a while after a call, and a contender timed while another's workers still
+spin on the same cores is timed against them (with 2 threads on 2 cores, call-by-call alternation put
+every runtime at 0.5–0.7x of its own speed alone).
 
 Also measured: spago's compile time cold (empty disk cache, fresh process) and warm (the disk cache
 filled), the largest difference of each contender's output from PyTorch's (or spago eager's), and each
@@ -38,6 +42,8 @@ from typing import Callable
 import numpy as np
 
 HERE = os.path.abspath(__file__)  # the children run this file too
+BLOCK = 3             # timed calls of one contender in a row (after one untimed call)
+SETTLE_SECONDS = 0.3  # pause before a block: longer than the runtimes' worker threads spin when idle
 RUNTIMES = ("compiled", "eager", "torch", "ort")
 LABELS = {"compiled": "spago compiled", "eager": "spago eager", "torch": "PyTorch eager",
           "ort": "ONNX Runtime"}
@@ -343,7 +349,8 @@ def run(threads_list: list, batches: list, seq: int, repeats: int, runtimes: lis
                 samples = {c.runtime: [] for c in children}
                 for _ in range(repeats):
                     for c in children:
-                        samples[c.runtime] += c.ask(cmd="run", shape=shape)["times"]
+                        time.sleep(SETTLE_SECONDS)  # the previous contender's workers stop spinning
+                        samples[c.runtime] += c.ask(cmd="run", shape=shape, n=BLOCK + 1)["times"][1:]
                 result["latency"][f"{threads}|{shape[0]}"] = {r: statistics.median(s) for r, s in samples.items()}
                 saved = {c.runtime: np.load(c.ask(cmd="save", shape=shape)["path"]) for c in children}
                 ref = saved.get("torch", saved.get("eager"))
@@ -390,7 +397,7 @@ def format_result(result: dict, threads_list: list, batches: list) -> str:
     seq = result["seq"]
     lines = [f"Machine: {result['machine']}",
              f"Load average before/after: {result['load_before'][0]:.2f} / {result['load_after'][0]:.2f}; "
-             f"median of {result['repeats']} alternating calls per contender.", ""]
+             f"median of {result['repeats']} alternating blocks of {BLOCK} calls per contender.", ""]
     present = [r for r in RUNTIMES if any(r in v for v in result["latency"].values())]
     lines += ["| threads | batch x seq | " + " | ".join(f"{LABELS[r]} ms" for r in present)
               + " | compiled / ORT | compiled / PyTorch | eager / PyTorch |",
