@@ -54,10 +54,13 @@ class CompiledFunction:
         self._object = object_code
         self.check = check
         self._threaded = object_code is not None and SYMBOL.encode() in object_code
+        self._pool = None
         if self._threaded:
             from .blas import use_one_blas_thread
+            from .threadpool import pool
 
             use_one_blas_thread()
+            self._pool = pool()
         self.__name__ = graph.name
         self._profile = None
         if profile_counters is not None:
@@ -170,8 +173,14 @@ class CompiledFunction:
         status = self._status_slots(arena)
         if status is not None:
             status[:] = 0
-        self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
-                    arena.ctypes.data)
+        if self._pool is not None:  # the pool's workers spin for the whole call (see `threadpool`)
+            self._pool.enter()
+        try:
+            self._entry(ctypes.addressof(in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._const_ptrs),
+                        arena.ctypes.data)
+        finally:
+            if self._pool is not None:
+                self._pool.leave()
         if status is not None and status[:, 0].any():
             self._raise_status(status)
         if self._profile is not None:

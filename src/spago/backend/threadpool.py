@@ -24,19 +24,32 @@ import threading
 import llvmlite.binding as llvm
 
 SYMBOL = "spago_parallel_for"
-SPIN = 2000              # idle polls (with a pause instruction, ~50 µs) before a worker sleeps
+SPIN = 2000              # polls (with a pause instruction, 20–300 µs by CPU) before a waiting caller yields
+IDLE_NS = 300_000        # a worker with no job spins this long after the last one before it sleeps ...
+ACTIVE_NS = 3_000_000    # ... or this long while a compiled call is running (`enter` .. `leave`)
+BRIEF_NS = 20_000        # ... but only this long while other programs want the cores: spinning would take
+PREEMPTED_NS = 200_000   # their time (a gap this long between two looks at the clock: the OS ran something
+CALM_NS = 50_000_000     # else on the worker's core), for this long after the worker last saw it happen
+CLOCK_EVERY = 64         # idle polls between looks at the clock
 NAP_NS, LONG_NAP_NS = 50_000, 1_000_000
-LONG_IDLE = SPIN + 2000  # naps after which a worker naps longer (the process is probably idle)
+LONG_IDLE = 2000         # naps after which a worker naps longer (the process is probably idle)
+CLOCK_MONOTONIC = {"linux": 1, "darwin": 6, "freebsd": 4}
 FUTEX_TIMEOUT_NS = 100_000_000  # a sleeping worker also looks again this often (a safety net)
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}  # syscall numbers (Linux)
 FUTEX_WAIT, FUTEX_WAKE = 128, 129  # the _PRIVATE forms: the word is this process's own
 
-# pool slots (i64): 0 ticket, 1 fn, 2 ctx, 3 extent, 4 chunk, 5 done, 6 stop, 7 busy, 8 sleepers
+# pool slots (i64): 0 ticket, 1 fn, 2 ctx, 3 extent, 4 chunk, 5 done, 6 stop, 7 busy, 8 sleepers,
+# 9 active (compiled calls in progress)
+SLOT_SLEEPERS, SLOT_ACTIVE = 8, 9
+# counters (i64), written by callers in 0..7 and by workers in 8..15 (their own cache lines)
+STATS = {"jobs": 0, "caller_items": 1, "wakes": 2, "worker_items": 8, "sleeps": 9, "preempted": 10}
 _IR = r"""
 @spago_pool = global [16 x i64] zeroinitializer, align 64
 @spago_pool_wake = global i32 0, align 64
+@spago_pool_stats = global [16 x i64] zeroinitializer, align 64
 
 declare i32 @sched_yield()
+declare i32 @clock_gettime(i32, ptr)
 {pause_decl}
 
 define internal void @relax() {{
@@ -47,6 +60,24 @@ define internal void @relax() {{
 define internal ptr @slot(i64 %k) {{
   %p = getelementptr inbounds [16 x i64], ptr @spago_pool, i64 0, i64 %k
   ret ptr %p
+}}
+
+define internal void @count(i64 %k, i64 %n) {{
+  %p = getelementptr inbounds [16 x i64], ptr @spago_pool_stats, i64 0, i64 %k
+  %old = atomicrmw add ptr %p, i64 %n monotonic
+  ret void
+}}
+
+define internal i64 @now_ns() {{
+  %ts = alloca {{ i64, i64 }}
+  %r = call i32 @clock_gettime(i32 {clock}, ptr %ts)
+  %secp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 0
+  %sec = load i64, ptr %secp
+  %nsp = getelementptr inbounds {{ i64, i64 }}, ptr %ts, i64 0, i32 1
+  %ns = load i64, ptr %nsp
+  %s9 = mul i64 %sec, 1000000000
+  %t = add i64 %s9, %ns
+  ret i64 %t
 }}
 
 ; whether ticket %t shows a job of another generation than %seen, still being handed out
@@ -84,7 +115,7 @@ none:
   ret i64 -1
 }}
 
-define internal void @run(i64 %gen, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk) {{
+define internal void @run(i64 %gen, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk, i64 %stat) {{
 entry:
   %donep = call ptr @slot(i64 5)
   br label %loop
@@ -98,6 +129,7 @@ work:
   %e = select i1 %over, i64 %extent, i64 %e0
   call void %fn(ptr %ctx, i64 %s, i64 %e)
   %n = sub i64 %e, %s
+  call void @count(i64 %stat, i64 %n)
   %old = atomicrmw add ptr %donep, i64 %n seq_cst
   br label %loop
 out:
@@ -135,7 +167,8 @@ go:
   store atomic i64 0, ptr %donep seq_cst, align 8
   store atomic i64 %base, ptr @spago_pool seq_cst, align 8
   call void @wake_sleepers()
-  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
+  call void @count(i64 0, i64 1)
+  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk, i64 1)
   br label %wait
 wait:
   %polls = phi i64 [ 0, %go ], [ %polls1, %spin ], [ %polls1, %yield ]
@@ -157,23 +190,63 @@ end:
   ret void
 }}
 
+; A compiled call marks itself active for its whole length, so that workers keep spinning between its
+; kernels (see ACTIVE_NS) and one that sleeps is woken as the call starts, not at its first threaded kernel.
+define void @spago_pool_enter() {{
+  %ap = call ptr @slot(i64 9)
+  %old = atomicrmw add ptr %ap, i64 1 seq_cst
+  call void @wake_sleepers()
+  ret void
+}}
+
+define void @spago_pool_leave() {{
+  %ap = call ptr @slot(i64 9)
+  %old = atomicrmw sub ptr %ap, i64 1 seq_cst
+  ret void
+}}
+
+; A worker takes chunks of every new job; without one it spins (a pause per poll) until it has been idle
+; IDLE_NS, or ACTIVE_NS while a compiled call is running, or BRIEF_NS while the OS preempts it, then sleeps.
 define void @spago_pool_worker() {{
 entry:
+  %seenp = alloca i64
+  %sincep = alloca i64
+  %lastp = alloca i64
+  %calmp = alloca i64
+  store i64 -1, ptr %lastp
+  store i64 0, ptr %calmp
+  %pollsp = alloca i64
+  %napsp = alloca i64
+  store i64 0, ptr %seenp
+  store i64 -1, ptr %sincep
+  store i64 0, ptr %pollsp
+  store i64 0, ptr %napsp
   %stopp = call ptr @slot(i64 6)
+  %activep = call ptr @slot(i64 9)
   br label %top
 top:
-  %seen = phi i64 [ 0, %entry ], [ %seen, %relax ], [ %seen, %nap ], [ %seen2, %job ]
-  %count = phi i64 [ 0, %entry ], [ %count1, %relax ], [ %slept, %nap ], [ 0, %job ]
   %stop = load atomic i64, ptr %stopp seq_cst, align 8
   %halt = icmp ne i64 %stop, 0
   br i1 %halt, label %exit, label %poll
 poll:
   %t = load atomic i64, ptr @spago_pool seq_cst, align 8
   %g = lshr i64 %t, 32
+  %seen = load i64, ptr %seenp
   %both = call i1 @job_in(i64 %t, i64 %seen)
-  %count1 = add i64 %count, 1
   br i1 %both, label %job, label %idle
 job:
+  %jnow = call i64 @now_ns()
+  %jlast = load i64, ptr %lastp
+  %jlooked = icmp ne i64 %jlast, -1
+  %jgap = sub i64 %jnow, %jlast
+  %jlong = icmp sgt i64 %jgap, {preempted_ns}
+  %jpre = and i1 %jlooked, %jlong
+  %jcalm0 = load i64, ptr %calmp
+  %jcalm_end = add i64 %jnow, {calm_ns}
+  %jcalm = select i1 %jpre, i64 %jcalm_end, i64 %jcalm0
+  store i64 %jcalm, ptr %calmp
+  %jpn = zext i1 %jpre to i64
+  call void @count(i64 10, i64 %jpn)
   %fnp = call ptr @slot(i64 1)
   %fni = load atomic i64, ptr %fnp seq_cst, align 8
   %fn = inttoptr i64 %fni to ptr
@@ -184,17 +257,58 @@ job:
   %extent = load atomic i64, ptr %extp seq_cst, align 8
   %chp = call ptr @slot(i64 4)
   %chunk = load atomic i64, ptr %chp seq_cst, align 8
-  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk)
-  %seen2 = add i64 %g, 0
+  call void @run(i64 %g, ptr %fn, ptr %ctx, i64 %extent, i64 %chunk, i64 8)
+  store i64 %g, ptr %seenp
+  store i64 -1, ptr %sincep
+  store i64 -1, ptr %lastp
+  store i64 0, ptr %napsp
   br label %top
 idle:
-  %spinning = icmp ult i64 %count, {spin}
-  br i1 %spinning, label %relax, label %nap
+  %polls = load i64, ptr %pollsp
+  %polls1 = add i64 %polls, 1
+  store i64 %polls1, ptr %pollsp
+  %some = urem i64 %polls1, {clock_every}
+  %look = icmp eq i64 %some, 0
+  br i1 %look, label %clock, label %relax
+clock:
+  %now = call i64 @now_ns()
+  %last = load i64, ptr %lastp
+  store i64 %now, ptr %lastp
+  %looked = icmp ne i64 %last, -1
+  %gap = sub i64 %now, %last
+  %long = icmp sgt i64 %gap, {preempted_ns}
+  %preempted = and i1 %looked, %long
+  %calm0 = load i64, ptr %calmp
+  %calm_end = add i64 %now, {calm_ns}
+  %calm = select i1 %preempted, i64 %calm_end, i64 %calm0
+  store i64 %calm, ptr %calmp
+  %crowded = icmp slt i64 %now, %calm
+  %pn = zext i1 %preempted to i64
+  call void @count(i64 10, i64 %pn)
+  %since0 = load i64, ptr %sincep
+  %fresh = icmp eq i64 %since0, -1
+  %since = select i1 %fresh, i64 %now, i64 %since0
+  store i64 %since, ptr %sincep
+  %active = load atomic i64, ptr %activep seq_cst, align 8
+  %calls = icmp ne i64 %active, 0
+  %free_limit = select i1 %calls, i64 {active_ns}, i64 {idle_ns}
+  %limit = select i1 %crowded, i64 {brief_ns}, i64 %free_limit
+  %idle_for = sub i64 %now, %since
+  %patient = icmp slt i64 %idle_for, %limit
+  br i1 %patient, label %relax, label %nap
 relax:
   call void @relax()
   br label %top
 nap:
-  %slept = call i64 @sleep(i64 %count, i64 %seen)
+  %naps = load i64, ptr %napsp
+  %next = call i64 @sleep(i64 %naps, i64 %seen)
+  store i64 %next, ptr %napsp
+  store i64 -1, ptr %lastp
+  %woken = icmp eq i64 %next, 0
+  br i1 %woken, label %again, label %top
+again:
+  store i64 -1, ptr %sincep
+  store i64 -1, ptr %lastp
   br label %top
 exit:
   ret void
@@ -216,6 +330,7 @@ entry:
   %any = icmp ne i64 %n, 0
   br i1 %any, label %wake, label %done
 wake:
+  call void @count(i64 2, i64 1)
   %old = atomicrmw add ptr @spago_pool_wake, i32 1 seq_cst
   %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr @spago_pool_wake, i32 {futex_wake}, i32 2147483647)
   br label %done
@@ -237,11 +352,16 @@ entry:
   %job = call i1 @job_in(i64 %t, i64 %seen)
   br i1 %job, label %out, label %wait
 wait:
+  call void @count(i64 9, i64 1)
   %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr @spago_pool_wake, i32 {futex_wait}, i32 %word, ptr %ts)
+  %after = load atomic i32, ptr @spago_pool_wake seq_cst, align 4
+  %same = icmp eq i32 %after, %word
+  %more = zext i1 %same to i64
   br label %out
 out:
+  %res = phi i64 [ 0, %entry ], [ %more, %wait ]
   %left = atomicrmw sub ptr %sp, i64 1 seq_cst
-  ret i64 0
+  ret i64 %res
 }}
 """
 
@@ -261,6 +381,7 @@ define internal i64 @sleep(i64 %count, i64 %seen) {{
   %long = icmp ugt i64 %count, {long_idle}
   %ns = select i1 %long, i64 {long_nap}, i64 {nap}
   store i64 %ns, ptr %nsp
+  call void @count(i64 9, i64 1)
   %rc = call i32 @nanosleep(ptr %ts, ptr null)
   %next = add i64 %count, 1
   ret i64 %next
@@ -275,9 +396,12 @@ def _runtime_ir(triple: str) -> str:
     wake = (_FUTEX.format(sys_futex=SYS_FUTEX.get(arch, 0), futex_wait=FUTEX_WAIT, futex_wake=FUTEX_WAKE,
                           futex_timeout=FUTEX_TIMEOUT_NS) if futex
             else _NAPS.format(long_idle=LONG_IDLE, nap=NAP_NS, long_nap=LONG_NAP_NS))
+    clock = next((c for name, c in CLOCK_MONOTONIC.items() if name in triple), CLOCK_MONOTONIC["linux"])
     return _IR.format(symbol=SYMBOL, pause_decl="declare void @llvm.x86.sse2.pause()" if x86 else "",
                       pause_call="call void @llvm.x86.sse2.pause()" if x86 else "",
-                      spin=SPIN, wake_functions=wake)
+                      spin=SPIN, wake_functions=wake, clock=clock, clock_every=CLOCK_EVERY,
+                      idle_ns=IDLE_NS, active_ns=ACTIVE_NS, brief_ns=BRIEF_NS, preempted_ns=PREEMPTED_NS,
+                      calm_ns=CALM_NS)
 
 
 def _runtime_object() -> bytes:
@@ -315,11 +439,24 @@ class Pool:
         self.engine.finalize_object()
         self.parallel_for = self.engine.get_function_address(SYMBOL)
         llvm.add_symbol(SYMBOL, self.parallel_for)
+        self.enter = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_enter"))
+        self.leave = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_leave"))
+        self._slots = (ctypes.c_int64 * 16).from_address(self.engine.get_global_value_address("spago_pool"))
+        self._stats = (ctypes.c_int64 * 16).from_address(self.engine.get_global_value_address("spago_pool_stats"))
         worker = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_worker"))
         self._worker = worker
         self.threads = [threading.Thread(target=worker, name=f"spago-pool-{k}", daemon=True) for k in range(workers)]
         for t in self.threads:
             t.start()
+
+    def stats(self) -> dict:
+        """Counters since the pool started: ``jobs`` (threaded kernels run on the pool), ``caller_items``
+        and ``worker_items`` (work items each side ran), ``wakes`` (calls that woke sleeping workers),
+        ``sleeps`` (times a worker went to sleep), ``preempted`` (times an idle worker found the OS had run
+        something else on its core); and now: ``sleeping`` workers, ``active`` calls."""
+        out = {name: int(self._stats[k]) for name, k in STATS.items()}
+        out.update(sleeping=int(self._slots[SLOT_SLEEPERS]), active=int(self._slots[SLOT_ACTIVE]))
+        return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ import dataclasses
 
 from ..ir.graph import Node
 from . import parallel
-from .matmul import PIECES, matmul_plan
+from .matmul import PIECES, matmul_plan, shared_items
 
 
 def attention_parts(node: Node) -> tuple | None:
@@ -34,5 +34,4 @@ def attention_plans(scores: Node, context: Node) -> tuple:
 
 def attention_extent(node: Node) -> int:
     scores, _, context = attention_parts(node)
-    plan, _ = attention_plans(scores, context)
-    return plan.items if plan.items >= 2 else 0
+    return shared_items(*attention_plans(scores, context))

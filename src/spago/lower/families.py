@@ -74,12 +74,15 @@ EXTENTS: dict[str, Callable[[Node], int]] = {
 }
 
 
+PRODUCTS = ("matmul", "attention", "mlp")
+
+
 def parallel_extent(node: Node) -> int:
     """The outer loop extent to split across threads, or 0 to run the kernel on one thread."""
     family = family_of(node)
     extent_of = EXTENTS.get(family)
     if extent_of is None or parallel.threads_for(node) < 2:
         return 0  # no pool, or the kernel runs inside a branch of a parallel region: on its branch's thread
-    if family != "matmul" and node.spec.size < parallel.MIN_ELEMENTS:
-        return 0  # a matrix product judges its own work (multiply-adds, not output size)
+    if family not in PRODUCTS and node.spec.size < parallel.MIN_ELEMENTS:
+        return 0  # kernels of matrix products judge their own work (multiply-adds, not output size)
     return extent_of(node)

@@ -58,10 +58,16 @@ def operand_views(node: Node) -> tuple:
 def matmul_extent(node: Node) -> int:
     """Work items threads can share, or 0 when the product is too small to be worth a second thread."""
     plan = matmul_plan(node)
-    if plan is None or plan.items < 2:
-        return 0
-    work = int(np.prod(plan.groups, dtype=np.int64)) * plan.rows * plan.n * plan.k
-    return plan.items if work >= parallel.MIN_PRODUCT else 0
+    return 0 if plan is None else shared_items(plan)
+
+
+def shared_items(*plans: MatmulPlan) -> int:
+    """The work items of products cut alike (a matmul kernel's one, attention's or an mlp's two) that
+    threads share, or 0 when there are fewer than two or the multiply-adds are too few to pay a second
+    thread: what counts is the products' work, not the size of the kernel's output."""
+    work = sum(int(np.prod(p.groups, dtype=np.int64)) * p.rows * p.n * p.k for p in plans)
+    items = plans[0].items
+    return items if items >= 2 and work >= parallel.MIN_PRODUCT else 0
 
 
 @dataclass

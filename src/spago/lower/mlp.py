@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.graph import Node
-from .matmul import matmul_plan
+from .matmul import matmul_plan, shared_items
 
 BLOCK_ROWS = 64           # rows per work item
 
@@ -26,5 +26,4 @@ def mlp_plans(node: Node) -> tuple:
 
 
 def mlp_extent(node: Node) -> int:
-    first, _ = mlp_plans(node)
-    return first.items if first.items >= 2 else 0
+    return shared_items(*mlp_plans(node))
