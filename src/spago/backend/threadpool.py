@@ -205,6 +205,25 @@ define void @spago_pool_leave() {{
   ret void
 }}
 
+; Whether the OS has lately run something else on this worker's core: a gap over PREEMPTED_NS since the
+; worker's last look at the clock (*%lastp, -1: none since its last job) starts CALM_NS of brief spinning.
+define internal i1 @crowded(ptr %lastp, ptr %calmp, i64 %now) {{
+  %last = load i64, ptr %lastp
+  store i64 %now, ptr %lastp
+  %looked = icmp ne i64 %last, -1
+  %gap = sub i64 %now, %last
+  %long = icmp sgt i64 %gap, {preempted_ns}
+  %preempted = and i1 %looked, %long
+  %calm0 = load i64, ptr %calmp
+  %calm_end = add i64 %now, {calm_ns}
+  %calm = select i1 %preempted, i64 %calm_end, i64 %calm0
+  store i64 %calm, ptr %calmp
+  %pn = zext i1 %preempted to i64
+  call void @count(i64 10, i64 %pn)
+  %crowded = icmp slt i64 %now, %calm
+  ret i1 %crowded
+}}
+
 ; A worker takes chunks of every new job; without one it spins (a pause per poll) until it has been idle
 ; IDLE_NS, or ACTIVE_NS while a compiled call is running, or BRIEF_NS while the OS preempts it, then sleeps.
 define void @spago_pool_worker() {{
@@ -236,17 +255,7 @@ poll:
   br i1 %both, label %job, label %idle
 job:
   %jnow = call i64 @now_ns()
-  %jlast = load i64, ptr %lastp
-  %jlooked = icmp ne i64 %jlast, -1
-  %jgap = sub i64 %jnow, %jlast
-  %jlong = icmp sgt i64 %jgap, {preempted_ns}
-  %jpre = and i1 %jlooked, %jlong
-  %jcalm0 = load i64, ptr %calmp
-  %jcalm_end = add i64 %jnow, {calm_ns}
-  %jcalm = select i1 %jpre, i64 %jcalm_end, i64 %jcalm0
-  store i64 %jcalm, ptr %calmp
-  %jpn = zext i1 %jpre to i64
-  call void @count(i64 10, i64 %jpn)
+  %jcrowded = call i1 @crowded(ptr %lastp, ptr %calmp, i64 %jnow)
   %fnp = call ptr @slot(i64 1)
   %fni = load atomic i64, ptr %fnp seq_cst, align 8
   %fn = inttoptr i64 %fni to ptr
@@ -272,19 +281,7 @@ idle:
   br i1 %look, label %clock, label %relax
 clock:
   %now = call i64 @now_ns()
-  %last = load i64, ptr %lastp
-  store i64 %now, ptr %lastp
-  %looked = icmp ne i64 %last, -1
-  %gap = sub i64 %now, %last
-  %long = icmp sgt i64 %gap, {preempted_ns}
-  %preempted = and i1 %looked, %long
-  %calm0 = load i64, ptr %calmp
-  %calm_end = add i64 %now, {calm_ns}
-  %calm = select i1 %preempted, i64 %calm_end, i64 %calm0
-  store i64 %calm, ptr %calmp
-  %crowded = icmp slt i64 %now, %calm
-  %pn = zext i1 %preempted to i64
-  call void @count(i64 10, i64 %pn)
+  %crowded = call i1 @crowded(ptr %lastp, ptr %calmp, i64 %now)
   %since0 = load i64, ptr %sincep
   %fresh = icmp eq i64 %since0, -1
   %since = select i1 %fresh, i64 %now, i64 %since0
