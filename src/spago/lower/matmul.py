@@ -16,7 +16,7 @@ PACKED = "packed_b"       # kernel meta: the right operand is a constant packed 
 SMALL_PRODUCT = 1 << 17  # multiply-adds below which a generated loop beats the cost of a BLAS call
 TILED_PRODUCT = 1 << 22  # float32 products up to this with few rows run register tiles, not BLAS
 TILED_ROWS = 64          # "few rows": an RNN step's batch
-PIECES = 2               # column blocks per thread a short product is cut into
+PIECES = 2               # column blocks per thread a short product is cut into (BLAS; packed weights: 1)
 
 
 LANES = 16       # floats per vector register (AVX-512); LLVM splits wider vectors on smaller machines
@@ -151,8 +151,9 @@ def matmul_plan(node: Node) -> MatmulPlan | None:
     per_thread = -(-threads // count)
     if count < threads and rows >= 64 * per_thread and PIECES * rows > n:
         blocks = per_thread
-    elif count < threads:
-        col_blocks = max(1, min(-(-PIECES * threads // count), n // 64))
+    elif count < threads:  # a packed weight: one block per thread, each block packs all of A once more
+        pieces = 1 if packed else PIECES
+        col_blocks = max(1, min(-(-pieces * threads // count), n // 64))
     block_rows = -(-rows // blocks)
     blocks = -(-rows // block_rows)
     unit = ISAS[packed].nr if packed else 16
