@@ -138,3 +138,47 @@ def test_register_tiled_products_match_numpy(m, k, n, a_transposed, threads, mon
     assert (matmul_plan(node) is None) == (threads == "1") == _tiled(np.float32, m, n, k, (n, 1), int(threads))
     want = np.tanh((a.T if a_transposed else a) @ w + bias)
     np.testing.assert_allclose(compiled(a, w, bias), want, rtol=1e-4, atol=1e-4)  # sums of k float32 terms
+
+
+def _attention(q, k, v, mask):
+    return sp.softmax((q @ k.transpose((0, 1, 3, 2))) * 0.17 + mask, axis=-1) @ v
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_attention_is_threaded_by_its_work_and_cut_by_sequence(batch, monkeypatch):
+    """One sentence's attention (12 heads x 128 x 32: an output below the elementwise threshold, yet
+    12.6 M multiply-adds) runs on the threads; with a sequence per thread or more, each thread takes one
+    contiguous run of sequences (the rows its row block of the product before wrote)."""
+    from spago.lower.families import parallel_chunk, parallel_extent
+
+    monkeypatch.setenv("SPAGO_NUM_THREADS", "2")
+    q, k, v = (rng.standard_normal((batch, 12, 128, 32)).astype(np.float32) for _ in range(3))
+    mask = np.zeros((batch, 1, 1, 128), np.float32)
+    mask[..., 100:] = -10000.0
+    compiled = sp.compile(_attention, q, k, v, mask, cache=False)
+    node = next(n for _, n in compiled._lowered.kernels if n.op.name == "fused" and n.attrs["pattern"] == "attention")
+    assert node.spec.size < parallel.MIN_ELEMENTS * batch
+    extent = parallel_extent(node)
+    assert extent == batch * 12
+    assert parallel_chunk(node, extent) == (extent // 2 if batch >= 2 else extent // 8)
+    want = _attention(*(sp.tensor(a) for a in (q, k, v, mask))).numpy()
+    np.testing.assert_allclose(compiled(q, k, v, mask), want, rtol=1e-4, atol=1e-5)
+
+
+W_WIDE = weight(96, 512)
+
+
+def wide(x):
+    return sp.gelu(x @ W_WIDE)
+
+
+def test_short_product_of_a_packed_weight_takes_one_column_block_per_thread(monkeypatch):
+    """Each column block packs all of A again: with the weight packed already, one block per thread
+    (BLAS products keep a few per thread)."""
+    monkeypatch.setenv("SPAGO_NUM_THREADS", "2")
+    x = rng.standard_normal((1, 100, 96)).astype(np.float32)
+    compiled = sp.compile(wide, x, cache=False)
+    node = fused_node(compiled)
+    plan = matmul_plan(node)
+    assert node.meta.get("packed_b") and plan.col_blocks == 2 and plan.blocks == 1
+    np.testing.assert_allclose(compiled(x), wide(sp.tensor(x)).numpy(), rtol=1e-4, atol=1e-5)

@@ -13,7 +13,7 @@ from llvmlite import ir
 from ..ir.graph import Graph, Node
 from ..lower.regions import regions
 from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
-from ..lower.families import family_of, parallel_extent
+from ..lower.families import family_of, parallel_chunk, parallel_extent
 from .kernels import emitter_for
 from .types import I8, I32, I64, PTR, VOID, load_pointer, pointer_table
 
@@ -392,9 +392,7 @@ def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: No
                    inplace: tuple = ()) -> None:
     """The kernel hands its pointers to ``spago_parallel_for`` (see `threadpool`), which runs the body
     on chunks [start, end) of the outer loop on the calling thread and the pool's workers."""
-    from ..lower import parallel
-
-    chunk = max(1, extent // (min(parallel.threads(), extent) * 4))
+    chunk = parallel_chunk(node, extent)
     worker = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), fn.name + "_worker")
     worker.linkage = "internal"
     wb = ir.IRBuilder(worker.append_basic_block("entry"))

@@ -35,3 +35,16 @@ def attention_plans(scores: Node, context: Node) -> tuple:
 def attention_extent(node: Node) -> int:
     scores, _, context = attention_parts(node)
     return shared_items(*attention_plans(scores, context))
+
+
+def attention_chunk(node: Node, extent: int, threads: int) -> int:
+    """With at least a sequence per thread, one chunk per thread: the caller takes the first (it starts
+    at once) and so reads the sequences whose rows it wrote itself in the row block of the product
+    before, on its own core's cache, and so does the worker (all-MiniLM at batch 8 x 128: ~2% faster
+    than chunks interleaved across the threads). One sentence keeps a few chunks per thread."""
+    scores, _, context = attention_parts(node)
+    first, _ = attention_plans(scores, context)
+    sequences = first.groups[0] if first.groups else 1
+    if sequences >= threads > 1:
+        return -(-extent // threads)
+    return max(1, extent // (threads * 4))

@@ -9,7 +9,7 @@ from typing import Callable
 
 from ..ir.graph import Node
 from . import parallel
-from .attention import attention_extent
+from .attention import attention_chunk, attention_extent
 from .matmul import matmul_extent
 from .mlp import mlp_extent
 from .views import broadcast_strides, contiguous as contiguous_strides, is_view, outer_extent, view_of
@@ -86,3 +86,12 @@ def parallel_extent(node: Node) -> int:
     if family not in PRODUCTS and node.spec.size < parallel.MIN_ELEMENTS:
         return 0  # kernels of matrix products judge their own work (multiply-adds, not output size)
     return extent_of(node)
+
+
+def parallel_chunk(node: Node, extent: int) -> int:
+    """Items per chunk threads claim: a few chunks per thread (a thread the OS preempts holds up little),
+    except attention over whole sequences (`attention_chunk`)."""
+    threads = min(parallel.threads(), extent)
+    if family_of(node) == "attention":
+        return attention_chunk(node, extent, threads)
+    return max(1, extent // (threads * 4))

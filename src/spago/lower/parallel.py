@@ -13,7 +13,7 @@ import os
 MIN_ELEMENTS = 1 << 16  # below this, waking a second thread costs more than it saves
 
 MIN_PRODUCT = 1 << 18  # multiply-adds below which a matrix product stays on one thread
-RULES = 3  # the version of the rules deciding which kernels are threaded (cached code depends on them)
+RULES = 4  # the version of the rules deciding which kernels are threaded (cached code depends on them)
 
 
 def threads() -> int:
