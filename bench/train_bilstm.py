@@ -112,7 +112,7 @@ def main(repeats: int = 10, without: tuple = ()) -> str:
     except ImportError:
         pass
     # several threads: blocks of calls after a pause, so that no contender runs against another's spinning workers
-    t = measure(contenders, repeats=repeats, warmup=2, **({} if threads == 1 else {"block": 3, "settle": 0.3}))
+    t = measure(contenders, repeats=repeats, warmup=2, **({} if threads == 1 else {"block": 10, "settle": 0.3}))
     base = t["spago compiled"]
     rows = [(name, f"{sec * 1e3:.2f}", f"{sec / base:.2f}x") for name, sec in t.items()]
     title = (f"BiLSTM tagger training step: batch {BATCH}, {SEQ} tokens, embedding {EMBED}, hidden {HIDDEN}, "
