@@ -34,7 +34,7 @@ import threading
 import llvmlite.binding as llvm
 
 SYMBOL = "spago_parallel_for"
-SPIN = 2000              # polls (with a pause instruction, 20–300 µs by CPU) before a waiting caller yields
+SPIN = 2000              # polls (with a pause instruction, 20–100 µs by CPU) before a waiting caller yields
 IDLE_NS = 300_000        # a worker with no job spins this long after the last one before it sleeps ...
 ACTIVE_NS = 3_000_000    # ... or this long while a compiled call is running (`enter` .. `leave`)
 BRIEF_NS = 20_000        # ... but only this long while other programs want the cores: spinning would take
