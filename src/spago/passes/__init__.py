@@ -52,7 +52,7 @@ def default_passes(inference: bool = True) -> list:
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce, scan_bodies, cse, merge_sums, batch_matmul,
+    return front + [simplify, constant_folding, cse, dce, scan_bodies, constant_folding, cse, merge_sums, batch_matmul,
                     merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
                     pack_weights, parallel_branches]
 
