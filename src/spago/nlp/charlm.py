@@ -36,7 +36,7 @@ from .flair_format import Dictionary, read_flair_file
 __all__ = ["LanguageModel", "LMTrainingResult", "run_together", "train_language_model", "torch_rnn_state",
            "CHAR_BUCKETS", "as_dictionary"]
 
-CHAR_BUCKETS = (64, 96, 128, 160, 192, 256, 384, 512)  # fine below 256: an LSTM step per padded character
+CHAR_BUCKETS = (64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256, 384, 512)  # an LSTM step per padded character
 _RNNS = {"LSTM": LSTM, "GRU": GRU}
 
 

@@ -7,6 +7,8 @@ The default pipeline, in order::
     constant_folding     weight-only work done once
     cse, dce             shared and dead work removed
     scan_bodies          loops: dead results, invariant and per-step work moved out, bodies optimised
+    constant_folding     again, for the weight-only work moved out of loops (a transposed weight)
+    gather_products      take(E, ids) @ W of constants becomes take(E @ W, ids) (an embedding's projection)
     merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     merge_shared_input   products of one input by different constant weights become one (Q, K, V)
@@ -41,6 +43,7 @@ def default_passes(inference: bool = True) -> list:
     from .fuse_attention import fuse_attention
     from .freeze import freeze_params
     from .fuse_elementwise import fuse_elementwise
+    from .gather_products import gather_products
     from .fuse_matmul import fuse_matmul
     from .fuse_reduce import fuse_reduce
     from .fuse_rowwise import fuse_rowwise
@@ -52,9 +55,9 @@ def default_passes(inference: bool = True) -> list:
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce, scan_bodies, constant_folding, cse, merge_sums, batch_matmul,
-                    merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
-                    pack_weights, parallel_branches]
+    return front + [simplify, constant_folding, cse, dce, scan_bodies, constant_folding, gather_products, cse,
+                    merge_sums, batch_matmul, merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention,
+                    fuse_reduce, fuse_elementwise, dce, pack_weights, parallel_branches]
 
 
 def body_passes() -> list:
