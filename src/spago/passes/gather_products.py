@@ -29,7 +29,7 @@ def _last_axis_kept(n: Node) -> bool:
 
 def _gather_chain(a: Node) -> list | None:
     """[take, view, …, view] when ``a`` is a gather along axis 0 of a constant 2-D table seen through row
-    views, each read only by the next (so rewriting them leaves no one else without its value)."""
+    views (a BiLSTM's two directions read the same gathered rows: each product gets its own gather)."""
     chain = []
     while a.kind == "op" and a.op.name in ("transpose", "reshape") and _last_axis_kept(a):
         chain.append(a)
@@ -50,7 +50,7 @@ def gather_products(graph: Graph) -> Graph:
         if w.kind != "const" or w.spec.ndim != 2 or w.dtype != mm.dtype:
             continue
         chain = _gather_chain(mm.inputs[0])
-        if chain is None or any(len(n.users) != 1 for n in chain):
+        if chain is None:  # a gather other work also reads stays for it: a row copy is cheaper than a product
             continue
         table = chain[0].inputs[0]
         rows, width = table.shape[0], w.shape[1]
