@@ -9,15 +9,11 @@ import spago as sp
 from spago.compiler import compile
 from spago.nn.linear import Linear
 from spago.nn.recurrent import LSTM
-from spago.passes.constant_folding import constant_folding
-from spago.passes.cse import cse
-from spago.passes.dce import dce
 from spago.passes.fold_linear_chains import fold_linear_chains
-from spago.passes.freeze import freeze_params
-from spago.passes.simplify import simplify
+
+from .models import frozen_counts
 
 rng = np.random.default_rng(5)
-FRONT = (freeze_params, simplify, constant_folding, cse, dce)
 
 
 def weight(*shape) -> sp.Tensor:
@@ -29,15 +25,7 @@ X = rng.standard_normal((2, 5, 12)).astype(np.float32)
 
 
 def folded(fn, *args):
-    graph = sp.trace(fn, *args)
-    out = graph.copy()
-    for p in FRONT + (fold_linear_chains, dce):
-        out = p(out)
-        out.verify()
-    got, want = sp.ir.interpret(out, *args), sp.ir.interpret(graph, *args)
-    for g, w in zip(got, want) if isinstance(want, (tuple, list)) else [(got, want)]:
-        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
-    return out.op_counts()
+    return frozen_counts(fn, args, (fold_linear_chains,))
 
 
 def test_two_maps_with_a_bias_become_one_product():
