@@ -41,7 +41,7 @@ from .token_embeddings import (WORD_BUCKETS, CharacterEmbeddings, FlairEmbedding
 __all__ = ["Token", "tokenize", "SequenceTaggerNetwork", "SequenceTagger", "get_spans_from_bio",
            "viterbi_decode", "TOKEN_BUCKETS"]
 
-TOKEN_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 128, 256, 512)  # fine where sentences are: padding costs time
+TOKEN_BUCKETS = (8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 128, 256, 512)  # fine where sentences are: padding costs time
 START_TAG, STOP_TAG = "<START>", "<STOP>"
 _RNN_TYPES = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 
