@@ -46,7 +46,7 @@ START_TAG, STOP_TAG = "<START>", "<STOP>"
 _RNN_TYPES = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)  # slots: made and filled for every token of every request
 class Token:
     """A token: its text, character offsets ``start``/``end`` into the input text, the number of
     characters between it and the next token (Flair's ``whitespace_after``) and, once predicted, its
