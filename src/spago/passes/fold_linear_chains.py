@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from .gather_products import _last_axis_kept
+from .gather_products import moves_whole_rows
 
 
 def _constant(n: Node) -> np.ndarray | None:
@@ -30,7 +30,7 @@ def _first_map(v: Node) -> tuple | None:
     seen through row views, each node of that chain read only by the next (``v`` itself may have several
     readers)."""
     chain = []
-    while v.kind == "op" and v.op.name in ("transpose", "reshape") and _last_axis_kept(v):
+    while v.kind == "op" and v.op.name in ("transpose", "reshape") and moves_whole_rows(v):
         chain.append(v)
         v = v.inputs[0]
     bias = None

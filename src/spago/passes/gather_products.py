@@ -17,7 +17,7 @@ from ..ir.graph import Graph, Node
 from .constant_folding import MAX_GROWTH
 
 
-def _last_axis_kept(n: Node) -> bool:
+def moves_whole_rows(n: Node) -> bool:
     """A view that moves whole rows: a transpose keeping the last axis last, a reshape keeping its size."""
     if n.op.name == "transpose":
         axes = n.attrs["axes"]
@@ -31,7 +31,7 @@ def _gather_chain(a: Node) -> list | None:
     """[take, view, …, view] when ``a`` is a gather along axis 0 of a constant 2-D table seen through row
     views (a BiLSTM's two directions read the same gathered rows: each product gets its own gather)."""
     chain = []
-    while a.kind == "op" and a.op.name in ("transpose", "reshape") and _last_axis_kept(a):
+    while a.kind == "op" and a.op.name in ("transpose", "reshape") and moves_whole_rows(a):
         chain.append(a)
         a = a.inputs[0]
     if not (a.kind == "op" and a.op.name == "take" and a.attrs.get("axis") == 0 and a.inputs[0].kind == "const"
