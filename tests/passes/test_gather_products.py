@@ -43,6 +43,9 @@ def test_left_alone_when_the_columns_move_or_the_table_is_too_large():
     big = sp.tensor(rng.standard_normal((5000, 2)).astype(np.float32))   # 5000 x 512 > 16 x (10k + 1k)
     wide = sp.tensor(rng.standard_normal((2, 512)).astype(np.float32))
     assert rewritten(lambda ids: sp.take(big, ids, axis=0) @ wide, IDS).get("matmul") == 1
+    vocabulary = sp.tensor(rng.standard_normal((20000, 64)).astype(np.float32))  # 20000 x 256 x 4 B > 16 MiB
+    assert rewritten(lambda ids: sp.take(vocabulary, ids, axis=0) @ sp.tensor(np.ones((64, 256), np.float32)),
+                     IDS).get("matmul") == 1
 
 
 def test_gathered_rows_read_by_several_products_and_other_work():

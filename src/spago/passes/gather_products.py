@@ -7,7 +7,8 @@ whole table is computed once, at compile time, and each call gathers its rows: o
 instead of a K-long dot product per output. Row ``i`` of ``E @ W`` is the same dot products as a gathered
 row times ``W``, so results agree to rounding. Views between the gather and the product (the LSTM's
 time-major transpose, a reshape to rows) are kept, as long as they leave the last axis in place. The
-projected table may grow the constants at most ``MAX_GROWTH`` times (`constant_folding`'s bound).
+projected table may grow the constants at most ``MAX_GROWTH`` times (`constant_folding`'s bound) and
+take at most ``MAX_TABLE_BYTES``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from .constant_folding import MAX_GROWTH
+
+MAX_TABLE_BYTES = 1 << 24  # a word vocabulary's projection (30k x 768) is left to the call: too large to keep
 
 
 def moves_whole_rows(n: Node) -> bool:
@@ -54,7 +57,8 @@ def gather_products(graph: Graph) -> Graph:
             continue
         table = chain[0].inputs[0]
         rows, width = table.shape[0], w.shape[1]
-        if table.dtype != mm.dtype or rows * width > MAX_GROWTH * max(table.spec.size + w.spec.size, 1):
+        if table.dtype != mm.dtype or rows * width > MAX_GROWTH * max(table.spec.size + w.spec.size, 1) \
+                or rows * width * table.dtype.itemsize > MAX_TABLE_BYTES:
             continue
         projected = graph.add_const(np.ascontiguousarray(np.matmul(table.data, w.data), dtype=mm.dtype),
                                     f"{table.name}_projected")
