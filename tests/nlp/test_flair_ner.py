@@ -110,6 +110,49 @@ def test_language_model_parity():
     assert not backward.is_forward_lm and backward.dictionary == lm.dictionary
 
 
+def test_language_models_run_together_as_each_alone():
+    """One native call for both LMs (`run_together`) gives each model's own compiled run, and bad ids are named."""
+    from spago.nlp.charlm import run_together
+
+    models = [LanguageModel.from_flair(os.path.join(FLAIR, f"lm-{d}.pt")) for d in ("forward", "backward")]
+    texts = ["Paris is in France .", "I live in New York"]
+    ids = [m.char_ids(texts, "\n", " ", compiled=True)[0] for m in models]
+    assert all(x.shape == (2, 64) for x in ids)
+    together = run_together(models, ids)
+    for m, x, out in zip(models, ids, together):
+        np.testing.assert_allclose(out, m.run(x, compiled=True), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out, m.run(x), rtol=0, atol=1e-5)
+    with pytest.raises(SpagoError, match="width of CHAR_BUCKETS"):
+        run_together(models, [x[:, :50] for x in ids])
+    with pytest.raises(SpagoError, match="one char id array per model"):
+        run_together(models, ids[:1])
+
+
+def test_stacked_flair_embeddings_share_one_call_with_the_same_vectors(reference):
+    """Compiled inputs with the Flair embeddings grouped equal each embedding's own `token_vectors`; text
+    longer than the largest character bucket falls back to chunked runs per model."""
+    from spago.nlp.token_embeddings import FlairEmbeddings
+
+    tagger = SequenceTagger.from_flair(os.path.join(FLAIR, "tagger.pt"))
+    stacked = tagger.network.embeddings
+    flair = [k for k, e in enumerate(stacked.embeddings) if type(e) is FlairEmbeddings]
+    assert len(flair) == 2
+    for text in (reference["sentences"][2]["text"], "word " * 150):
+        sentences = [tagger.tokenize(text)]
+        inputs = stacked.inputs(sentences, 512, compiled=True)
+        for k in flair:
+            alone = stacked.embeddings[k].token_vectors(sentences, compiled=True)[0]
+            np.testing.assert_array_equal(inputs[f"{k}.vectors"][0, :len(alone)], alone)
+            assert not inputs[f"{k}.vectors"][0, len(alone):].any()
+
+
+def test_tagger_parity_compiled_one_sentence_at_a_time(reference):
+    """Batch 1, as a server tags: the grouped LM call, per-bucket tagger calls, spans and distributions."""
+    compiled = SequenceTagger.from_flair(os.path.join(FLAIR, "tagger.pt"))
+    sentences = [s for s in reference["sentences"] if s["tokens"]][:4]
+    _check_predictions(compiled, sentences, [compiled.predict(s["text"]) for s in sentences])
+
+
 def test_language_model_generation_and_training(tmp_path):
     lm = LanguageModel.from_flair(os.path.join(FLAIR, "lm-forward.pt"))
     text, nll = lm.generate_text("The ", 30, temperature=0.5, seed=3)

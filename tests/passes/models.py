@@ -84,3 +84,23 @@ def encoder(layers: int, dim: int, rng: np.random.Generator, heads: int = 4):
         return x
 
     return forward
+
+
+def frozen_counts(fn, args: tuple, passes: tuple) -> dict:
+    """Op counts of ``fn``'s traced graph after freezing, the front passes and ``passes`` (each verified),
+    whose values must equal the original graph's (interpreter before and after)."""
+    from spago.passes.constant_folding import constant_folding
+    from spago.passes.cse import cse
+    from spago.passes.dce import dce
+    from spago.passes.freeze import freeze_params
+    from spago.passes.simplify import simplify
+
+    graph = sp.trace(fn, *args)
+    out = graph.copy()
+    for p in (freeze_params, simplify, constant_folding, cse, dce) + tuple(passes) + (dce,):
+        out = p(out)
+        out.verify()
+    got, want = sp.ir.interpret(out, *args), sp.ir.interpret(graph, *args)
+    for g, w in zip(got, want) if isinstance(want, (tuple, list)) else [(got, want)]:
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    return out.op_counts()

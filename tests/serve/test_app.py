@@ -342,7 +342,7 @@ def test_a_compiled_tagger_gets_batches_of_few_sizes_bucketed_by_length():
                                  {"tokens": [{"text": "Eve", "label": "B-PER"}]}]
     assert tagger.batches[0][:3] == [["Ann", "met", "Bob"], ["a", "b"], ["Eve"]] and len(tagger.batches[0]) == 4
     long_rows = [("w " * n, ["w"] * n, True, True) for n in (3, 7, 9, 600)]
-    assert service.plan(long_rows) == [[0, 1], [2], [3]]  # token buckets 8, 16 and past the last one
+    assert service.plan(long_rows) == [[0, 1], [2], [3]]  # token buckets 8, 10 and past the last one
 
 
 def test_concurrent_requests_share_model_calls_and_metrics_count_them():

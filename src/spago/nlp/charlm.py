@@ -33,10 +33,10 @@ from ..nn.module import Module
 from ..nn.recurrent import GRU, LSTM
 from .flair_format import Dictionary, read_flair_file
 
-__all__ = ["LanguageModel", "LMTrainingResult", "train_language_model", "torch_rnn_state",
+__all__ = ["LanguageModel", "LMTrainingResult", "run_together", "train_language_model", "torch_rnn_state",
            "CHAR_BUCKETS", "as_dictionary"]
 
-CHAR_BUCKETS = (64, 96, 128, 160, 192, 256, 384, 512)  # fine below 256: an LSTM step per padded character
+CHAR_BUCKETS = (64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256, 384, 512)  # an LSTM step per padded character
 _RNNS = {"LSTM": LSTM, "GRU": GRU}
 
 
@@ -176,20 +176,27 @@ class LanguageModel(Module):
                 self._compiled[key] = fn
         return fn
 
-    def representation(self, strings: Sequence[str], start_marker: str, end_marker: str,
-                       compiled: bool = False) -> np.ndarray:
-        """Flair's ``get_representation``: the outputs (B, 1 + longest + 1, output_size) over each string
-        (reversed for a backward model) between the markers, padded with spaces on the right."""
+    def char_ids(self, strings: Sequence[str], start_marker: str, end_marker: str,
+                 compiled: bool = False) -> tuple[np.ndarray, int]:
+        """The ids `representation` runs: each string (reversed for a backward model) between the markers,
+        padded with spaces on the right to the longest (compiled: to its character bucket, so the compiled
+        run has nothing to pad), and that longest length."""
         if not strings:
             raise SpagoError("LanguageModel.representation: no strings")
         longest = max(len(s) for s in strings) + len(start_marker) + len(end_marker)
         pad = self.dictionary.get_idx_for_item(" ")
-        # compiled, the ids are padded to their bucket here (`run` then has nothing to pad)
         width = next((b for b in CHAR_BUCKETS if b >= longest), longest) if compiled else longest
         ids = np.full((len(strings), width), pad, np.int64)
         for b, s in enumerate(strings):
             text = start_marker + (s if self.is_forward_lm else s[::-1]) + end_marker
             ids[b, :len(text)] = self.encode(text)
+        return ids, longest
+
+    def representation(self, strings: Sequence[str], start_marker: str, end_marker: str,
+                       compiled: bool = False) -> np.ndarray:
+        """Flair's ``get_representation``: the outputs (B, 1 + longest + 1, output_size) over each string
+        (reversed for a backward model) between the markers, padded with spaces on the right."""
+        ids, longest = self.char_ids(strings, start_marker, end_marker, compiled)
         return self.run(ids, compiled)[:, :longest]
 
     # -- generation and perplexity --------------------------------------------------------------------
@@ -287,6 +294,39 @@ class LanguageModel(Module):
 
 
 # -- training ------------------------------------------------------------------------------------------
+
+def run_together(models: Sequence[LanguageModel], ids: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Several language models' outputs (each (B, T, output_size)) for their char ids (B, T), compiled as ONE
+    function per shape, so a sentence costs one native call, not one per model, and the models' scans can run
+    side by side (`spago.passes.parallel_branches`). Every ``T`` must be a bucket width at most the largest
+    `CHAR_BUCKETS` (what `LanguageModel.char_ids` gives compiled); longer text goes through `LanguageModel.run`,
+    which carries the state across chunks. Results equal the models' own compiled runs."""
+    from ..compiler import compile
+
+    if len(models) != len(ids) or not models:
+        raise SpagoError(f"run_together: expected one char id array per model, got {len(ids)} for {len(models)}")
+    ids = [np.ascontiguousarray(x, dtype=np.int64) for x in ids]
+    for x in ids:
+        if x.ndim != 2 or x.shape[1] not in CHAR_BUCKETS:
+            raise SpagoError(f"run_together: char ids must be (batch, a width of CHAR_BUCKETS), got {x.shape}")
+    first = models[0]
+    key = ("together", tuple(id(m) for m in models[1:]), tuple(x.shape for x in ids))
+    with first._lock:
+        entry = first._compiled.get(key)
+    if entry is None:
+        group = tuple(models)
+
+        def run(*chars):
+            return tuple(m(x)[0] for m, x in zip(group, chars))
+
+        for m in group:
+            m.eval()
+        fn = compile(run, *ids, name="charlms_" + "_".join(f"{x.shape[0]}x{x.shape[1]}" for x in ids))
+        entry = (fn, group)  # the group keeps the other models alive, so their ids in the key stay theirs
+        with first._lock:
+            first._compiled[key] = entry
+    return list(entry[0](*ids))
+
 
 class LMTrainingResult(dict):
     """``history`` (per epoch: train loss, validation perplexity, seconds), ``best_perplexity``, ``checkpoint``."""

@@ -31,7 +31,7 @@ from ..nn.linear import Embedding
 from ..nn.module import Module, ModuleList
 from ..nn.normalization import LayerNorm
 from ..nn.recurrent import LSTM
-from .charlm import LanguageModel, as_dictionary
+from .charlm import CHAR_BUCKETS, LanguageModel, as_dictionary, run_together
 
 __all__ = ["TokenEmbeddings", "FlairEmbeddings", "PooledFlairEmbeddings", "CharacterEmbeddings",
            "OneHotEmbeddings", "WordStoreEmbeddings", "StackedEmbeddings", "WORD_BUCKETS"]
@@ -61,12 +61,12 @@ class TokenEmbeddings(Module):
     embedding_length: int = 0
     static: bool = False
 
-    def _padded(self, sentences, length: int, compiled: bool = False) -> dict:
-        """``{"vectors": (B, T, dim)}`` from ``token_vectors``, zero on padding."""
-        vectors = np.zeros((len(sentences), length, self.embedding_length), np.float32)
-        for b, v in enumerate(self.token_vectors(sentences, compiled)):
-            vectors[b, :len(v)] = v
-        return {"vectors": vectors}
+    def _padded(self, sentences, length: int, compiled: bool = False, vectors: list | None = None) -> dict:
+        """``{"vectors": (B, T, dim)}`` from ``token_vectors`` (or these ``vectors`` of it), zero on padding."""
+        padded = np.zeros((len(sentences), length, self.embedding_length), np.float32)
+        for b, v in enumerate(vectors if vectors is not None else self.token_vectors(sentences, compiled)):
+            padded[b, :len(v)] = v
+        return {"vectors": padded}
 
     def names(self) -> list[str]:
         return [self.name]
@@ -99,12 +99,16 @@ class FlairEmbeddings(TokenEmbeddings):
             return " ".join(t.text for t in tokens)
         return "".join(t.text + " " * t.whitespace_after for t in tokens).rstrip()
 
-    def token_vectors(self, sentences: Sequence[Sequence[Any]], compiled: bool = False) -> list[np.ndarray]:
-        """Per sentence, (tokens, dim) float32: the LM states Flair reads at each token's offsets."""
+    def _char_ids(self, sentences: Sequence[Sequence[Any]], compiled: bool) -> tuple[list[str], np.ndarray, int]:
+        """The sentences' texts, and the LM's char ids over them with the longest width (`LanguageModel.char_ids`)."""
         texts = [self._text(s) for s in sentences]
-        start_marker, end_marker = self.lm.document_delimiter, " "
-        states = self.lm.representation([t.lower() if self.is_lower else t for t in texts], start_marker,
-                                        end_marker, compiled)
+        ids, longest = self.lm.char_ids([t.lower() if self.is_lower else t for t in texts],
+                                        self.lm.document_delimiter, " ", compiled)
+        return texts, ids, longest
+
+    def _pick(self, sentences: Sequence[Sequence[Any]], texts: list[str], states: np.ndarray) -> list[np.ndarray]:
+        """Per sentence, the LM states (B, chars, dim) at the offsets Flair reads for each token."""
+        start_marker = self.lm.document_delimiter
         out = []
         for b, (tokens, text) in enumerate(zip(sentences, texts)):
             forward, backward = len(start_marker), len(text) + len(start_marker)
@@ -119,6 +123,24 @@ class FlairEmbeddings(TokenEmbeddings):
                 backward -= len(token.text)
             out.append(states[b, picks].astype(np.float32))
         return out
+
+    def token_vectors(self, sentences: Sequence[Sequence[Any]], compiled: bool = False) -> list[np.ndarray]:
+        """Per sentence, (tokens, dim) float32: the LM states Flair reads at each token's offsets."""
+        texts, ids, longest = self._char_ids(sentences, compiled)
+        return self._pick(sentences, texts, self.lm.run(ids, compiled)[:, :longest])
+
+    @staticmethod
+    def together(embeddings: Sequence["FlairEmbeddings"], sentences: Sequence[Sequence[Any]]
+                 ) -> list[list[np.ndarray]] | None:
+        """`token_vectors` (compiled) of several Flair embeddings with ONE native call for all their language
+        models (`spago.nlp.charlm.run_together`); None when the text is longer than the largest character
+        bucket (each embedding then runs its own model, in chunks)."""
+        prepared = [e._char_ids(sentences, True) for e in embeddings]
+        if any(ids.shape[1] not in CHAR_BUCKETS for _, ids, _ in prepared):
+            return None
+        states = run_together([e.lm for e in embeddings], [ids for _, ids, _ in prepared])
+        return [e._pick(sentences, texts, s[:, :longest])
+                for e, (texts, _, longest), s in zip(embeddings, prepared, states)]
 
     def inputs(self, sentences, length, compiled=False, word_buckets=None):
         return self._padded(sentences, length, compiled)
@@ -315,9 +337,17 @@ class StackedEmbeddings(TokenEmbeddings):
         return [n for e in self.embeddings for n in e.names()]
 
     def inputs(self, sentences, length, compiled=False, word_buckets=None):
+        """Every embedding's input arrays under ``"<k>.<key>"``. Compiled, several Flair embeddings run their
+        language models in one native call (`FlairEmbeddings.together`)."""
+        flair = [k for k, e in enumerate(self.embeddings) if type(e) is FlairEmbeddings]
+        shared = FlairEmbeddings.together([self.embeddings[k] for k in flair], sentences) \
+            if compiled and len(flair) > 1 else None
+        shared = dict(zip(flair, shared)) if shared is not None else {}
         out = {}
         for k, e in enumerate(self.embeddings):
-            for key, value in e.inputs(sentences, length, compiled, word_buckets).items():
+            arrays = e._padded(sentences, length, vectors=shared[k]) if k in shared \
+                else e.inputs(sentences, length, compiled, word_buckets)
+            for key, value in arrays.items():
                 out[f"{k}.{key}"] = value
         return out
 

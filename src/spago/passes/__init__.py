@@ -7,6 +7,9 @@ The default pipeline, in order::
     constant_folding     weight-only work done once
     cse, dce             shared and dead work removed
     scan_bodies          loops: dead results, invariant and per-step work moved out, bodies optimised
+    constant_folding     again, for the weight-only work moved out of loops (a transposed weight)
+    gather_products      take(E, ids) @ W of constants becomes take(E @ W, ids) (an embedding's projection)
+    fold_linear_chains   (X @ W1 + b1) @ W2 of constants becomes one product (a re-projection into an RNN)
     merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     merge_shared_input   products of one input by different constant weights become one (Q, K, V)
@@ -39,8 +42,10 @@ def default_passes(inference: bool = True) -> list:
     from .cse import cse
     from .dce import dce
     from .fuse_attention import fuse_attention
+    from .fold_linear_chains import fold_linear_chains
     from .freeze import freeze_params
     from .fuse_elementwise import fuse_elementwise
+    from .gather_products import gather_products
     from .fuse_matmul import fuse_matmul
     from .fuse_reduce import fuse_reduce
     from .fuse_rowwise import fuse_rowwise
@@ -52,9 +57,10 @@ def default_passes(inference: bool = True) -> list:
     from .simplify import simplify
 
     front = [freeze_params] if inference else []
-    return front + [simplify, constant_folding, cse, dce, scan_bodies, cse, merge_sums, batch_matmul,
-                    merge_shared_input, fuse_matmul, fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce,
-                    pack_weights, parallel_branches]
+    return front + [simplify, constant_folding, cse, dce, scan_bodies, constant_folding, gather_products,
+                    fold_linear_chains, cse, merge_sums, batch_matmul, merge_shared_input, fuse_matmul,
+                    fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce, pack_weights,
+                    parallel_branches]
 
 
 def body_passes() -> list:

@@ -201,11 +201,11 @@ def call_gemm(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int, m_
 BLOCK = 4        # vector accumulators per column block: 64 float32 columns stay in registers
 
 
-def _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> int:
-    """Columns in blocks of LANES*BLOCK, accumulated in vector registers over the whole k loop (B's rows
+def _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int, block: int = BLOCK) -> int:
+    """Columns in blocks of LANES*block, accumulated in vector registers over the whole k loop (B's rows
     must be contiguous); returns how many columns it covered, the rest being left to the scalar loop."""
     lanes = LANES if np.dtype(dtype) == np.float32 else LANES // 2
-    width = lanes * BLOCK
+    width = lanes * block
     blocks = n // width
     if not blocks or b_str[1] != 1:
         return 0
@@ -228,7 +228,7 @@ def _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: 
             b.position_at_end(header)
             kk = b.phi(I64, name="vk")
             kk.add_incoming(ir.Constant(I64, 0), pre)
-            accs = [b.phi(vec_t, name=f"acc{q}") for q in range(BLOCK)]
+            accs = [b.phi(vec_t, name=f"acc{q}") for q in range(block)]
             for acc in accs:
                 acc.add_incoming(zero, pre)
             b.cbranch(b.icmp_signed("<", kk, ir.Constant(I64, k)), body, done)
@@ -254,8 +254,9 @@ def _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: 
 
 
 def _loop_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int) -> None:
-    """C = A·B as i-k-j loops: the inner loop is an AXPY over a row of B, which vectorises. Used for
-    integer products and for products too small to be worth a BLAS call."""
+    """C = A·B for integer products and products too small to be worth a BLAS call. Floats: columns in
+    register-accumulated vector blocks (`_blocked_product`: 4 vectors wide, then 1), the last few columns
+    as dot products in a register; integers: i-k-j loops whose inner AXPY over a row of B vectorises."""
     float_ = np.dtype(dtype).kind == "f"
     zero = identity("sum", dtype)
 
@@ -264,12 +265,29 @@ def _loop_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int
         return load(b, element_ptr(b, ptr, off, dtype), dtype)
 
     done = _blocked_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc) if float_ else 0
+    row = max(ldc, n)
+    if float_ and done < n:  # what the wide blocks leave (36 of a gate block's 100 columns): one vector each
+        done += _blocked_product(b, dtype, m, n - done, k, a_ptr, a_str,
+                                 element_ptr(b, b_ptr, ir.Constant(I64, done * b_str[1]), dtype), b_str,
+                                 element_ptr(b, c_ptr, ir.Constant(I64, done), dtype), row, block=1)
     if done == n:
         return
     c_ptr = element_ptr(b, c_ptr, ir.Constant(I64, done), dtype)  # the remaining columns
     b_ptr = element_ptr(b, b_ptr, ir.Constant(I64, done * b_str[1]), dtype)
     n_left = n - done
-    row = ir.Constant(I64, max(ldc, n))
+    row = ir.Constant(I64, row)
+    if float_:  # fewer columns than a vector: one dot product each, summed in a register
+        with for_range(b, m, "mi") as i:
+            c_row = element_ptr(b, c_ptr, b.mul(i, row), dtype)
+            with for_range(b, n_left, "nj") as j:
+                with accumulate(b, k, zero, "kk") as loop:
+                    prod = b.fmul(at(a_ptr, i, loop.index, a_str), at(b_ptr, loop.index, j, b_str))
+                    total = b.fadd(loop.acc, prod)
+                    prod.flags.append("contract")
+                    total.flags.append("contract")
+                    loop.carry(total)
+                store(b, loop.acc, element_ptr(b, c_row, j, dtype), dtype)
+        return
     with for_range(b, m, "mi") as i:
         c_row = element_ptr(b, c_ptr, b.mul(i, row), dtype)
         with for_range(b, n_left, "nz") as j:
@@ -278,14 +296,7 @@ def _loop_product(b, dtype, m, n, k, a_ptr, a_str, b_ptr, b_str, c_ptr, ldc: int
             a_ik = at(a_ptr, i, kk, a_str)
             with for_range(b, n_left, "nj") as j:
                 p = element_ptr(b, c_row, j, dtype)
-                prod = b.fmul(a_ik, at(b_ptr, kk, j, b_str)) if float_ else b.mul(a_ik, at(b_ptr, kk, j, b_str))
-                if float_:
-                    prod.flags.append("contract")
-                    total = b.fadd(load(b, p, dtype), prod)
-                    total.flags.append("contract")
-                else:
-                    total = b.add(load(b, p, dtype), prod)
-                store(b, total, p, dtype)
+                store(b, b.add(load(b, p, dtype), b.mul(a_ik, at(b_ptr, kk, j, b_str))), p, dtype)
 
 
 def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: list,

@@ -19,39 +19,63 @@ def _rows(shape: tuple, axis: int | None) -> tuple[int, int, int]:
     return axis_split(shape, axis)
 
 
+ROWS_ON_STACK = 4096  # argmax over a strided axis keeps up to this many rows' best values on the stack
+
+
 @family("argmax", "argmin")
 def emit_arg_extreme(b: ir.IRBuilder, args: list, node: Node) -> None:
-    """First index of the extreme value; a NaN counts as the extreme (NumPy's rule)."""
+    """First index of the extreme value; a NaN counts as the extreme (NumPy's rule). Over a strided axis
+    (``inner`` > 1: a CRF's best previous tag per tag) the rows advance together, one reduced index at a
+    time over the contiguous ``inner`` axis, so the compares vectorise across rows."""
     x = node.inputs[0]
     outer, n, inner = _rows(x.shape, node.attrs["axis"])
     is_max = node.op.name == "argmax"
     t = compute_type(x.dtype)
     floating = x.dtype.kind == "f"
+
+    def better(v, cur):
+        if not floating:
+            return b.icmp_signed(">" if is_max else "<", v, cur)
+        nan_first = b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur))
+        return b.or_(b.fcmp_ordered(">" if is_max else "<", v, cur), nan_first)
+
+    def at(offset):
+        return load(b, element_ptr(b, args[1], offset, x.dtype), x.dtype)
+
+    def out_ptr(offset):
+        return element_ptr(b, args[0], offset, node.dtype)
+
+    if 1 < inner <= ROWS_ON_STACK:
+        with b.goto_entry_block():
+            best_v = b.alloca(ir.ArrayType(t, inner))
+        with for_range(b, outer, "p") as p:
+            base, row = b.mul(p, ir.Constant(I64, n * inner)), b.mul(p, ir.Constant(I64, inner))
+            with for_range(b, inner, "q") as q:
+                b.store(at(b.add(base, q)), b.gep(best_v, [ir.Constant(I64, 0), q], inbounds=True))
+                store(b, ir.Constant(I64, 0), out_ptr(b.add(row, q)), node.dtype)
+            with for_range(b, n, "j", start=1) as j:
+                line = b.add(base, b.mul(j, ir.Constant(I64, inner)))
+                with for_range(b, inner, "q") as q:
+                    slot, dst = b.gep(best_v, [ir.Constant(I64, 0), q], inbounds=True), out_ptr(b.add(row, q))
+                    v, cur = at(b.add(line, q)), b.load(slot, typ=t)
+                    take = better(v, cur)
+                    b.store(b.select(take, v, cur), slot)
+                    store(b, b.select(take, j, load(b, dst, node.dtype)), dst, node.dtype)
+        return
     with for_range(b, outer, "p") as p:
         with for_range(b, inner, "q") as q:
             base = b.add(b.mul(p, ir.Constant(I64, n * inner)), q)
 
-            def at(j):
-                return load(b, element_ptr(b, args[1], b.add(base, b.mul(j, ir.Constant(I64, inner))), x.dtype),
-                            x.dtype)
+            def step(j):
+                return at(b.add(base, b.mul(j, ir.Constant(I64, inner))))
 
-            best_v = b.alloca(t)
-            best_i = b.alloca(I64)
-            b.store(at(ir.Constant(I64, 0)), best_v)
-            b.store(ir.Constant(I64, 0), best_i)
-            with for_range(b, n, "j", start=1) as j:
-                v, cur = at(j), b.load(best_v, typ=t)
-                if floating:
-                    better = b.fcmp_ordered(">" if is_max else "<", v, cur)
-                    nan_first = b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur))
-                    better = b.or_(better, nan_first)
-                else:
-                    better = b.icmp_signed(">" if is_max else "<", v, cur)
-                with b.if_then(better):
-                    b.store(v, best_v)
-                    b.store(j, best_i)
-            out = b.add(b.mul(p, ir.Constant(I64, inner)), q)
-            store(b, b.load(best_i, typ=I64), element_ptr(b, args[0], out, node.dtype), node.dtype)
+            # value and index carried in registers, picked by selects: no stack slot, no branch per element
+            with accumulate(b, ir.Constant(I64, n - 1), [step(ir.Constant(I64, 0)), ir.Constant(I64, 0)], "j") as loop:
+                j = b.add(loop.index, ir.Constant(I64, 1))
+                v, cur, cur_i = step(j), loop.accs[0], loop.accs[1]
+                take = better(v, cur)
+                loop.carry([b.select(take, v, cur), b.select(take, j, cur_i)])
+            store(b, loop.accs[1], out_ptr(b.add(b.mul(p, ir.Constant(I64, inner)), q)), node.dtype)
 
 
 @family("sparsemax")
