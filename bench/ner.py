@@ -165,7 +165,7 @@ def report(r: dict) -> str:
         rows.append((name, f"{sec:.1f}" if sec else "-", f"{x['epoch_seconds'][0]:.1f}" if sec else "-",
                      f"{base / sec:.2f}x" if (sec and base) else "-", f"{x['test_f1']:.4f}" if "test_f1" in x else "-",
                      f"{x['tokens_per_s_batch1']:.0f}", f"{x['tokens_per_s_batch32']:.0f}"))
-    head = ("system", "s/epoch (median, after 1st)", "1st epoch s", "speed vs Flair", f"test F1 ({r['epochs']} ep)",
+    head = ("system", "s/epoch (median, after 1st)", "1st epoch s", "speed vs Flair", f"test F1 (best dev model, {r['epochs']} ep)",
             "tokens/s batch 1", "tokens/s batch 32")
     return table(f"NER on WNUT-16 ({r['train_sentences']} training tweets, load {r['load'][0]:.1f})", rows, head)
 

@@ -45,14 +45,15 @@ def train_lms(train: list, lm_epochs: int, hidden: int, compiled: bool, progress
 
 def main(argv: list | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lm-epochs", type=int, default=3)
     p.add_argument("--lm-hidden", type=int, default=128)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--sentences", type=int, default=None, help="use only this many training tweets")
     p.add_argument("--word-dropout", type=float, default=0.05, help="Flair's word dropout (default 0.05)")
     p.add_argument("--locked-dropout", type=float, default=0.5, help="Flair's locked dropout (default 0.5)")
-    p.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better dev F1")
+    p.add_argument("--patience", type=int, default=10,
+                   help="stop after this many epochs without a better dev F1 (Flair's dropouts keep it at 0 for ~5 epochs)")
     p.add_argument("--eager", action="store_true", help="eager training steps (default: compiled)")
     p.add_argument("--output", default=None, help="where to save the best tagger")
     p.add_argument("--quiet", action="store_true")

@@ -22,15 +22,28 @@ pytest.importorskip("ray.data")
 import spago.distributed as sd  # noqa: E402
 
 
+# Ray Serve gives its HTTP proxy 5 s to report ready, three times, then kills it and fails serve.start: on a
+# 2-core machine busy with other work the proxy can take longer to start. The cluster's processes inherit
+# these from the test process that starts it.
+SLOW_MACHINE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+
+
 @pytest.fixture(scope="module")
 def cluster():
     temp = tempfile.mkdtemp(prefix="spago-ray-")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp,
-             configure_logging=False)
+    saved = {k: os.environ.get(k) for k in SLOW_MACHINE}
+    os.environ.update(SLOW_MACHINE)
     try:
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp,
+                 configure_logging=False)
         yield ray
     finally:
         ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_embed_equals_in_process(cluster, tmp_path):
