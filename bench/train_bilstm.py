@@ -6,8 +6,10 @@ than PyTorch eager, and within 5% of the unrolled step (or faster).
 
 Every contender gets the same number of threads (``--threads``, else ``SPAGO_NUM_THREADS`` /
 ``OMP_NUM_THREADS``, else all cores): spago's kernels, PyTorch, and the OpenBLAS that NumPy (eager) and
-single-threaded compiled code call (idle OpenMP and OpenBLAS threads sleep instead of spinning, so one
-contender's threads do not slow the next). ``--without PASS`` also measures the compiled step with those passes
+single-threaded compiled code call, each with its libraries' own defaults (``OMP_WAIT_POLICY=PASSIVE``, once
+set here, made PyTorch's threads sleep after every parallel region and its step four times slower). With
+several threads each contender is timed in blocks of steps after a pause, so that it does not run against
+another's still-spinning workers. ``--without PASS`` also measures the compiled step with those passes
 left out of the pipeline (e.g. ``--without merge_sums`` shows what that pass buys), in the same run.
 
 Run: python bench/train_bilstm.py [--repeats N] [--threads N] [--without PASS ...]
@@ -111,8 +113,13 @@ def main(repeats: int = 10, without: tuple = ()) -> str:
         contenders["PyTorch eager"] = torch_step
     except ImportError:
         pass
-    # several threads: blocks of calls after a pause, so that no contender runs against another's spinning workers
-    t = measure(contenders, repeats=repeats, warmup=2, **({} if threads == 1 else {"block": 10, "settle": 0.3}))
+    if threads == 1:
+        t = measure(contenders, repeats=repeats, warmup=2)
+    else:  # blocks of calls after a pause, so that no contender runs against another's spinning workers; spago
+        # eager (NumPy's threaded BLAS) apart: PyTorch timed after it ran at a quarter of its speed alone
+        eager = contenders.pop("spago eager")
+        t = measure(contenders, repeats=repeats, warmup=2, block=10, settle=0.3)
+        t.update(measure({"spago eager": eager}, repeats=repeats, warmup=1))
     base = t["spago compiled"]
     rows = [(name, f"{sec * 1e3:.2f}", f"{sec / base:.2f}x") for name, sec in t.items()]
     title = (f"BiLSTM tagger training step: batch {BATCH}, {SEQ} tokens, embedding {EMBED}, hidden {HIDDEN}, "
@@ -142,7 +149,4 @@ if __name__ == "__main__":
                                   or os.cpu_count() or 1)
     os.environ["SPAGO_NUM_THREADS"] = str(threads)  # read when spago compiles
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy's and SciPy's OpenBLAS load
-    # idle threads of one contender must not spin while the next one is measured
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     main(args.repeats, tuple(args.without))
