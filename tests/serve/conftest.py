@@ -24,12 +24,13 @@ def fixture(name: str) -> str:
 
 
 def app_for(kind: str, name: str, **options):
-    """build_app on a fixture model, once per session for the same arguments (quiet, small batches)."""
+    """build_app on a fixture model, once per session for the same arguments (quiet, small batches); built
+    again once a lifespan has ended (a test client's or schemathesis' shutdown closes the app's batcher)."""
     from spago.serve.app import build_app
 
     options = {"max_batch": 4, "log": None, **options}
     key = (kind, name, tuple(sorted((k, repr(v)) for k, v in options.items())))
-    if key not in _APPS:
+    if key not in _APPS or _APPS[key].state.batcher.closed:
         _APPS[key] = build_app(kind, fixture(name), **options)
     return _APPS[key]
 

@@ -152,3 +152,13 @@ def test_an_idle_worker_waits_for_as_many_rows_as_were_in_flight_lately():
     assert [s.future.result(5) for s in waiting + [last]] == [["a"], ["b"], ["c"], ["d"]]
     assert calls == [["x"], ["a", "b", "c", "d"]]
     batcher.close()
+
+
+def test_a_closed_batcher_says_so_and_refuses_rows():
+    batcher = MicroBatcher(lambda rows: list(rows), max_batch=2, wait_ms=0)
+    assert not batcher.closed
+    assert batcher.submit([1, 2]).future.result(5) == [1, 2]
+    batcher.close()
+    assert batcher.closed
+    with pytest.raises(SpagoError, match="the batcher is closed"):
+        batcher.submit([3])

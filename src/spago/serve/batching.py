@@ -165,6 +165,11 @@ class MicroBatcher:
             sub.future.set_result([])
         return sub
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called (an app's batcher closes when its server's lifespan ends)."""
+        return self._closed
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker after the rows already queued."""
         with self._ready:
