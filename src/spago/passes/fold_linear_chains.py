@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from .gather_products import moves_whole_rows
+from .gather_products import replay_row_views, row_views_above
 
 
 def _constant(n: Node) -> np.ndarray | None:
@@ -26,13 +26,11 @@ def _constant(n: Node) -> np.ndarray | None:
 
 
 def _first_map(v: Node) -> tuple | None:
-    """(X, W1, bias or None, the nodes from the first product to ``v``) when ``v`` is ``X @ W1 (+ b1)``
+    """(X, W1, bias or None, the row views from the first map to ``v``) when ``v`` is ``X @ W1 (+ b1)``
     seen through row views, each node of that chain read only by the next (``v`` itself may have several
     readers)."""
-    chain = []
-    while v.kind == "op" and v.op.name in ("transpose", "reshape") and moves_whole_rows(v):
-        chain.append(v)
-        v = v.inputs[0]
+    views, v = row_views_above(v)
+    chain = views[::-1]
     bias = None
     if v.kind == "op" and v.op.name == "add" and len(v.inputs) == 2:
         product, b = v.inputs
@@ -48,7 +46,7 @@ def _first_map(v: Node) -> tuple | None:
     chain.append(v)
     if any(len(n.users) != 1 for n in chain[1:]):
         return None
-    return v.inputs[0], w1, bias, chain[::-1]
+    return v.inputs[0], w1, bias, views
 
 
 def fold_linear_chains(graph: Graph) -> Graph:
@@ -62,20 +60,13 @@ def fold_linear_chains(graph: Graph) -> Graph:
         found = _first_map(end)
         if found is None:
             continue
-        x, w1, bias, chain = found
+        x, w1, bias, views = found
         k, m = w1.shape
         weights = [_constant(r.inputs[1]) for r in readers]
         if any(k * w.shape[1] > k * m + m * w.shape[1] for w in weights):
             continue
         for reader, w2 in zip(readers, weights):
-            left = x
-            for view in chain[1:]:
-                if view.op.name == "add":
-                    continue
-                attrs = dict(view.attrs)
-                if view.op.name == "reshape":
-                    attrs["shape"] = tuple(attrs["shape"][:-1]) + (k,)
-                left = graph.insert_before(reader, graph.create_node(view.op.name, [left], attrs, view.scope))
+            left = replay_row_views(graph, views, x, k, reader)
             folded = graph.add_const((w1.astype(np.float64) @ w2.astype(np.float64)).astype(reader.dtype),
                                      f"{reader.name}_folded")
             out = graph.insert_before(reader, graph.create_node("matmul", [left, folded], {}, reader.scope))

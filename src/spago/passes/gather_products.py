@@ -30,19 +30,34 @@ def moves_whole_rows(n: Node) -> bool:
     return False
 
 
+def row_views_above(n: Node) -> tuple[list, Node]:
+    """The row views (`moves_whole_rows`) that ``n`` is reached through, in the order they are applied, and
+    the node they start from."""
+    views = []
+    while n.kind == "op" and n.op.name in ("transpose", "reshape") and moves_whole_rows(n):
+        views.append(n)
+        n = n.inputs[0]
+    return views[::-1], n
+
+
+def replay_row_views(graph: Graph, views: list, node: Node, width: int, before: Node) -> Node:
+    """``views`` applied again to ``node`` (rows of ``width`` values), inserted before ``before``."""
+    for view in views:
+        attrs = dict(view.attrs)
+        if view.op.name == "reshape":
+            attrs["shape"] = tuple(attrs["shape"][:-1]) + (width,)
+        node = graph.insert_before(before, graph.create_node(view.op.name, [node], attrs, view.scope))
+    return node
+
+
 def _gather_chain(a: Node) -> list | None:
     """[take, view, …, view] when ``a`` is a gather along axis 0 of a constant 2-D table seen through row
     views (a BiLSTM's two directions read the same gathered rows: each product gets its own gather)."""
-    chain = []
-    while a.kind == "op" and a.op.name in ("transpose", "reshape") and moves_whole_rows(a):
-        chain.append(a)
-        a = a.inputs[0]
+    views, a = row_views_above(a)
     if not (a.kind == "op" and a.op.name == "take" and a.attrs.get("axis") == 0 and a.inputs[0].kind == "const"
             and a.inputs[0].spec.ndim == 2 and a.inputs[0].dtype.kind == "f"):
         return None
-    chain.append(a)
-    chain.reverse()
-    return chain
+    return [a] + views
 
 
 def gather_products(graph: Graph) -> Graph:
@@ -64,11 +79,6 @@ def gather_products(graph: Graph) -> Graph:
                                     f"{table.name}_projected")
         node = graph.create_node("take", [projected, chain[0].inputs[1]], chain[0].attrs, chain[0].scope)
         graph.insert_before(mm, node)
-        for view in chain[1:]:
-            attrs = dict(view.attrs)
-            if view.op.name == "reshape":
-                attrs["shape"] = tuple(attrs["shape"][:-1]) + (width,)
-            node = graph.insert_before(mm, graph.create_node(view.op.name, [node], attrs, view.scope))
-        graph.replace_uses(mm, node)
+        graph.replace_uses(mm, replay_row_views(graph, chain[1:], node, width, mm))
     graph.remove_unused()
     return graph
