@@ -25,10 +25,11 @@ def measure(contenders: dict[str, Callable[[], object]], repeats: int = 20, warm
         for name, fn in contenders.items():
             if settle:
                 time.sleep(settle)
-            for k in range(block + (block > 1)):
+            untimed = 1 if block > 1 else 0
+            for k in range(untimed + block):
                 t = clock()
                 fn()
-                if k or block == 1:
+                if k >= untimed:
                     samples[name].append(clock() - t)
         rounds += 1
     return {name: statistics.median(s) for name, s in samples.items()}
