@@ -31,19 +31,15 @@ SLOW_MACHINE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_
 @pytest.fixture(scope="module")
 def cluster():
     temp = tempfile.mkdtemp(prefix="spago-ray-")
-    saved = {k: os.environ.get(k) for k in SLOW_MACHINE}
-    os.environ.update(SLOW_MACHINE)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for k, v in SLOW_MACHINE.items():
+            env.setenv(k, v)
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp,
                  configure_logging=False)
-        yield ray
-    finally:
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 def test_embed_equals_in_process(cluster, tmp_path):
