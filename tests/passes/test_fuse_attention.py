@@ -62,3 +62,21 @@ def test_attention_kernel_matches_eager(threads, monkeypatch):
         assert any("attention" in name for name in compiled.report()["kernel_names"])
         want = attention(*[sp.tensor(a) for a in args]).numpy()
         np.testing.assert_allclose(compiled(*args), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_attention_kernel_nan_and_fully_masked_rows_match_eager(threads, monkeypatch):
+    """The kernel's row maximum skips the NaN test and its division moved after the context product:
+    a NaN score still makes its rows NaN and a row of -inf scores (all keys masked) still gives NaN,
+    as eager softmax does, while the other sentences stay finite."""
+    monkeypatch.setenv("SPAGO_NUM_THREADS", threads)
+    args = block_args(3, 128, 64)
+    args[-3][1] = -np.inf          # sentence 1: every key masked
+    args[-3][2, ..., 7] = np.nan   # sentence 2: one key's scores NaN
+    compiled = sp.compile(attention, *args, cache=False)
+    assert any("attention" in name for name in compiled.report()["kernel_names"])
+    want = attention(*[sp.tensor(a) for a in args]).numpy()
+    got = compiled(*args)
+    assert np.isnan(want[1:]).all() and np.isfinite(want[0]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)

@@ -319,12 +319,13 @@ def _emit_epilogue(b: ir.IRBuilder, args: list, node: Node, mm: Node, epilogue: 
 
 
 def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, a_str: tuple, b_ptr, b_row: int,
-                           c_ptr, ldc: int, rows: int, vectors: int) -> None:
+                           c_ptr, ldc: int, rows: int, vectors: int, row_scale=None) -> None:
     """float32 C[m x n] = A[m x k]·B[k x n] for the small products inside a kernel (attention's per-head
     scores and context), with no call into BLAS: tiles of ``rows`` x ``vectors``·LANES columns are
     accumulated in registers over the whole k loop, so each B vector loaded serves ``rows`` FMAs.
     B's rows must be contiguous (``b_row`` apart) and ``n`` a multiple of the tile width; ``m`` may
-    be known only at run time (left-over rows run as tiles of one row)."""
+    be known only at run time (left-over rows run as tiles of one row). ``row_scale`` (m floats), if
+    given, multiplies each row of C as it is stored."""
     width = LANES * vectors
     assert n % width == 0
     vec_t = ir.VectorType(F32, LANES)
@@ -352,9 +353,15 @@ def register_tiled_product(b: ir.IRBuilder, m: ir.Value, n: int, k: int, a_ptr, 
                         new.append(b.call(fma, [splat, bvecs[v], loop.accs[r * vectors + v]]))
                 loop.carry(new)
             for r in range(tile_rows):
+                scale = None
+                if row_scale is not None:
+                    value = b.load(element_ptr(b, row_scale, b.add(first_row, ir.Constant(I64, r)), np.float32), typ=F32)
+                    scale = broadcast(b, value, vec_t)
                 for v in range(vectors):
                     off = b.add(c_rows[r], b.add(col, ir.Constant(I64, v * LANES)))
-                    b.store(loop.accs[r * vectors + v], element_ptr(b, c_ptr, off, np.float32), align=4)
+                    acc = loop.accs[r * vectors + v]
+                    b.store(acc if scale is None else b.fmul(acc, scale), element_ptr(b, c_ptr, off, np.float32),
+                            align=4)
 
     with for_range(b, full, "ti", step=rows) as i:
         tiles(i, rows)
