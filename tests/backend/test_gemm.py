@@ -274,3 +274,28 @@ def test_specialisations_share_one_packed_weight(isa):
     del compiled, weights, owner
     gc.collect()
     assert alive[0]() is None  # the last compiled function holding it took it along
+
+
+def test_wide_vectors_where_the_gemm_runs_avx512(isa):
+    """GELU epilogues and attention kernels ask LLVM for 512-bit vectors on an AVX-512 host (LLVM's own
+    choice there is 256 bits), and only there; the results stay those of eager."""
+    rng = np.random.default_rng(3)
+    w = sp.tensor((rng.standard_normal((384, 512)) * 0.05).astype(np.float32))
+    q, k, v = (rng.standard_normal((1, 2, 128, 32)).astype(np.float32) for _ in range(3))
+
+    def block(x, q, k, v):
+        attended = sp.softmax(q @ k.transpose((0, 1, 3, 2)) * 0.17, axis=-1) @ v
+        return sp.gelu(x @ w), attended
+
+    x = rng.standard_normal((128, 384)).astype(np.float32)
+    compiled = sp.compile(block, x, q, k, v, cache=False)
+    ir_text = compiled.llvm_ir()
+    wide = re.findall(r'define internal void @"?(\w+)"?\(.*"prefer-vector-width"="512"', ir_text)
+    if isa.name == "avx512":
+        assert any(name.startswith("spago_tile_ep") for name in wide), wide
+        assert any("attention" in name for name in wide), wide
+    else:
+        assert not wide
+    want = block(*(sp.tensor(a) for a in (x, q, k, v)))
+    for got, expected in zip(compiled(x, q, k, v), want):
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)

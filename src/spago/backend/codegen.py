@@ -14,8 +14,8 @@ from ..ir.graph import Graph, Node
 from ..lower.regions import regions
 from ..lower.schedule import alias_root, byte_offset, is_alias, is_scan_result
 from ..lower.families import family_of, parallel_chunk, parallel_extent
-from ..lower.gemm import choose_isa
 from .kernels import emitter_for
+from .kernels.gemm import prefer_wide_vectors
 from .types import I8, I32, I64, PTR, VOID, load_pointer, pointer_table
 
 ENTRY = "spago_entry"
@@ -355,6 +355,11 @@ def kernel_key(node: Node) -> str:
     return f"{node.op.name}|{attrs}|{','.join(str(i.spec) for i in node.inputs)}|{node.spec}{same}{alone}"
 
 
+# Families whose loops LLVM vectorises faster at the full AVX-512 width: attention's softmax rows (exp,
+# max, sum over the keys; the kernel measured ~15% faster on all-MiniLM's heads).
+WIDE_VECTOR_FAMILIES = {"attention"}
+
+
 def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = ()) -> ir.Function:
     """Emit the LLVM function computing ``node`` (its name tells the family, for profiles and asm).
 
@@ -367,7 +372,8 @@ def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = 
                      f"k{index}_{family_of(node)}_{node.name}".replace(".", "_"))
     fn.linkage = "internal"
     fn.attributes.add("noinline")  # optimised once on its own, however many times the entry calls it
-    prefer_wide_vectors(fn, node)
+    if family_of(node) in WIDE_VECTOR_FAMILIES:
+        prefer_wide_vectors(fn)
     fn.args[0].name = "out"
     for k, a in enumerate(fn.args[1:1 + len(node.inputs)]):
         a.name = f"in{k}"
@@ -381,20 +387,6 @@ def kernel_function(module: ir.Module, node: Node, index: int, inplace: tuple = 
         emitter_for(node)(b, _reading(list(fn.args), inplace), node)
     b.ret_void()
     return fn
-
-
-# Families whose loops LLVM vectorises faster at the full AVX-512 width than at the 256 bits it prefers on
-# these CPUs: attention's softmax rows (exp, max, sum over the keys; the whole kernel measured ~15% faster
-# on all-MiniLM's heads).
-WIDE_VECTOR_FAMILIES = {"attention"}
-
-
-def prefer_wide_vectors(fn: ir.Function, node: Node) -> None:
-    """Ask LLVM for 512-bit vectors in ``fn`` when the host's GEMM runs AVX-512 and ``node``'s family
-    gains from it. (llvmlite knows no string attributes: it is added to the set as it will be printed.)"""
-    isa = choose_isa()
-    if family_of(node) in WIDE_VECTOR_FAMILIES and isa is not None and isa.name == "avx512":
-        set.add(fn.attributes, '"prefer-vector-width"="512"')
 
 
 def _reading(args: list, inplace: tuple) -> list:
@@ -411,7 +403,8 @@ def _emit_parallel(module: ir.Module, b: ir.IRBuilder, fn: ir.Function, node: No
     chunk = parallel_chunk(node, extent)
     worker = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), fn.name + "_worker")
     worker.linkage = "internal"
-    prefer_wide_vectors(worker, node)
+    if family_of(node) in WIDE_VECTOR_FAMILIES:
+        prefer_wide_vectors(worker)
     wb = ir.IRBuilder(worker.append_basic_block("entry"))
     ctx, start, end = worker.args
     args = [load_pointer(wb, ctx, k) for k in range(len(fn.args))]
