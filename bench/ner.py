@@ -73,6 +73,11 @@ def main(argv: list | None = None) -> dict:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--word-dropout", type=float, default=0.05, help="both taggers (Flair's default 0.05)")
     p.add_argument("--locked-dropout", type=float, default=0.5, help="both taggers (Flair's default 0.5)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="train both once per seed (initial weights, batch order, dropout masks); test F1 is "
+                        "reported per seed and as the mean, timings and inference from the first seed")
+    p.add_argument("--random-batches", action="store_true",
+                   help="spago draws batches at random as Flair does (default: sentences of similar length)")
     p.add_argument("--flair-python", default=None, help="a Python with flair==0.15.1 (skipped if not given)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--inference-only", action="store_true",
@@ -100,53 +105,64 @@ def main(argv: list | None = None) -> dict:
     config = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.1, hidden_size=args.hidden, char_embedding_dim=25,
                          hidden_size_char=25, word_embedding_dim=50, min_freq=2, dropout=0.0,
                          word_dropout=args.word_dropout, locked_dropout=args.locked_dropout, patience=args.epochs,
-                         compiled=True)
+                         compiled=True, length_batches=not args.random_batches)
     char_items = ["<unk>"] + sorted({c for w, _ in train for x in w for c in x})  # as build_network makes it
-    results: dict = {"train_sentences": len(train), "test_sentences": len(test), "epochs": args.epochs,
-                     "load": os.getloadavg()}
-    # spago, compiled: the first epoch includes compiling the training step, reported apart
-    network = build_network(train, config, lms)
-    results["spago_compiled"] = {}
-    if not args.inference_only:
-        start = time.perf_counter()
-        compiled = train_tagger(train, dev, test, config, network=network, progress=True)
-        results["spago_compiled"] = {"epoch_seconds": [h["seconds"] for h in compiled["history"]],
-                                     "test_f1": compiled["test"]["f1"], "total_seconds": time.perf_counter() - start}
-    texts = [" ".join(w) for w, _ in test]
-    tagger = SequenceTagger(network, compiled=True)
-    tagger.predict(texts)  # compile the inference buckets first (batch 32, then batch 1), outside the timing
-    for t in texts:
-        tagger.predict(t)
-
-    def measure_spago() -> None:
-        for key, batch in (("tokens_per_s_batch1", 1), ("tokens_per_s_batch32", 32)):
-            results["spago_compiled"][key] = max(results["spago_compiled"].get(key, 0.0),
-                                                 tokens_per_second(tagger, texts, batch))
-
-    measure_spago()
-    if not args.inference_only:
-        eager_tagger = SequenceTagger(network, compiled=False)
-        results["spago_eager"] = {"tokens_per_s_batch1": tokens_per_second(eager_tagger, texts[:60], 1),
-                                  "tokens_per_s_batch32": tokens_per_second(eager_tagger, texts, 32)}
-    if args.eager_epochs:
-        eager_config = TrainConfig(**{**config.__dict__, "compiled": False, "epochs": args.eager_epochs})
-        eager = train_tagger(train, dev, None, eager_config, network=build_network(train, eager_config, lms))
-        results["spago_eager"]["epoch_seconds"] = [h["seconds"] for h in eager["history"]]
     if args.flair_python:
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump({**config.__dict__, "language_models": [], "seed": 0}, f)
         export_lms(lms, char_items, folder)
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_flair_ner.py")
-        out = subprocess.run([args.flair_python, script, folder], stdout=subprocess.PIPE, text=True, check=False)
-        if out.returncode != 0:  # its stderr (progress, errors) went to ours
-            raise SystemExit(f"the Flair run failed (exit status {out.returncode})")
-        results["flair"] = json.loads(out.stdout.strip().splitlines()[-1])
-        if args.inference_only:
+    results: dict = {"train_sentences": len(train), "test_sentences": len(test), "epochs": args.epochs,
+                     "load": os.getloadavg(), "seeds": []}
+    texts = [" ".join(w) for w, _ in test]
+    for n, seed in enumerate(args.seeds):
+        # spago, compiled: the first epoch includes compiling the training step, reported apart
+        spago.manual_seed(seed)
+        config = TrainConfig(**{**config.__dict__, "seed": seed})
+        network = build_network(train, config, lms)
+        run: dict = {"seed": seed, "spago_compiled": {}}
+        if not args.inference_only:
+            start = time.perf_counter()
+            compiled = train_tagger(train, dev, test, config, network=network, progress=True)
+            run["spago_compiled"] = {"epoch_seconds": [h["seconds"] for h in compiled["history"]],
+                                     "dev_f1": [h["dev_f1"] for h in compiled["history"]],
+                                     "test_f1": compiled["test"]["f1"], "total_seconds": time.perf_counter() - start}
+        if n == 0:
+            tagger = SequenceTagger(network, compiled=True)
+            tagger.predict(texts)  # compile the inference buckets first (batch 32, then batch 1), outside the timing
+            for t in texts:
+                tagger.predict(t)
+
+            def measure_spago() -> None:
+                for key, batch in (("tokens_per_s_batch1", 1), ("tokens_per_s_batch32", 32)):
+                    run["spago_compiled"][key] = max(run["spago_compiled"].get(key, 0.0),
+                                                     tokens_per_second(tagger, texts, batch))
+
             measure_spago()
+            if not args.inference_only:
+                eager_tagger = SequenceTagger(network, compiled=False)
+                results["spago_eager"] = {"tokens_per_s_batch1": tokens_per_second(eager_tagger, texts[:60], 1),
+                                          "tokens_per_s_batch32": tokens_per_second(eager_tagger, texts, 32)}
+            if args.eager_epochs:
+                eager_config = TrainConfig(**{**config.__dict__, "compiled": False, "epochs": args.eager_epochs})
+                eager = train_tagger(train, dev, None, eager_config, network=build_network(train, eager_config, lms))
+                results["spago_eager"]["epoch_seconds"] = [h["seconds"] for h in eager["history"]]
+        if args.flair_python:
+            with open(os.path.join(folder, "config.json"), "w") as f:
+                json.dump({**config.__dict__, "language_models": [], "seed": seed}, f)
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_flair_ner.py")
+            out = subprocess.run([args.flair_python, script, folder], stdout=subprocess.PIPE, text=True, check=False)
+            if out.returncode != 0:  # its stderr (progress, errors) went to ours
+                raise SystemExit(f"the Flair run failed (exit status {out.returncode})")
+            run["flair"] = json.loads(out.stdout.strip().splitlines()[-1])
+            if args.inference_only:
+                measure_spago()
+        results["seeds"].append(run)
+        if n == 0:
+            results.update({k: run[k] for k in ("spago_compiled", "flair") if k in run})
+        if args.json:  # after every seed, so a long run's finished seeds are kept
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
     print(report(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    if len(results["seeds"]) > 1 and not args.inference_only:
+        print(seed_report(results))
     return results
 
 
@@ -168,6 +184,28 @@ def report(r: dict) -> str:
     head = ("system", "s/epoch (median, after 1st)", "1st epoch s", "speed vs Flair", f"test F1 (best dev model, {r['epochs']} ep)",
             "tokens/s batch 1", "tokens/s batch 32")
     return table(f"NER on WNUT-16 ({r['train_sentences']} training tweets, load {r['load'][0]:.1f})", rows, head)
+
+
+def seed_report(r: dict) -> str:
+    """Test F1 (of each system's best-on-dev model) per seed, and their mean and standard deviation."""
+    systems = [k for k in ("spago_compiled", "flair") if k in r["seeds"][0]]
+    rows, scores = [], {k: [] for k in systems}
+    for run in r["seeds"]:
+        row = [str(run["seed"])]
+        for k in systems:
+            scores[k].append(run[k]["test_f1"])
+            row += [f"{run[k]['test_f1']:.4f}", f"{max(run[k]['dev_f1']):.4f}"]
+        rows.append(tuple(row))
+    mean = ["mean ± sd"]
+    for k in systems:
+        mean += [f"{np.mean(scores[k]):.4f} ± {np.std(scores[k], ddof=1):.4f}", ""]
+    rows.append(tuple(mean))
+    if len(systems) == 2:
+        gap = np.array(scores["spago_compiled"]) - np.array(scores["flair"])
+        rows.append(("spago − Flair", f"{gap.mean():+.4f} ± {gap.std(ddof=1) / np.sqrt(len(gap)):.4f} (se)", "", "",
+                     ""))
+    head = ["seed"] + [x for k in systems for x in (f"{k} test F1", f"{k} best dev F1")]
+    return table(f"Test F1 per seed ({r['epochs']} epochs, best-on-dev model)", rows, tuple(head))
 
 
 if __name__ == "__main__":

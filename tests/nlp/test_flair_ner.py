@@ -346,6 +346,23 @@ def test_train_ner_compiled_step_matches_eager(tmp_path):
     assert abs(losses[0] - losses[1]) < 1e-3
 
 
+def test_random_batches_as_flair_draws_them():
+    """``length_batches=False`` draws batches at random (as Flair does) instead of grouping sentences of
+    similar length: a different batch order, the same in the compiled step as eagerly."""
+    words = [["Ann", "met", "Bob"], ["Bob", "is", "in", "Rome", "now"], ["Rome"], ["Ann", "ran", "to", "Bob"],
+             ["Bob", "ran"], ["Ann", "is", "in", "Rome", "with", "Bob", "today"]] * 4
+    tags = [["B-PER", "O", "B-PER"], ["B-PER", "O", "O", "B-LOC", "O"], ["B-LOC"], ["B-PER", "O", "O", "B-PER"],
+            ["B-PER", "O"], ["B-PER", "O", "O", "B-LOC", "O", "B-PER", "O"]] * 4
+    train = list(zip(words, tags))
+    history = {}
+    for length_batches, compiled in ((True, True), (False, True), (False, False)):
+        config = _small_config(batch_size=4, compiled=compiled, min_freq=1, length_batches=length_batches)
+        history[length_batches, compiled] = [h["loss"] for h in train_tagger(train, train[:4], None, config)["history"]]
+    assert all(h[1] < h[0] for h in history.values())
+    assert abs(history[True, True][0] - history[False, True][0]) > 1e-3     # other batches
+    np.testing.assert_allclose(history[False, True], history[False, False], rtol=1e-3)
+
+
 def test_flair_dropouts_in_the_tagger(eager):
     """Word dropout 0.05 and locked dropout 0.5 as Flair's tagger: read from the Flair file, the defaults of
     TrainConfig, active only in training (whole token vectors; the same features over a sentence), and in

@@ -126,6 +126,7 @@ class TrainConfig:
     patience: int = 3
     compiled: bool = True
     seed: int = 0
+    length_batches: bool = True   # batch sentences of similar length (less padding); False: random batches, as Flair
     language_models: tuple = ()   # paths of character LMs (spago or Flair files) for FlairEmbeddings
     word_embeddings: tuple = ()   # paths of word-embedding stores (spago.nlp.embeddings, LMDB), frozen
 
@@ -275,10 +276,10 @@ def train_tagger(train: list, dev: list, test: list | None, config: TrainConfig,
     history, best, best_state, waited = [], -1.0, None, 0
     for epoch in range(int(config.epochs)):
         start = time.perf_counter()
-        order = rng.permutation(len(train))
-        chunks = [order[i:i + 50 * config.batch_size] for i in range(0, len(order), 50 * config.batch_size)]
-        # sentences of similar length share a batch; those with words of a similar length are batched together
-        ordered = [i for chunk in chunks for i in sorted(chunk, key=lambda i: (width_of(i), len(train[i][0])))]
+        ordered = list(rng.permutation(len(train)))
+        if config.length_batches:  # sentences with words of a similar length, then of a similar length, share a batch
+            chunks = [ordered[i:i + 50 * config.batch_size] for i in range(0, len(ordered), 50 * config.batch_size)]
+            ordered = [i for chunk in chunks for i in sorted(chunk, key=lambda i: (width_of(i), len(train[i][0])))]
         if config.compiled and len(ordered) % config.batch_size and len(ordered) > config.batch_size:
             # the last batch is filled up with other sentences, so every batch has one batch size
             ordered += list(rng.choice(ordered[:-(len(ordered) % config.batch_size)],
