@@ -142,3 +142,29 @@ def test_compiled_minilm_holds_no_copy_of_its_weights(tmp_path):
     if release_works(tmp_path):
         table = model.encoder.embeddings.word_embeddings.weight.numpy()
         assert resident(table) < 0.05 * weights
+
+
+def test_compiled_code_reads_small_mapped_constants_from_its_own_copy(tmp_path):
+    """A bias read from the mapping would map the whole page-cache folio around it back into the process
+    at every call: compiled code holds its own copy of a small mapped constant; a large one (an embedding
+    table, a few rows read per call) is still read from the mapping."""
+    from safetensors.numpy import save_file
+
+    from spago.backend.runtime import RESIDENT_BYTES
+
+    rng = np.random.default_rng(2)
+    tensors = {"bias": rng.standard_normal(64).astype(np.float32),
+               "table": rng.standard_normal((RESIDENT_BYTES // 256 + 8, 64)).astype(np.float32)}
+    save_file(tensors, str(tmp_path / "m.safetensors"))
+    mapped = read_state_dict(str(tmp_path / "m.safetensors"), mapped=True)
+    from spago.nn.module import Param
+
+    bias, table = Param(np.zeros(64, np.float32)), Param(np.zeros_like(tensors["table"]))
+    bias.adopt(mapped["bias"])  # as from_pretrained's parameters: the mapped arrays themselves
+    table.adopt(mapped["table"])
+    ids = np.array([3, 5, 7], np.int64)
+    compiled = sp.compile(lambda i: sp.take(table, i, axis=0) + bias, ids)
+    np.testing.assert_allclose(compiled(ids), tensors["table"][ids] + tensors["bias"], rtol=1e-6)
+    held = {a.nbytes: a for a in compiled._consts}
+    assert mapping_of(held[tensors["bias"].nbytes]) is None
+    assert mapping_of(held[tensors["table"].nbytes]) is not None  # a large one is read from the mapping

@@ -44,7 +44,7 @@ class CompiledFunction:
         self.source_graph = source_graph
         self._lowered = lowered
         self._entry = ENTRY_TYPE(address)
-        self._consts = [_contiguous(n.data) for n in lowered.consts]
+        self._consts = [_resident(_contiguous(n.data)) for n in lowered.consts]
         self._const_ptrs = _pointer_array(self._consts)
         self._local = threading.local()
         stages = dict(stages or {})
@@ -445,6 +445,25 @@ def _check_array(node, value: Any, fname: str) -> np.ndarray:
                              "(cast it explicitly; converting would lose precision)")
         value = value.astype(node.dtype)
     return _contiguous(value)
+
+
+# Mapped constants up to this size are copied into the process's own memory. Read from the mapping, a
+# bias of a few KiB maps the whole page-cache folio around it (up to 2 MiB of the weights file) into the
+# process: all-MiniLM's biases and norms brought 30 MiB of the file back after its weights were packed.
+# Larger ones (an embedding table read a few rows per call) stay mapped.
+RESIDENT_BYTES = 1 << 20
+
+
+def _resident(a: np.ndarray) -> np.ndarray:
+    """A small constant mapped from a weights file, as a copy in ordinary memory (the mapping's pages
+    given back); anything else as it is."""
+    from ..mapped import mapping_of, release_pages
+
+    if a.nbytes > RESIDENT_BYTES or mapping_of(a) is None:
+        return a
+    copy = np.array(a, order="C")
+    release_pages(a)
+    return copy
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
