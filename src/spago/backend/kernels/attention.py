@@ -49,9 +49,7 @@ def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None 
 
     in_registers = REGISTER_TILES and _tile_vectors(keys) and _tile_vectors(second.n) and second.b_strides[1] == 1
     with b.goto_entry_block():
-        tile = b.alloca(F32, size=ir.Constant(I64, first.block_rows * keys), name="scores")
-        tile.align = ALIGNMENT
-        tile.type = PTR  # as LLVM sees it (opaque): llvmlite would refuse vector stores through a float*
+        tile = _stack_floats(b, first.block_rows * keys, "scores")
         if in_registers:  # the keys, transposed so that the scores product reads rows; the values' rows
             packed = _stack_floats(b, first.k * keys, "keys")
             inverses = _stack_floats(b, first.block_rows, "inverses")  # 1 / each row's sum
@@ -81,7 +79,7 @@ def emit_attention(b: ir.IRBuilder, args: list, node: Node, outer: tuple | None 
         if in_registers:
             v_row = second.b_strides[0]
             if copy_values:
-                _copy_rows(b, v_ptr, v_row, keys, second.n, values)
+                _pack_rows(b, v_ptr, (v_row, 1), keys, second.n, values)
                 v_ptr, v_row = values, second.n
             register_tiled_product(b, count, second.n, keys, tile, (keys, 1), v_ptr, v_row, out,
                                    second.operands[2][3], rows=_context_rows(second.n),
@@ -113,21 +111,17 @@ def _stack_floats(b: ir.IRBuilder, count: int, name: str) -> ir.Value:
     return buffer
 
 
-def _copy_rows(b: ir.IRBuilder, src, row_stride: int, rows: int, cols: int, dst) -> None:
-    """dst[r, c] = src[r·row_stride + c]: the rows of a row-strided operand, contiguous."""
-    with for_range(b, rows, "cr") as r:
-        from_row, to_row = b.mul(r, ir.Constant(I64, row_stride)), b.mul(r, ir.Constant(I64, cols))
-        with for_range(b, cols, "cc") as c:
-            value = b.load(element_ptr(b, src, b.add(from_row, c), "float32"), typ=F32)
-            b.store(value, element_ptr(b, dst, b.add(to_row, c), "float32"))
-
-
 def _pack_rows(b: ir.IRBuilder, src, strides: tuple, rows: int, cols: int, dst) -> None:
-    """dst[r, c] = src[r·strides[0] + c·strides[1]]: a strided (k x n) operand as contiguous rows."""
-    with for_range(b, cols, "pc") as c:
-        col = b.mul(c, ir.Constant(I64, strides[1]))
-        with for_range(b, rows, "pr") as r:
-            value = b.load(element_ptr(b, src, b.add(col, b.mul(r, ir.Constant(I64, strides[0]))), "float32"), typ=F32)
+    """dst[r, c] = src[r·strides[0] + c·strides[1]]: a strided (k x n) operand as contiguous rows. The
+    inner loop runs along the source's rows when they are contiguous (a copy LLVM vectorises), else
+    along its columns (the keys, transposed)."""
+    along_rows = strides[1] == 1
+    outer, inner = (rows, cols) if along_rows else (cols, rows)
+    with for_range(b, outer, "po") as i:
+        with for_range(b, inner, "pi") as j:
+            r, c = (i, j) if along_rows else (j, i)
+            at = b.add(b.mul(r, ir.Constant(I64, strides[0])), b.mul(c, ir.Constant(I64, strides[1])))
+            value = b.load(element_ptr(b, src, at, "float32"), typ=F32)
             b.store(value, element_ptr(b, dst, b.add(b.mul(r, ir.Constant(I64, cols)), c), "float32"))
 
 
