@@ -441,6 +441,19 @@ def test_pooled_flair_embeddings_keep_a_memory_per_word():
         PooledFlairEmbeddings(flair, pooling="median")
 
 
+def test_one_hot_embeddings_start_as_flairs():
+    """Flair draws its one-hot embeddings Glorot-uniform (bound sqrt(6 / (vocabulary + length))), far
+    smaller than an `Embedding`'s N(0, 1): with N(0, 1) spago's WNUT-16 taggers scored 2 points of test F1
+    below Flair's on average, with Flair's draw 1 or more above."""
+    from spago.nlp.token_embeddings import OneHotEmbeddings
+
+    words = ["<unk>"] + [f"w{i}" for i in range(999)]
+    weight = OneHotEmbeddings(words, embedding_length=50).embedding_layer.weight.numpy()
+    bound = np.sqrt(6.0 / (1000 + 50))
+    assert weight.shape == (1000, 50) and np.abs(weight).max() <= bound
+    assert weight.std() == pytest.approx(bound / np.sqrt(3.0), rel=0.05)   # uniform on (-bound, bound)
+
+
 def test_softmax_tagger_without_crf_or_rnn():
     import spago
     from spago.nlp.sequence_labeler import SequenceTaggerNetwork

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import SpagoError
+from ..nn import init
 from ..nn.linear import Embedding
 from ..nn.module import Module, ModuleList
 from ..nn.normalization import LayerNorm
@@ -279,6 +280,7 @@ class OneHotEmbeddings(TokenEmbeddings):
         self.name = f"one-hot-{field}"
         self.field, self.embedding_length = field, int(embedding_length)
         self.embedding_layer = Embedding(len(self.vocab_dictionary), embedding_length)
+        init.xavier_uniform(self.embedding_layer.weight)  # as Flair's: small, where Embedding draws N(0, 1)
         self.layer_norm = LayerNorm(embedding_length) if stable else None
 
     def inputs(self, sentences, length, compiled=False, word_buckets=None):
