@@ -14,6 +14,7 @@ Run: python bench/ner.py --flair-python VENV/bin/python [--epochs 3] [--sentence
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -85,8 +86,8 @@ def main(argv: list | None = None) -> dict:
                    help="no training (untrained weights time the same): inference tokens/s only, spago measured "
                         "before and after Flair (the higher of the two), so both see about the same load")
     args = p.parse_args(argv)
-    if args.inference_only:
-        args.epochs, args.eager_epochs, args.lm_epochs = 0, 0, 0
+    if args.inference_only:  # (untrained weights: one seed is enough)
+        args.epochs, args.eager_epochs, args.lm_epochs, args.seeds = 0, 0, 0, args.seeds[:1]
     spago.manual_seed(0)
     train, dev, test = wnut16_split(seed=7)
     if args.sentences:
@@ -116,7 +117,7 @@ def main(argv: list | None = None) -> dict:
     for n, seed in enumerate(args.seeds):
         # spago, compiled: the first epoch includes compiling the training step, reported apart
         spago.manual_seed(seed)
-        config = TrainConfig(**{**config.__dict__, "seed": seed})
+        config = dataclasses.replace(config, seed=seed)
         network = build_network(train, config, lms)
         run: dict = {"seed": seed, "spago_compiled": {}}
         if not args.inference_only:
@@ -147,7 +148,7 @@ def main(argv: list | None = None) -> dict:
                 results["spago_eager"]["epoch_seconds"] = [h["seconds"] for h in eager["history"]]
         if args.flair_python:
             with open(os.path.join(folder, "config.json"), "w") as f:
-                json.dump({**config.__dict__, "language_models": [], "seed": seed}, f)
+                json.dump({**config.__dict__, "language_models": []}, f)
             script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_flair_ner.py")
             out = subprocess.run([args.flair_python, script, folder], stdout=subprocess.PIPE, text=True, check=False)
             if out.returncode != 0:  # its stderr (progress, errors) went to ours
