@@ -14,7 +14,6 @@ import glob
 import importlib.util
 import os
 
-import llvmlite.binding as llvm
 
 from ..errors import SpagoError
 
@@ -59,8 +58,10 @@ def _library() -> tuple[dict, ctypes.CDLL | None]:
 @functools.lru_cache(maxsize=None)
 def register_blas() -> dict:
     found, _ = _library()
+    from . import linker
+
     for name, address in found.items():
-        llvm.add_symbol(f"spago_{name}", address)
+        linker.define(f"spago_{name}", address)
     return found
 
 

@@ -109,8 +109,22 @@ class CompiledFunction:
         raise SpagoError(f"{self.graph.name}: index {value} is out of range [{low * rows}, {rows}) for {what} at "
                          f"%{node.name}{named}; no result is returned")
 
+    @functools.cached_property
+    def _flat_arity(self) -> int:
+        """How many positional arrays the function takes when that is all it takes (no nesting, keywords
+        or static values), else -1: such calls skip flattening (a few µs of a small product's call)."""
+        tree, graph = self.graph.in_tree, self.graph
+        if tree is None or graph.static_args or tree.kind != "tuple" or len(tree.children) != 2:
+            return -1
+        positional, keywords = tree.children
+        if keywords.children or any(c.kind != "leaf" for c in positional.children):
+            return -1
+        return len(positional.children) if len(positional.children) == len(graph.inputs) else -1
+
     def _check_args(self, args: tuple, kwargs: dict) -> list:
         graph = self.graph
+        if not kwargs and len(args) == self._flat_arity and all(type(a) is np.ndarray for a in args):
+            return [_check_array(node, value, graph.name) for node, value in zip(graph.inputs, args)]
         leaves, paths, tree = flatten((tuple(args), dict(kwargs)))
         if graph.in_tree is not None and tree != graph.in_tree:
             raise SpagoError(self._structure_error(args, kwargs, tree))

@@ -1,4 +1,4 @@
-"""External symbols that generated code may call, registered with LLVM's dynamic linker once."""
+"""External symbols that generated code may call, made known to the linkers once."""
 from __future__ import annotations
 
 import functools

@@ -31,7 +31,6 @@ import ctypes
 import functools
 import threading
 
-import llvmlite.binding as llvm
 
 SYMBOL = "spago_parallel_for"
 SPIN = 2000              # polls (with a pause instruction, 20–100 µs by CPU) before a waiting caller yields
@@ -438,19 +437,18 @@ class Pool:
     """The process's pool: its native runtime and ``workers`` parked daemon threads."""
 
     def __init__(self, workers: int):
-        from .target import target_machine
+        from . import linker
+        from .jit import link
 
-        obj = _runtime_object()
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        self.engine.finalize_object()
-        self.parallel_for = self.engine.get_function_address(SYMBOL)
-        llvm.add_symbol(SYMBOL, self.parallel_for)
-        self.enter = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_enter"))
-        self.leave = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_leave"))
-        self._slots = (ctypes.c_int64 * 16).from_address(self.engine.get_global_value_address("spago_pool"))
-        self._stats = (ctypes.c_int64 * 16).from_address(self.engine.get_global_value_address("spago_pool_stats"))
-        worker = ctypes.CFUNCTYPE(None)(self.engine.get_function_address("spago_pool_worker"))
+        names = (SYMBOL, "spago_pool_enter", "spago_pool_leave", "spago_pool", "spago_pool_stats",
+                 "spago_pool_worker")
+        self.parallel_for, enter, leave, slots, stats, worker = link(_runtime_object(), names)
+        linker.define(SYMBOL, self.parallel_for)
+        self.enter = ctypes.CFUNCTYPE(None)(enter)
+        self.leave = ctypes.CFUNCTYPE(None)(leave)
+        self._slots = (ctypes.c_int64 * 16).from_address(slots)
+        self._stats = (ctypes.c_int64 * 16).from_address(stats)
+        worker = ctypes.CFUNCTYPE(None)(worker)
         self._worker = worker
         self.threads = [threading.Thread(target=worker, name=f"spago-pool-{k}", daemon=True) for k in range(workers)]
         for t in self.threads:
