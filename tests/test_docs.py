@@ -89,7 +89,8 @@ def test_a_stale_passes_doc_is_caught_and_rewritten():
     tool = passes_doc()
     with open(tool.DOC, encoding="utf-8") as f:
         text = f.read()
-    row = re.search(r"^\| (\d+) \| `batch_matmul` .*\n", text, flags=re.M)
+    row = re.search(r"^\| (\d+) \| `merge_shared_input` .*\n", text, flags=re.M)
     stale = text.replace(row.group(0), "")  # a pass the doc forgot
     assert stale != text and tool.regenerate(stale) != stale
-    assert f"| {row.group(1)} | `batch_matmul` | `batch_matmul.py` | Batch independent products" in tool.regenerate(stale)
+    assert (f"| {row.group(1)} | `merge_shared_input` | `merge_shared_input.py` | Products that read the same input"
+            in tool.regenerate(stale))

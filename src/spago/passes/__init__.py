@@ -13,6 +13,8 @@ The default pipeline, in order::
     merge_sums           sums of slice gradients / of products become one concat / one product
     batch_matmul         independent products sharing a weight become one (an RNN's input projections)
     merge_shared_input   products of one input by different constant weights become one (Q, K, V)
+    split_concat_products  concat([x_t, h]) @ W becomes x_t @ W[:i] + h @ W[i:] (a cell written from the paper)
+    batch_matmul         again, for the input shares that split off
     fuse_matmul          products with operand views and elementwise epilogues
     fuse_rowwise         softmax / layer norm style row reductions
     fuse_attention       scores product, softmax and context product as one kernel
@@ -55,10 +57,12 @@ def default_passes(inference: bool = True) -> list:
     from .parallel_branches import parallel_branches
     from .scan_bodies import scan_bodies
     from .simplify import simplify
+    from .split_concat_products import split_concat_products
 
     front = [freeze_params] if inference else []
     return front + [simplify, constant_folding, cse, dce, scan_bodies, constant_folding, gather_products,
-                    fold_linear_chains, cse, merge_sums, batch_matmul, merge_shared_input, fuse_matmul,
+                    fold_linear_chains, cse, merge_sums, batch_matmul, merge_shared_input, split_concat_products,
+                    batch_matmul, fuse_matmul,
                     fuse_rowwise, fuse_attention, fuse_reduce, fuse_elementwise, dce, pack_weights,
                     parallel_branches]
 

@@ -15,7 +15,7 @@ from ..ops.indexing import normalize_index
 from ..lower.views import view_of
 
 
-def _early_rows(a: Node) -> tuple | None:
+def early_rows(a: Node) -> tuple | None:
     """(root, row offset) if ``a`` is a 2-D block of contiguous rows of an input/param/const, else None."""
     view = view_of(a)
     if view is None or a.spec.ndim != 2:
@@ -37,7 +37,7 @@ def batch_matmul(graph: Graph) -> Graph:
                 and n.inputs[0].spec.ndim == 2 and n.inputs[1].spec.ndim == 2:
             groups.setdefault(n.inputs[1], []).append(n)
     for weight, products in groups.items():
-        early = [(p, _early_rows(p.inputs[0])) for p in products]
+        early = [(p, early_rows(p.inputs[0])) for p in products]
         early = [(p, r) for p, r in early if r is not None]
         if len(early) < 2:
             continue

@@ -16,7 +16,7 @@ from ..ir.graph import Graph, Node
 from .gather_products import replay_row_views, row_views_above
 
 
-def _constant(n: Node) -> np.ndarray | None:
+def constant_matrix(n: Node) -> np.ndarray | None:
     """The value of a constant 2-D matrix, or of a transpose of one (large weights stay such views)."""
     if n.kind == "const" and n.spec.ndim == 2:
         return n.data
@@ -40,7 +40,7 @@ def _first_map(v: Node) -> tuple | None:
         bias, v = b.data.reshape(-1), product
     if not (v.kind == "op" and v.op.name == "matmul" and v.inputs[0].spec.ndim >= 2 and v.dtype.kind == "f"):
         return None
-    w1 = _constant(v.inputs[1])
+    w1 = constant_matrix(v.inputs[1])
     if w1 is None:
         return None
     chain.append(v)
@@ -55,14 +55,14 @@ def fold_linear_chains(graph: Graph) -> Graph:
             continue
         readers = list(end.users)
         if not all(r.op.name == "matmul" and r.inputs[0] is end and r.inputs[1] is not end
-                   and _constant(r.inputs[1]) is not None for r in readers):
+                   and constant_matrix(r.inputs[1]) is not None for r in readers):
             continue
         found = _first_map(end)
         if found is None:
             continue
         x, w1, bias, views = found
         k, m = w1.shape
-        weights = [_constant(r.inputs[1]) for r in readers]
+        weights = [constant_matrix(r.inputs[1]) for r in readers]
         if any(k * w.shape[1] > k * m + m * w.shape[1] for w in weights):
             continue
         for reader, w2 in zip(readers, weights):
