@@ -46,10 +46,9 @@ def products(graph) -> list:
 def test_the_inputs_share_becomes_one_product_for_every_step():
     graph = optimised(four_gates, XS, H0, H0)
     found = products(graph)
-    on_concat = [p for p in found if p.inputs[0].op is not None and p.inputs[0].op.name == "concat"]
-    assert len(on_concat) == 1  # the first step, whose state is an input too: nothing to gain
-    assert sorted(p.shape for p in found).count((STEPS - 1, 4 * H)) == 1  # x_t @ W[:H] of steps 1..5, gates merged
-    assert sum(p.shape == (1, 4 * H) and p.inputs[1].shape == (H, 4 * H) for p in found) == STEPS - 1
+    assert not [p for p in found if p.inputs[0].op is not None and p.inputs[0].op.name == "concat"]
+    assert sorted(p.shape for p in found).count((STEPS, 4 * H)) == 1  # x_t @ W[:H] of every step, gates merged
+    assert sum(p.shape == (1, 4 * H) and p.inputs[1].shape == (H, 4 * H) for p in found) == STEPS  # h @ W[H:]
     before = products(optimised(four_gates, XS, H0, H0, split=False))
     assert all(p.inputs[0].op.name == "concat" for p in before) and len(before) == STEPS
 
@@ -59,7 +58,7 @@ def test_compiled_equals_eager_and_runs_each_step_on_the_state_only():
     eager = four_gates(sp.tensor(XS), sp.tensor(H0), sp.tensor(H0)).numpy()
     np.testing.assert_allclose(compiled(XS, H0, H0), eager, rtol=1e-5, atol=1e-6)
     rows = sorted(p["shape"][0] for p in compiled.report()["products"])
-    assert rows.count(STEPS - 1) == 1 and rows.count(1) == STEPS
+    assert rows.count(STEPS) == 1 and rows.count(1) == STEPS
 
 
 def test_left_alone_without_an_early_part_a_constant_weight_or_the_contracted_axis():

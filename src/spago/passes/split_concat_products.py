@@ -1,5 +1,5 @@
 """Split the product of a concatenation by a constant: ``concat([x, h], -1) @ W`` becomes
-``x @ W[:i] + h @ W[i:]`` when ``x`` is known from the start and ``h`` is not.
+``x @ W[:i] + h @ W[i:]`` when ``x`` is known from the start.
 
 An RNN cell written as the papers (and the Go spaGO) write it — ``z = concat([x_t, h])``, then
 ``sigmoid(z @ W[k])`` per gate — multiplies each step's input together with the state, so the whole
@@ -11,8 +11,9 @@ their own (the whole weight is then dead and dropped, so nothing is held twice);
 dot products, regrouped, so results agree to rounding.
 
 Applies to a 2-D product whose left operand is a ``concat`` along the contracted axis with at least one
-part available from the start (a block of rows of an input, parameter or constant) and at least one
-part that is not, and whose right operand is a constant matrix or the transpose of one.
+part available from the start (a block of rows of an input, parameter or constant), and whose right
+operand is a constant matrix or the transpose of one. A step whose state is known from the start too (the
+first) is split all the same: its shares then join the other steps' and the weight is held once.
 """
 from __future__ import annotations
 
@@ -34,8 +35,7 @@ def _split(node: Node) -> tuple | None:
     weight = constant_matrix(w)
     if weight is None:
         return None
-    early = [early_rows(part) is not None for part in z.inputs]
-    if not any(early) or all(early):
+    if not any(early_rows(part) is not None for part in z.inputs):
         return None
     return z.inputs, weight
 
