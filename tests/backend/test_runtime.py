@@ -119,22 +119,31 @@ def test_threads_call_one_compiled_function_at_once(compiled):
     inputs = [rng.standard_normal((4, 16)).astype(np.float32) for _ in range(8)]
     expected = [compiled(x) for x in inputs]
     results: dict = {}
-    errors: list = []
 
     def work(k):
+        for _ in range(50):
+            results[k] = compiled(inputs[k])
+            np.testing.assert_allclose(results[k], expected[k])
+
+    assert not in_threads(work, 8)
+
+
+def in_threads(work, count: int) -> list:
+    """Run ``work(k)`` on ``count`` threads at once; the exceptions they raised."""
+    errors: list = []
+
+    def guarded(k):
         try:
-            for _ in range(50):
-                results[k] = compiled(inputs[k])
-                np.testing.assert_allclose(results[k], expected[k])
-        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            work(k)
+        except Exception as exc:  # noqa: BLE001 - returned for the test's assertion
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
 
 
 def test_disk_cache_is_not_reused_after_the_code_generator_changes(tmp_path, monkeypatch):
@@ -307,6 +316,48 @@ def test_call_into_reuses_output_buffers():
                 [np.asfortranarray(np.empty((2, 3), np.float32)), out[1]]):
         with pytest.raises(sp.SpagoError, match="call_into needs"):
             fn.call_into(bad, a, b)
+
+
+def test_a_call_writes_into_the_previous_results_only_once_nothing_holds_them():
+    """Each call's outputs go into the memory of this thread's previous ones when the caller has dropped
+    them (no fresh pages to fault in), never into a result, or a view of one, still held."""
+    def f(a, b):
+        return {"sum": a + b, "prod": a * b}
+
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((2, 3), np.float32)
+    fn = sp.compile(f, a, b, cache=False)
+    first = fn(a, b)
+    kept_sum, address = first["sum"], first["prod"].ctypes.data
+    del first  # the caller keeps only one of the two results
+    second = fn(a * 2, b)
+    np.testing.assert_allclose(kept_sum, a + b)  # untouched
+    assert second["sum"] is not kept_sum and not np.shares_memory(second["sum"], kept_sum)
+    assert second["prod"].ctypes.data == address  # the dropped one's memory, written again
+    np.testing.assert_allclose(second["prod"], a * 2 * b)
+    view = second["prod"][:1]  # a view keeps its base
+    del second
+    third = fn(a * 3, b)
+    np.testing.assert_allclose(view, (a * 2 * b)[:1])
+    assert not np.shares_memory(third["prod"], view)
+    np.testing.assert_allclose(third["sum"], a * 3 + b)
+    np.testing.assert_allclose(third["prod"], a * 3 * b)
+
+
+def test_each_thread_reuses_only_its_own_results():
+    x = rng.standard_normal((64, 48)).astype(np.float32)
+    fn = sp.compile(lambda v: sp.tanh(v) * 2.0, x, cache=False)
+    results: dict = {}
+
+    def work(k):
+        for step in range(50):
+            y = fn(x + k)
+            if step % 7 == 0:
+                results.setdefault(k, []).append(y)  # some results kept while calls go on
+        for y in results[k]:
+            np.testing.assert_allclose(y, np.tanh(x + k) * 2.0, rtol=1e-5)
+
+    errors = in_threads(work, 3)
+    assert not errors, errors
 
 
 def test_donated_output_is_written_into_the_input():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import sys
 import threading
 import time
 from typing import Any
@@ -158,7 +159,24 @@ class CompiledFunction:
         return list(dict.fromkeys(n.name.split(".")[0] for n in self.graph.inputs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._run(self._check_args(args, kwargs), self.output_buffers())
+        return self._run(self._check_args(args, kwargs), self._call_outputs())
+
+    def _call_outputs(self) -> list:
+        """Output arrays for a call: those of this thread's previous call that nothing outside holds any
+        more, fresh ones for the rest. Fresh pages cost first-touch faults (and, threaded, a zero fill) on
+        every call: 0.47 ms of a 4 ms product with a 6 MB result at two threads."""
+        kept = getattr(self._local, "outputs", None)
+        if kept is None:
+            outputs = self.output_buffers()
+        else:
+            free = _sole_references(kept)
+            outputs = [a if ok else np.empty(a.shape, a.dtype) for a, ok in zip(kept, free)]
+            if not all(free) and self._threaded:
+                for a, ok in zip(outputs, free):
+                    if not ok and a.nbytes >= PREFAULT_BYTES:
+                        a.fill(0)
+        self._local.outputs = tuple(outputs)
+        return outputs
 
     def output_buffers(self) -> list:
         """Fresh arrays for the flat outputs, for `call_into`."""
@@ -424,6 +442,21 @@ def _root(node):
     from ..lower.schedule import alias_root
 
     return alias_root(node)
+
+
+def _reference_counts(arrays: tuple) -> list:
+    return [sys.getrefcount(a) for a in arrays]
+
+
+# what `_reference_counts` reads for an array that only the tuple passed to it holds (the tuple's slot, the
+# comprehension's variable and the call's argument in CPython), measured rather than assumed
+_SOLE = _reference_counts((np.empty(0),))[0]
+
+
+def _sole_references(arrays: tuple) -> list:
+    """Per array, whether ``arrays`` holds the only reference to it (the caller dropped the result and
+    every view of it), so that the next call may write into it."""
+    return [n <= _SOLE for n in _reference_counts(arrays)]
 
 
 def _same_static(a: Any, b: Any) -> bool:
