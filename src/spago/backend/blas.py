@@ -14,8 +14,9 @@ import glob
 import importlib.util
 import os
 
-
 from ..errors import SpagoError
+from . import linker
+
 
 def _capsule_address(capsule) -> int:
     get_name = ctypes.pythonapi.PyCapsule_GetName
@@ -58,8 +59,6 @@ def _library() -> tuple[dict, ctypes.CDLL | None]:
 @functools.lru_cache(maxsize=None)
 def register_blas() -> dict:
     found, _ = _library()
-    from . import linker
-
     for name, address in found.items():
         linker.define(f"spago_{name}", address)
     return found

@@ -10,6 +10,7 @@ MCJIT as before. Unwind tables (``.eh_frame``) are not loaded: spago's kernels r
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import platform
 import struct
@@ -88,6 +89,9 @@ class _Libc:
         self.mprotect = self.lib.mprotect
         self.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         self.mprotect.restype = ctypes.c_int
+        self.munmap = self.lib.munmap
+        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.munmap.restype = ctypes.c_int
 
     def symbol(self, name: str) -> int | None:
         try:
@@ -96,14 +100,13 @@ class _Libc:
             return None
 
 
-_libc: _Libc | None = None
+@functools.lru_cache(maxsize=None)
+def _libc() -> _Libc:
+    return _Libc()
 
 
-def _c() -> _Libc:
-    global _libc
-    if _libc is None:
-        _libc = _Libc()
-    return _libc
+def _round_up(n: int, unit: int) -> int:
+    return -(-n // unit) * unit
 
 
 def _unpack(fmt: str, data: bytes, offset: int) -> tuple:
@@ -193,30 +196,27 @@ def _layout(sections: list, symbols: list) -> tuple:
             groups[kind].append(s)
     offsets, ends, at = {}, {}, 0
     commons = {}
-    got_slots = {}
     for kind in ("code", "rodata", "data"):
-        at = -(-at // PAGE) * PAGE
+        at = _round_up(at, PAGE)
         start = at
         for s in groups[kind]:
-            align = max(s.align, 1)
-            at = -(-at // align) * align
+            at = _round_up(at, max(s.align, 1))
             offsets[s.index] = at
             at += s.size
         if kind == "rodata":  # the GOT: filled before the group is made read-only
-            at = -(-at // 8) * 8
+            at = _round_up(at, 8)
             got_offset = at
             at += 8 * len(symbols)  # at most one slot per symbol; unused ones cost 8 bytes each
         if kind == "data":
             for k, (_, _, shndx, value, size) in enumerate(symbols):
                 if shndx == SHN_COMMON:
-                    align = max(value, 1)
-                    at = -(-at // align) * align
+                    at = _round_up(at, max(value, 1))
                     commons[k] = at
                     at += size
         ends[kind] = (start, at)
     if at > MAX_IMAGE:
         raise LinkError(f"object file asks for {at} bytes of sections, more than {MAX_IMAGE}")
-    return offsets, commons, got_offset, ends, -(-max(at, 1) // PAGE) * PAGE
+    return offsets, commons, got_offset, ends, _round_up(max(at, 1), PAGE)
 
 
 def load(data: bytes, names: Sequence[str]) -> dict:
@@ -232,7 +232,7 @@ def load(data: bytes, names: Sequence[str]) -> dict:
             raise SpagoError(f"compiled object has no symbol {name!r}")
     offsets, commons, got_offset, groups, size = _layout(sections, symbols)
     with _lock:
-        libc = _c()
+        libc = _libc()
         base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
                          -1, 0)
         if base in (None, ctypes.c_void_p(-1).value):
@@ -254,12 +254,11 @@ def load(data: bytes, names: Sequence[str]) -> dict:
             ctypes.memmove(base, bytes(image), size)
             for kind, prot in (("code", mmap.PROT_READ | mmap.PROT_EXEC), ("rodata", mmap.PROT_READ)):
                 start, end = groups[kind]
-                length = -(-(end - start) // PAGE) * PAGE
-                if length and end > start and libc.mprotect(base + start, length, prot) != 0:
+                if end > start and libc.mprotect(base + start, _round_up(end - start, PAGE), prot) != 0:
                     raise LinkError(f"mprotect failed (errno {ctypes.get_errno()}): this system may forbid "
                                     f"executable memory")
         except BaseException:
-            ctypes.CDLL(None).munmap(ctypes.c_void_p(base), ctypes.c_size_t(size))
+            libc.munmap(base, size)
             raise
         _regions.append((base, size))
     return {name: addresses[by_name[name]] for name in names}

@@ -170,22 +170,19 @@ class CompiledFunction:
             outputs = self.output_buffers()
         else:
             free = _sole_references(kept)
-            outputs = [a if ok else np.empty(a.shape, a.dtype) for a, ok in zip(kept, free)]
-            if not all(free) and self._threaded:
-                for a, ok in zip(outputs, free):
-                    if not ok and a.nbytes >= PREFAULT_BYTES:
-                        a.fill(0)
+            outputs = [a if ok else self._fresh(a.shape, a.dtype) for a, ok in zip(kept, free)]
         self._local.outputs = tuple(outputs)
         return outputs
 
     def output_buffers(self) -> list:
         """Fresh arrays for the flat outputs, for `call_into`."""
-        outputs = [np.empty(o.shape, o.dtype) for o in self.graph.outputs]
-        if self._threaded:
-            for o in outputs:
-                if o.nbytes >= PREFAULT_BYTES:
-                    o.fill(0)  # first touch here: page faults taken by several threads at once are far slower
-        return outputs
+        return [self._fresh(o.shape, o.dtype) for o in self.graph.outputs]
+
+    def _fresh(self, shape: tuple, dtype) -> np.ndarray:
+        out = np.empty(shape, dtype)
+        if self._threaded and out.nbytes >= PREFAULT_BYTES:
+            out.fill(0)  # first touch here: page faults taken by several threads at once are far slower
+        return out
 
     def call_into(self, out: list, *args: Any, **kwargs: Any) -> Any:
         """Call, writing the results into ``out`` (arrays from `output_buffers`), and return them in the

@@ -31,7 +31,6 @@ import ctypes
 import functools
 import threading
 
-
 SYMBOL = "spago_parallel_for"
 SPIN = 2000              # polls (with a pause instruction, 20–100 µs by CPU) before a waiting caller yields
 IDLE_NS = 300_000        # a worker with no job spins this long after the last one before it sleeps ...

@@ -67,13 +67,18 @@ def _bias(product: Node, outputs: set) -> Node | None:
     return add
 
 
+def memory_key(a: np.ndarray) -> tuple:
+    """What identifies an array's values by where they lie: two views of the same bytes, alike."""
+    return a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str
+
+
 _CONCATENATED: dict = {}  # (ids of the parts, axis) -> (weak refs to the parts, weak ref to the result)
 
 
 def _concatenate(parts: list, axis: int) -> np.ndarray:
     """``np.concatenate(parts, axis)``, shared with earlier compilations of the same arrays."""
     # by memory, not object: an unrolled loop's ``W[k]`` is a fresh view of one array at every step
-    key = (tuple((a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str) for a in parts), axis)
+    key = (tuple(memory_key(a) for a in parts), axis)
     entry = _CONCATENATED.get(key)
     if entry is not None:
         result = entry[1]()

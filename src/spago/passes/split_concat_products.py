@@ -23,10 +23,12 @@ from ..ir.graph import Graph, Node
 from ..ir.rewrite import Rewriter
 from .batch_matmul import early_rows
 from .fold_linear_chains import constant_matrix
+from .merge_shared_input import memory_key
 
 
 def _split(node: Node) -> tuple | None:
-    """(parts, weight value) when ``node`` is a product this pass splits, else None."""
+    """(parts, whether each is available from the start, weight value) when ``node`` is a product this pass
+    splits, else None."""
     if node.kind != "op" or node.op.name != "matmul" or node.spec.ndim != 2:
         return None
     z, w = node.inputs
@@ -35,9 +37,10 @@ def _split(node: Node) -> tuple | None:
     weight = constant_matrix(w)
     if weight is None:
         return None
-    if not any(early_rows(part) is not None for part in z.inputs):
+    early = [early_rows(part) is not None for part in z.inputs]
+    if not any(early):
         return None
-    return z.inputs, weight
+    return z.inputs, early, weight
 
 
 def split_concat_products(graph: Graph) -> Graph:
@@ -49,17 +52,16 @@ def split_concat_products(graph: Graph) -> Graph:
         found = _split(node)
         if found is None:
             continue
-        parts, weight = found
+        parts, early, weight = found
         rw.before(node)
         total, start = None, 0
-        for part in parts:
+        for part, from_start in zip(parts, early):
             width = part.shape[1]
-            key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, start,
-                   width)
+            key = (memory_key(weight), start, width)
             if key not in rows:
                 rows[key] = np.ascontiguousarray(weight[start:start + width])
             start += width
-            if early_rows(part) is not None:
+            if from_start:
                 # one node for every step: `batch_matmul` joins the products of one weight node
                 if key not in shared:
                     shared[key] = graph.add_const(rows[key], "weight_rows")
